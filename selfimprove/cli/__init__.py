@@ -1,0 +1,59 @@
+"""The command line: one error boundary around a typer app of thin commands.
+
+`main` is the only entry point (console script, `python -m selfimprove`, tests). It maps
+`SelfImproveError` to one line on stderr and its exit code (2, or 1 for a failed gate), Ctrl-C to 130,
+and anything unexpected to a short report, with the traceback only under `--debug`. Command modules
+import their services lazily so that `--help` never pays for litellm or gitpython.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    import click
+
+    from selfimprove.cli.app import app
+    from selfimprove.errors import SelfImproveError
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    try:
+        app(args=args, prog_name="selfimprove", standalone_mode=False)
+    except SelfImproveError as exc:
+        if debug:
+            import traceback
+
+            traceback.print_exc(file=sys.stderr)
+        print(f"error: {exc.one_line()}" if exc.exit_code == 2 else exc.one_line(), file=sys.stderr)
+        return exc.exit_code
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        print("interrupted", file=sys.stderr)
+        return 130
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code or 0)
+    except click.exceptions.ClickException as exc:
+        exc.show(file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # the boundary: anything unexpected becomes a short report
+        if debug:
+            import traceback
+
+            traceback.print_exc(file=sys.stderr)
+        where = ""
+        tb = exc.__traceback__
+        while tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        if tb is not None:
+            where = f" at {tb.tb_frame.f_code.co_filename.rsplit('/', 1)[-1]}:{tb.tb_lineno}"
+        print(
+            f"internal error: {type(exc).__name__}: {exc}{where} "
+            "(this is a bug in selfimprove; re-run with --debug for the traceback and report it)",
+            file=sys.stderr,
+        )
+        return 3
+    return 0

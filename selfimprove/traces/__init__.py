@@ -1,0 +1,1 @@
+"""Trace readers: every supported log format into the one model of `traces.model`."""
