@@ -1,0 +1,255 @@
+"""`selfimprove.yaml` → frozen `Settings`.
+
+Owns: finding the prompt repo's root, parsing and validating its settings file against the shipped
+JSON Schema (`schemas/config.schema.json`), and the defaults of DESIGN §3. Every error names the
+file, the line and JSON path of the offending value, and what was expected.
+
+Never does: touch git (the root is found by looking for `.git` on disk, so this stays cheap and
+importable at start-up) or read prompt files (that is `prompts`' job).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from selfimprove.errors import SelfImproveError
+
+CONFIG_NAME = "selfimprove.yaml"
+
+
+@dataclass(frozen=True)
+class ConfigSpec:
+    path: str
+    schema: str | None = None
+    mutable: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Gate:
+    alpha: float = 0.05
+    min_improvement: float = 0.0
+    max_regressions: int = 0
+
+
+@dataclass(frozen=True)
+class EvalSpec:
+    suite: str | None = None
+    model: str | None = None
+    repeats: int = 1
+    concurrency: int = 8
+    gate: Gate = field(default_factory=Gate)
+    judge_model: str | None = None
+    timeout: float = 60.0
+
+
+@dataclass(frozen=True)
+class PolicySpec:
+    max_rules_per_section: int = 20
+    max_added_chars: int = 2000
+    protected_phrases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Settings:
+    root: Path
+    path: Path
+    prompts: tuple[str, ...] = ()
+    configs: tuple[ConfigSpec, ...] = ()
+    traces_path: str | None = None
+    traces_format: str = "auto"
+    eval: EvalSpec = field(default_factory=EvalSpec)
+    reflection_model: str | None = None
+    policy: PolicySpec = field(default_factory=PolicySpec)
+
+    def managed_paths(self) -> tuple[str, ...]:
+        """Every file a change may touch or the policy must compare: prompts, configs, their schemas."""
+        paths: list[str] = list(self.prompts)
+        for spec in self.configs:
+            paths.append(spec.path)
+            if spec.schema:
+                paths.append(spec.schema)
+        return tuple(dict.fromkeys(paths))
+
+    def config_for(self, path: str) -> ConfigSpec | None:
+        return next((spec for spec in self.configs if spec.path == path), None)
+
+
+def find_root(start: Path) -> Path:
+    """The nearest directory at or above `start` holding `.git` (or, failing that, selfimprove.yaml)."""
+    start = start.resolve()
+    candidates = [start, *start.parents]
+    for directory in candidates:
+        if (directory / ".git").exists():
+            return directory
+    for directory in candidates:
+        if (directory / CONFIG_NAME).is_file():
+            return directory
+    raise SelfImproveError(
+        f"no git repository found at or above {start}",
+        hint="run inside your prompt repo, pass --repo DIR, or create one with 'selfimprove init'",
+    )
+
+
+def load_settings(repo: Path | None = None, config: Path | None = None) -> Settings:
+    """Discover the repo (from `repo` or the cwd) and load its settings file (or `config`)."""
+    if repo is not None and not repo.is_dir():
+        raise SelfImproveError(f"--repo {repo} is not a directory")
+    root = find_root(repo if repo is not None else Path.cwd())
+    path = (config if config is not None else root / CONFIG_NAME).resolve()
+    if not path.is_file():
+        raise SelfImproveError(
+            f"{_display(path, root)} not found",
+            hint="create one with 'selfimprove init', or pass --config FILE",
+        )
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SelfImproveError(f"cannot read {_display(path, root)}: {exc}") from None
+    return parse_settings(text, root=root, source=_display(path, root), path=path)
+
+
+def parse_settings(text: str, *, root: Path, source: str, path: Path | None = None) -> Settings:
+    """Validate and freeze settings text (from disk, or read at a git ref)."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{source}:{mark.line + 1}" if mark else source
+        raise SelfImproveError(f"invalid YAML: {exc.problem or exc}", where=where) from None
+    except yaml.YAMLError as exc:
+        raise SelfImproveError(f"invalid YAML: {exc}", where=source) from None
+    if data is None:
+        data = {}
+    _validate(data, text, source)
+    return _freeze(data, root=root, path=path or root / CONFIG_NAME)
+
+
+@cache
+def load_schema(name: str) -> dict[str, Any]:
+    """A JSON Schema shipped in `selfimprove/schemas/`."""
+    with resources.files("selfimprove.schemas").joinpath(name).open("r", encoding="utf-8") as handle:
+        schema: dict[str, Any] = json.load(handle)
+    return schema
+
+
+def _validate(data: Any, text: str, source: str) -> None:
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(load_schema("config.schema.json"))
+    errors = sorted(validator.iter_errors(data), key=lambda e: (list(e.absolute_path), e.message))
+    if not errors:
+        return
+    error = min(errors, key=lambda e: len(list(e.absolute_path)) * -1)  # the most specific location
+    location = list(error.absolute_path)
+    json_path = "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in location)
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        line = _line_of(text, [*location, extra[0]]) if extra else _line_of(text, location)
+    else:
+        line = _line_of(text, location)
+    where = f"{source}:{line}" if line else source
+    raise SelfImproveError(
+        f"{json_path}: {_expected(error)}",
+        where=where,
+        hint="see the file format in the README (selfimprove.yaml)",
+    )
+
+
+def _expected(error: Any) -> str:
+    """jsonschema's message, shortened to what was expected (values can be huge)."""
+    validator = error.validator
+    if validator == "additionalProperties":
+        return f"unknown key ({error.message.split('(')[-1].rstrip(')')})"
+    if validator == "required":
+        return str(error.message).replace("is a required property", "is required")
+    if validator == "type":
+        return f"expected {error.validator_value}, got {type(error.instance).__name__}"
+    if validator == "pattern":
+        if str(error.schema.get("description", "")).startswith("A path relative"):
+            return f"{error.instance!r} must be a path relative to the repo root, inside it"
+        if str(error.schema.get("description", "")).startswith("A JSON pointer"):
+            return f"{error.instance!r} must be a JSON pointer such as '/temperature'"
+        return f"{error.instance!r} does not match {error.validator_value}"
+    if validator == "const":
+        return f"expected {error.validator_value!r}, got {error.instance!r}"
+    message: str = error.message
+    return message if len(message) <= 160 else message[:157] + "..."
+
+
+def _line_of(text: str, location: list[Any]) -> int | None:
+    """1-based line of the YAML node at `location` (the deepest existing ancestor), if it can be found."""
+    import yaml
+
+    try:
+        node = yaml.compose(text)
+    except yaml.YAMLError:
+        return None
+    if node is None:
+        return None
+    line: int = node.start_mark.line + 1
+    for key in location:
+        child = None
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                if key_node.value == str(key):
+                    child = value_node
+                    line = key_node.start_mark.line + 1
+                    break
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+            child = node.value[key]
+            line = child.start_mark.line + 1
+        if child is None:
+            break
+        node = child
+    return line
+
+
+def _freeze(data: dict[str, Any], *, root: Path, path: Path) -> Settings:
+    eval_data = data.get("eval") or {}
+    gate_data = eval_data.get("gate") or {}
+    policy_data = data.get("policy") or {}
+    traces = data.get("traces") or {}
+    return Settings(
+        root=root,
+        path=path,
+        prompts=tuple(p["path"] for p in data.get("prompts") or ()),
+        configs=tuple(
+            ConfigSpec(path=c["path"], schema=c.get("schema"), mutable=tuple(c.get("mutable") or ()))
+            for c in data.get("configs") or ()
+        ),
+        traces_path=traces.get("path"),
+        traces_format=traces.get("format", "auto"),
+        eval=EvalSpec(
+            suite=eval_data.get("suite"),
+            model=eval_data.get("model"),
+            repeats=eval_data.get("repeats", 1),
+            concurrency=eval_data.get("concurrency", 8),
+            gate=Gate(
+                alpha=float(gate_data.get("alpha", 0.05)),
+                min_improvement=float(gate_data.get("min_improvement", 0.0)),
+                max_regressions=int(gate_data.get("max_regressions", 0)),
+            ),
+            judge_model=eval_data.get("judge_model"),
+            timeout=float(eval_data.get("timeout", 60.0)),
+        ),
+        reflection_model=(data.get("reflection") or {}).get("model"),
+        policy=PolicySpec(
+            max_rules_per_section=policy_data.get("max_rules_per_section", 20),
+            max_added_chars=policy_data.get("max_added_chars", 2000),
+            protected_phrases=tuple(policy_data.get("protected_phrases") or ()),
+        ),
+    )
+
+
+def _display(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
