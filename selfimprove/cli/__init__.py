@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    import click
+    import typer
 
     from selfimprove.cli.app import app
     from selfimprove.errors import SelfImproveError
@@ -29,13 +29,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc(file=sys.stderr)
         print(f"error: {exc.one_line()}" if exc.exit_code == 2 else exc.one_line(), file=sys.stderr)
         return exc.exit_code
-    except (KeyboardInterrupt, click.exceptions.Abort):
+    except (KeyboardInterrupt, typer.Abort):
         print("interrupted", file=sys.stderr)
         return 130
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         return int(exc.exit_code or 0)
-    except click.exceptions.ClickException as exc:
-        exc.show(file=sys.stderr)
+    except typer.TyperException as exc:  # click's usage errors, as vendored by typer
+        exc.show(file=sys.stderr)  # type: ignore[attr-defined]
         return 2
     except BrokenPipeError:
         return 0
