@@ -75,3 +75,23 @@ def shared_traces() -> Path:
     if not SHARED_TRACES.is_dir():
         pytest.skip("the shared trace corpus is not beside the project")
     return SHARED_TRACES
+
+
+@pytest.fixture
+def stub_openai(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A stub OpenAI-compatible server on 127.0.0.1 (tests/stub_openai.py), wired into the environment.
+
+    OPENAI_API_BASE points at it and OPENAI_API_KEY is a dummy, so `openai/<name>` through litellm
+    reaches the stub. Script it through its attributes: `stub.reply = lambda body: "text"`,
+    `stub.latency`, `stub.fail_every`, `stub.enqueue(Reply(status=429, headers={...}))`; every request
+    body is in `stub.requests`.
+    """
+    from tests.stub_openai import StubOpenAI
+
+    stub = StubOpenAI().start()
+    monkeypatch.setenv("OPENAI_API_BASE", stub.url)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-dummy")
+    try:
+        yield stub
+    finally:
+        stub.stop()

@@ -1,0 +1,500 @@
+"""Every model call goes through here: a `Completer` protocol, litellm behind it, a scripted one for tests.
+
+Owns: the only import of litellm (lazy, inside functions, after setting LITELLM_LOCAL_MODEL_COST_MAP so
+that importing it never reaches the network), the retry policy (ours, not litellm's: explicit timeout,
+`num_retries=0` passed to litellm, exponential backoff that honours `Retry-After` on 429 and 5xx),
+token and cost accounting, secret redaction of everything sent, and JSON replies validated with
+jsonschema (`complete_json`).
+
+Must never: import litellm at module import time (`selfimprove --help` and offline commands stay fast),
+let a provider exception or traceback reach the user (a failed call is one `LLMError` line), or send an
+API key, bearer token, e-mail address, card or phone number found in a prompt.
+
+`ScriptedCompleter` is part of the product, not a test double hidden in tests: demos and offline runs
+use it, and tests use it wherever the real litellm path is not the thing under test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import inspect
+import json
+import os
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+from selfimprove.errors import SelfImproveError
+from selfimprove.traces.model import ToolCall
+
+__all__ = [
+    "Completer",
+    "Completion",
+    "LLMError",
+    "LiteLLMCompleter",
+    "ScriptedCompleter",
+    "acomplete_json",
+    "complete_json",
+    "estimate_cost",
+    "parse_json",
+    "make_completer",
+    "redact",
+]
+
+
+class LLMError(SelfImproveError):
+    """A model call failed (after retries, or with an error retrying cannot fix): one clear line."""
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    tool_calls: tuple[ToolCall, ...] = ()
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    model: str = ""
+
+
+@runtime_checkable
+class Completer(Protocol):
+    def complete(self, model: str, messages: Sequence[Mapping[str, Any]], **params: Any) -> Completion: ...
+
+    async def acomplete(
+        self, model: str, messages: Sequence[Mapping[str, Any]], **params: Any
+    ) -> Completion: ...
+
+
+# -- redaction ----------------------------------------------------------------------------------------
+
+_SECRET_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("private_key", re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----",
+                               re.S)),
+    ("bearer", re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]{16,}")),
+    ("api_key", re.compile(
+        r"\b(?:sk-(?:ant-|proj-)?[A-Za-z0-9_-]{16,}"  # OpenAI / Anthropic
+        r"|AKIA[0-9A-Z]{16}"  # AWS access key id
+        r"|gh[pousr]_[A-Za-z0-9]{30,}"  # GitHub tokens
+        r"|xox[abprs]-[A-Za-z0-9-]{10,}"  # Slack
+        r"|AIza[0-9A-Za-z_-]{35}"  # Google
+        r"|hf_[A-Za-z0-9]{30,})"  # Hugging Face
+    )),
+    ("api_key", re.compile(
+        r"(?i)\b(?:api[_-]?key|secret|access[_-]?token|password)\b([\"']?\s*[:=]\s*[\"']?)"
+        r"[A-Za-z0-9._~+/-]{12,}"
+    )),
+    ("email", re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b")),
+    ("card", re.compile(r"(?<![\d-])(?:\d[ -]?){12,18}\d(?![\d-])")),
+    ("phone", re.compile(
+        r"(?<![\w+])(?:\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{2,4}(?:[ .-]?\d{2,4}){2,3}"
+        r"|\(\d{3}\)\s?\d{3}[ .-]\d{4}"
+        r"|\d{3}[.-]\d{3}[.-]\d{4})(?![\w])"
+    )),
+)
+
+
+def _luhn_ok(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch)
+        if i % 2 == 1:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0
+
+
+def redact(text: str) -> str:
+    """API keys, bearer tokens, e-mails, card numbers (Luhn-checked), phone numbers → `[REDACTED:kind]`."""
+    for kind, pattern in _SECRET_PATTERNS:
+        if kind == "card":
+            def _card(m: re.Match[str]) -> str:
+                digits = re.sub(r"\D", "", m.group(0))
+                return "[REDACTED:card]" if 13 <= len(digits) <= 19 and _luhn_ok(digits) else m.group(0)
+
+            text = pattern.sub(_card, text)
+        elif kind == "api_key" and pattern.groups:
+            text = pattern.sub(lambda m: m.group(0)[: m.end(1) - m.start(0)] + "[REDACTED:api_key]", text)
+        else:
+            text = pattern.sub(f"[REDACTED:{kind}]", text)
+    return text
+
+
+def _redact_messages(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for message in messages:
+        copy = dict(message)
+        content = copy.get("content")
+        if isinstance(content, str):
+            copy["content"] = redact(content)
+        elif isinstance(content, list):
+            copy["content"] = [
+                {**part, "text": redact(part["text"])}
+                if isinstance(part, Mapping) and isinstance(part.get("text"), str) else part
+                for part in content
+            ]
+        out.append(copy)
+    return out
+
+
+# -- litellm ----------------------------------------------------------------------------------------
+
+_RETRYABLE_STATUS = frozenset({408, 409, 425, 429})
+_import_lock = threading.Lock()
+
+
+def _litellm() -> Any:
+    """Import litellm once, offline: the local cost map, no banners, no debug chatter."""
+    with _import_lock:
+        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+        import litellm
+
+        litellm.suppress_debug_info = True
+        litellm.telemetry = False
+        import logging
+
+        for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "httpx"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+        return litellm
+
+
+def _status(exc: BaseException) -> int | None:
+    status = getattr(exc, "status_code", None)
+    return status if isinstance(status, int) else None
+
+
+def _retryable(exc: BaseException) -> bool:
+    status = _status(exc)
+    if status is not None:
+        return status in _RETRYABLE_STATUS or status >= 500
+    # connection errors and timeouts carry no status code
+    name = type(exc).__name__
+    return name in {"APIConnectionError", "Timeout", "APITimeoutError", "ConnectError", "ReadTimeout",
+                    "TimeoutError", "ConnectionError", "RemoteProtocolError"}
+
+
+def _retry_after(exc: BaseException) -> float | None:
+    """Seconds the server asked us to wait (`retry-after-ms`, `retry-after` as seconds or HTTP date)."""
+    sources = [getattr(exc, "litellm_response_headers", None), getattr(exc, "headers", None)]
+    response = getattr(exc, "response", None)
+    if response is not None:
+        sources.append(getattr(response, "headers", None))
+    for headers in sources:
+        if not headers:
+            continue
+        try:
+            lowered = {str(k).lower(): str(v) for k, v in dict(headers).items()}
+        except (TypeError, ValueError):
+            continue
+        if "retry-after-ms" in lowered:
+            try:
+                return max(0.0, float(lowered["retry-after-ms"]) / 1000.0)
+            except ValueError:
+                pass
+        value = lowered.get("retry-after")
+        if value is None:
+            continue
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            parsed = email.utils.parsedate_to_datetime(value) if value else None
+            if parsed is not None:
+                return max(0.0, parsed.timestamp() - time.time())
+    return None
+
+
+def _short(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    for noise in ("litellm.", "OpenAIException - "):
+        text = text.replace(noise, "")
+    return text[:240] + ("…" if len(text) > 240 else "")
+
+
+def _hint(exc: BaseException, model: str) -> str | None:
+    status = _status(exc)
+    if status in (401, 403) or "api_key" in str(exc).lower():
+        return "check the API key for this provider (e.g. OPENAI_API_KEY)"
+    if status == 404:
+        return f"check the model name '{model}' and the API base"
+    if _retryable(exc):
+        return "the provider is unavailable or rate-limited; retry later or lower --concurrency"
+    return None
+
+
+def _parse_arguments(raw: Any) -> Any:
+    if isinstance(raw, str):
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return raw
+    return raw
+
+
+class LiteLLMCompleter:
+    """Any litellm model string. Our retry loop, explicit timeout, redacted messages, cost recorded."""
+
+    def __init__(self, *, timeout: float = 60.0, retries: int = 3, backoff: float = 1.0,
+                 max_backoff: float = 30.0, api_base: str | None = None, api_key: str | None = None) -> None:
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.api_base = api_base
+        self.api_key = api_key
+        self.attempts = 0  # every request sent, retries included (for reports and tests)
+        self._lock = threading.Lock()
+
+    def _kwargs(self, model: str, messages: Sequence[Mapping[str, Any]],
+                params: Mapping[str, Any]) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {k: v for k, v in params.items() if v is not None}
+        kwargs.update(model=model, messages=_redact_messages(messages), timeout=self.timeout,
+                      num_retries=0, max_retries=0)
+        if self.api_base and "api_base" not in params:
+            kwargs["api_base"] = self.api_base
+        if self.api_key and "api_key" not in params:
+            kwargs["api_key"] = self.api_key
+        return kwargs
+
+    def _delay(self, exc: BaseException, attempt: int) -> float:
+        asked = _retry_after(exc)
+        if asked is not None:
+            return min(asked, self.max_backoff)
+        return float(min(self.backoff * (2**attempt), self.max_backoff))
+
+    def _count(self) -> None:
+        with self._lock:
+            self.attempts += 1
+
+    def _fail(self, exc: BaseException, model: str, attempts: int) -> LLMError:
+        tries = f" after {attempts} attempts" if attempts > 1 else ""
+        return LLMError(f"model call to {model} failed{tries}: {_short(exc)}", hint=_hint(exc, model))
+
+    def complete(self, model: str, messages: Sequence[Mapping[str, Any]], **params: Any) -> Completion:
+        litellm = _litellm()
+        kwargs = self._kwargs(model, messages, params)
+        attempt = 0
+        while True:
+            self._count()
+            try:
+                response = litellm.completion(**kwargs)
+            except Exception as exc:  # provider errors arrive as many exception types
+                if attempt < self.retries and _retryable(exc):
+                    time.sleep(self._delay(exc, attempt))
+                    attempt += 1
+                    continue
+                raise self._fail(exc, model, attempt + 1) from exc
+            return _to_completion(litellm, response, model)
+
+    async def acomplete(self, model: str, messages: Sequence[Mapping[str, Any]], **params: Any) -> Completion:
+        litellm = _litellm()
+        kwargs = self._kwargs(model, messages, params)
+        attempt = 0
+        while True:
+            self._count()
+            try:
+                # a hard deadline above litellm's own timeout: a stuck connection must not hang a run
+                response = await asyncio.wait_for(litellm.acompletion(**kwargs), self.timeout + 5.0)
+            except Exception as exc:
+                if attempt < self.retries and _retryable(exc):
+                    await asyncio.sleep(self._delay(exc, attempt))
+                    attempt += 1
+                    continue
+                raise self._fail(exc, model, attempt + 1) from exc
+            return _to_completion(litellm, response, model)
+
+
+def _to_completion(litellm: Any, response: Any, model: str) -> Completion:
+    choices = getattr(response, "choices", None) or []
+    if not choices:
+        raise LLMError(f"model call to {model} returned no choices")
+    message = choices[0].message
+    calls = tuple(
+        ToolCall(name=call.function.name, arguments=_parse_arguments(call.function.arguments), id=call.id)
+        for call in (getattr(message, "tool_calls", None) or [])
+    )
+    usage = getattr(response, "usage", None)
+    try:
+        cost = float(litellm.completion_cost(completion_response=response) or 0.0)
+    except Exception:  # unknown models (local servers, stubs) have no price: cost is unknown, not an error
+        cost = 0.0
+    return Completion(
+        text=message.content or "",
+        tool_calls=calls,
+        input_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+        output_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+        cost_usd=cost,
+        model=str(getattr(response, "model", None) or model),
+    )
+
+
+# -- scripted ---------------------------------------------------------------------------------------
+
+class ScriptedCompleter:
+    """Replies from a list (in order) or a function of the messages; records every call.
+
+    A function may take `(messages)` or `(messages, model=..., **params)`; it returns a string or a
+    `Completion`. An exception it raises propagates (so tests can script failures).
+    """
+
+    def __init__(self, replies: Sequence[str | Completion] | Callable[..., str | Completion]) -> None:
+        self._replies: list[str | Completion] | None = None
+        self._fn: Callable[..., str | Completion] | None = None
+        self._fn_takes_params = False
+        if callable(replies):
+            self._fn = replies
+            try:
+                parameters = list(inspect.signature(replies).parameters.values())
+            except (TypeError, ValueError):
+                parameters = []
+            self._fn_takes_params = any(
+                p.kind is inspect.Parameter.VAR_KEYWORD or p.name == "model" for p in parameters
+            )
+        else:
+            self._replies = list(replies)
+        self.calls: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+
+    def complete(self, model: str, messages: Sequence[Mapping[str, Any]], **params: Any) -> Completion:
+        copied = [dict(m) for m in messages]
+        with self._lock:
+            self.calls.append({"model": model, "messages": copied, "params": dict(params)})
+            scripted = self._replies.pop(0) if self._replies else None
+            if self._fn is None and scripted is None:
+                raise LLMError(f"scripted completer for {model} ran out of replies")
+        reply: str | Completion
+        if self._fn is not None:
+            reply = self._fn(copied, model=model, **params) if self._fn_takes_params else self._fn(copied)
+        else:
+            assert scripted is not None
+            reply = scripted
+        if isinstance(reply, Completion):
+            return reply if reply.model else Completion(**{**reply.__dict__, "model": model})
+        return Completion(text=str(reply), model=model)
+
+    async def acomplete(self, model: str, messages: Sequence[Mapping[str, Any]], **params: Any) -> Completion:
+        return self.complete(model, messages, **params)
+
+
+def estimate_cost(model: str, input_tokens: int, output_tokens: int) -> float | None:
+    """What `model` would charge for these token counts, from litellm's local price map; None if unknown."""
+    litellm = _litellm()
+    try:
+        prompt_cost, completion_cost = litellm.cost_per_token(
+            model=model, prompt_tokens=input_tokens, completion_tokens=output_tokens)
+    except Exception:  # unpriced models (local servers) raise; the price is unknown, not an error
+        return None
+    return float(prompt_cost) + float(completion_cost)
+
+
+def make_completer(model: str | None, *, timeout: float = 60.0, retries: int = 3) -> Completer:
+    """The completer for a litellm model string; a clear error when none is configured."""
+    if not model:
+        raise SelfImproveError("no model configured",
+                               hint="set eval.model in selfimprove.yaml or pass --model")
+    if model.startswith("exec:"):
+        raise SelfImproveError(f"'{model}' is an exec provider, not a litellm model",
+                               hint="exec: providers are only supported by 'selfimprove eval'")
+    return LiteLLMCompleter(timeout=timeout, retries=retries)
+
+
+# -- JSON replies -----------------------------------------------------------------------------------
+
+_FENCE = re.compile(r"```(?:json|JSON)?\s*\n?(.*?)```", re.S)
+
+
+def _parse_json(text: str) -> Any:
+    candidates = [m.group(1) for m in _FENCE.finditer(text)] + [text]
+    last_error: ValueError | None = None
+    for candidate in candidates:
+        candidate = candidate.strip()
+        try:
+            return json.loads(candidate)
+        except ValueError as exc:
+            last_error = exc
+        # prose around a single object: take the outermost braces
+        start, end = candidate.find("{"), candidate.rfind("}")
+        if 0 <= start < end:
+            try:
+                return json.loads(candidate[start : end + 1])
+            except ValueError as exc:
+                last_error = exc
+    raise ValueError(f"not JSON ({last_error})")
+
+
+def parse_json(text: str, schema: Mapping[str, Any]) -> Any:
+    """A model's JSON reply (```json fences and surrounding prose tolerated), validated against `schema`.
+
+    Raises ValueError with a one-line description of what is wrong.
+    """
+    value, problem = _check(text, schema)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
+def _check(text: str, schema: Mapping[str, Any]) -> tuple[Any, str | None]:
+    import jsonschema
+
+    try:
+        value = _parse_json(text)
+    except ValueError as exc:
+        return None, str(exc)
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path))
+    if errors:
+        first = errors[0]
+        return None, f"{first.json_path}: {first.message}"
+    return value, None
+
+
+def _retry_messages(messages: Sequence[Mapping[str, Any]], reply: str,
+                    problem: str) -> list[Mapping[str, Any]]:
+    out: list[Mapping[str, Any]] = [dict(m) for m in messages]
+    return out + [
+        {"role": "assistant", "content": reply},
+        {"role": "user", "content": f"That reply is not valid: {problem}. Answer again with only the JSON "
+                                    "object, matching the schema exactly."},
+    ]
+
+
+def complete_json(completer: Completer, model: str, messages: Sequence[Mapping[str, Any]],
+                  schema: Mapping[str, Any], *, retries: int = 1,
+                  **params: Any) -> tuple[Any, list[Completion]]:
+    """Ask, parse JSON (```json fences tolerated), validate; retry with the error; else `LLMError`."""
+    completions: list[Completion] = []
+    current: list[Mapping[str, Any]] = list(messages)
+    problem = ""
+    for _ in range(retries + 1):
+        completion = completer.complete(model, current, **params)
+        completions.append(completion)
+        value, problem_or_none = _check(completion.text, schema)
+        if problem_or_none is None:
+            return value, completions
+        problem = problem_or_none
+        current = _retry_messages(messages, completion.text, problem)
+    raise LLMError(f"model reply from {model} is not valid JSON for the expected schema: {problem}",
+                   hint="try a stronger model")
+
+
+async def acomplete_json(completer: Completer, model: str, messages: Sequence[Mapping[str, Any]],
+                         schema: Mapping[str, Any], *, retries: int = 1,
+                         **params: Any) -> tuple[Any, list[Completion]]:
+    """`complete_json`, async."""
+    completions: list[Completion] = []
+    current: list[Mapping[str, Any]] = list(messages)
+    problem = ""
+    for _ in range(retries + 1):
+        completion = await completer.acomplete(model, current, **params)
+        completions.append(completion)
+        value, problem_or_none = _check(completion.text, schema)
+        if problem_or_none is None:
+            return value, completions
+        problem = problem_or_none
+        current = _retry_messages(messages, completion.text, problem)
+    raise LLMError(f"model reply from {model} is not valid JSON for the expected schema: {problem}",
+                   hint="try a stronger model")
