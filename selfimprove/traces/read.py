@@ -1,0 +1,325 @@
+"""Read traces from files and directories, in any supported format, as one stream.
+
+Owns: walking the given paths (directories recursively, in sorted order; hidden directories and
+files skipped; symlink loops cut), choosing a reader per file (`formats.choose`, or the one forced
+with `format=`), keeping one `SourceReport` per file, making trace ids unique across the stream, and
+turning every problem with a file into a counted, reported skip.
+
+Must never: let a traceback out for anything a file contains (binary data, bad encodings, truncated
+gzip, absurd nesting, huge lines, unreadable files: each becomes a skip with file:line and reason),
+hold more than one record's worth of a JSONL file in memory, or judge outcomes. A path that does not
+exist is the only input error raised up front (`SelfImproveError`, exit 2); with `strict=True` the
+first bad record raises too.
+
+Files that are plainly not traces (docs, source code, label files, empty files, example fragments)
+are reported with status "ignored" and the reason, not as errors: a logs folder usually holds a
+README, and the run should say so without calling it a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import zlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from selfimprove.errors import SelfImproveError
+from selfimprove.traces.formats import _util as u
+from selfimprove.traces.formats._util import SourceReport
+from selfimprove.traces.model import Trace
+
+if TYPE_CHECKING:
+    from selfimprove.traces.formats import Reader
+
+__all__ = ["SourceReport", "TraceStream", "read_traces", "list_files"]
+
+# Extensions of files that are never traces on their own: ignored unless a reader is sure otherwise.
+NOISE_SUFFIXES = frozenset({
+    ".md", ".markdown", ".rst", ".txt", ".text", ".py", ".pyc", ".ipynb", ".js", ".ts", ".mjs", ".cjs",
+    ".html", ".htm", ".css", ".sh", ".bash", ".toml", ".ini", ".cfg", ".conf", ".lock", ".yaml", ".yml",
+    ".csv", ".tsv", ".xml", ".svg", ".png", ".jpg", ".jpeg", ".gif", ".webp", ".ico", ".pdf", ".zip",
+    ".tar", ".tgz", ".bz2", ".xz", ".whl", ".so", ".dll", ".exe", ".bin", ".parquet", ".arrow", ".db",
+    ".sqlite", ".pkl", ".pickle", ".npy", ".npz", ".pt", ".safetensors", ".c", ".h", ".go", ".rs",
+    ".java", ".rb", ".php", ".swift", ".kt", ".sql", ".env", ".gitignore", ".dockerfile", ".log.md",
+})
+NOISE_NAMES = frozenset({"license", "licence", "copying", "notice", "makefile", "dockerfile",
+                         "readme", "changelog", "authors", "owners", "codeowners"})
+# Extensions that promise trace data: a file like this that cannot be read is a skip, not noise.
+DATA_SUFFIXES = frozenset({".json", ".jsonl", ".ndjson", ".jsonlines", ".traj", ".eval", ".log"})
+
+
+def _display(path: Path) -> str:
+    return path.as_posix() if os.sep == "/" else str(path)
+
+
+def list_files(paths: Sequence[Path]) -> list[tuple[Path, str, bool]]:
+    """(path, display path, given explicitly) for every file under the given paths, in order.
+
+    Raises SelfImproveError for a path that does not exist.
+    """
+    out: list[tuple[Path, str, bool]] = []
+    for given in paths:
+        given = Path(given)
+        if not os.path.lexists(given):
+            raise SelfImproveError(f"no such file or directory: {given}", where=str(given),
+                                   hint="check the path (traces can be files, directories or .gz files)")
+        if given.is_dir():
+            seen: set[tuple[int, int]] = set()
+            out.extend((p, _display(p), False) for p in _walk(given, seen))
+        else:
+            out.append((given, _display(given), True))
+    return out
+
+
+def _walk(directory: Path, seen: set[tuple[int, int]]) -> Iterator[Path]:
+    try:
+        st = directory.stat()
+    except OSError:
+        return
+    key = (st.st_dev, st.st_ino)
+    if key in seen:  # a symlink loop or a directory linked twice: read it once
+        return
+    seen.add(key)
+    try:
+        entries = sorted(os.scandir(directory), key=lambda e: e.name)
+    except OSError:
+        yield directory  # reported as unreadable by the reader loop
+        return
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        path = Path(entry.path)
+        try:
+            is_dir = entry.is_dir(follow_symlinks=True)
+        except OSError:
+            is_dir = False
+        if is_dir:
+            yield from _walk(path, seen)
+        else:
+            yield path
+
+
+class TraceStream:
+    """An iterable of Trace over all the given files. After (or during) iteration, `sources` holds one
+    SourceReport per file seen so far and `skipped` the number of skipped records/files.
+
+    `total_bytes` is the on-disk size of all files, for a progress bar fed by `progress(n)` calls
+    (n = bytes newly consumed). Iterating again re-reads the files."""
+
+    def __init__(self, paths: Sequence[Path], *, format: str = "auto", strict: bool = False,
+                 progress: Callable[[int], None] | None = None, shard: tuple[int, int] | None = None) -> None:
+        from selfimprove.traces.formats import REGISTRY
+
+        if format != "auto" and format not in REGISTRY:
+            raise SelfImproveError(f"unknown trace format '{format}'",
+                                   hint=f"use auto or one of: {', '.join(sorted(REGISTRY))}")
+        if shard is not None and not (shard[1] >= 1 and 0 <= shard[0] < shard[1]):
+            raise ValueError(f"shard must be (index, count) with 0 <= index < count, not {shard}")
+        self.format = format
+        self.strict = strict
+        self.progress = progress
+        self.shard = shard
+        self.files = list_files(paths)
+        self.sources: list[SourceReport] = []
+        self._plan = [self._span(i, p) for i, (p, _, _) in enumerate(self.files)]
+        self.total_bytes = sum(end - start for span in self._plan if span for start, end in [span])
+
+    @property
+    def skipped(self) -> int:
+        return sum(s.skipped for s in self.sources)
+
+    @property
+    def traces(self) -> int:
+        return sum(s.traces for s in self.sources)
+
+    def __iter__(self) -> Iterator[Trace]:
+        self.sources = []
+        seen_ids: set[str] = set()
+        for (path, display, explicit), span in zip(self.files, self._plan, strict=True):
+            if span is None:
+                continue  # another shard's file
+            report = SourceReport(path=display, strict=self.strict)
+            self.sources.append(report)
+            whole = span == (0, u.file_size(path))
+            u.set_byte_range(None if whole else span)
+            try:
+                for trace in self._read_file(path, report, explicit, span[1] - span[0]):
+                    trace = _unique(trace, seen_ids, path)
+                    report.traces += 1
+                    yield trace
+            finally:
+                u.set_byte_range(None)
+
+    def _span(self, index: int, path: Path) -> tuple[int, int] | None:
+        """The byte range of a file this stream reads: all of it, a shard's slice of a big JSONL file
+        of one record per line, or None when the file belongs to another shard."""
+        size = u.file_size(path)
+        if self.shard is None:
+            return (0, size)
+        k, n = self.shard
+        if n == 1:
+            return (0, size)
+        if size >= SHARD_SPLIT_MIN_BYTES and not u.is_gzip(path) and _splittable(path):
+            return (size * k // n, size * (k + 1) // n)
+        return (0, size) if index % n == k else None
+
+    # -- one file ------------------------------------------------------------------------------
+
+    def _read_file(self, path: Path, report: SourceReport, explicit: bool, size: int) -> Iterator[Trace]:
+        from selfimprove.traces.formats import REGISTRY, choose
+
+        consumed = [0]
+
+        def on_progress(n: int) -> None:
+            n = min(n, size - consumed[0])  # read-ahead past a shard's end is not its progress
+            if n > 0:
+                consumed[0] += n
+                if self.progress is not None:
+                    self.progress(n)
+
+        try:
+            reader = self._pick(path, report, explicit, REGISTRY, choose)
+            if reader is None:
+                return
+            report.format = reader.name
+            u.set_progress_hook(on_progress)
+            try:
+                yield from reader.read(path, report)
+            finally:
+                u.set_progress_hook(None)
+        except SelfImproveError:
+            raise
+        except RecursionError:
+            report.skip(None, "nesting too deep; the rest of the file was not read")
+        except MemoryError:
+            report.skip(None, "out of memory reading this file; the rest of it was not read")
+        except (OSError, EOFError, UnicodeError) as exc:
+            report.skip(None, f"read error: {u.describe_read_error(exc)}")
+        except Exception as exc:  # noqa: BLE001 - a reader bug must not end the whole run
+            report.skip(None, f"{report.format or 'reader'} could not read this file "
+                              f"({type(exc).__name__}: {exc})")
+        finally:
+            remaining = size - consumed[0]
+            if self.progress is not None and remaining > 0:
+                self.progress(remaining)
+        report.settle()
+        if report.status == "read" and report.traces == 0 and report.skipped == 0:
+            report.ignore("no traces found")
+
+    def _pick(self, path: Path, report: SourceReport, explicit: bool, registry: Mapping[str, Reader],
+              choose: Callable[[Path, bytes], tuple[Reader | None, int]]) -> Reader | None:
+        name = u.inner_name(path)
+        suffix = Path(name).suffix
+        stem_lower = Path(name).stem.lower()
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            report.status = "skipped"
+            report.skip(None, "broken symbolic link")
+            return None
+        except OSError as exc:
+            report.status = "skipped"
+            report.skip(None, f"cannot open: {u.describe_read_error(exc)}")
+            return None
+        if stat.S_ISDIR(st.st_mode):
+            report.status = "skipped"
+            report.skip(None, "cannot list this directory")
+            return None
+        if not stat.S_ISREG(st.st_mode):
+            report.ignore("not a regular file")
+            return None
+        noise = suffix in NOISE_SUFFIXES or (not suffix and stem_lower in NOISE_NAMES) or \
+            stem_lower in NOISE_NAMES and suffix not in DATA_SUFFIXES
+        if st.st_size == 0:
+            report.ignore("empty file")
+            return None
+        try:
+            head = u.read_head(path)
+        except (OSError, EOFError, zlib.error) as exc:
+            report.status = "skipped"
+            report.skip(None, u.describe_read_error(exc))
+            return None
+        if not head:
+            report.ignore("empty file" + (" (after decompression)" if u.is_gzip(path) else ""))
+            return None
+        if self.format != "auto":
+            if noise and not explicit:
+                report.ignore(f"not a trace file ({suffix or name})")
+                return None
+            return registry[self.format]
+        reader, score = choose(path, head)
+        if reader is not None and (not noise or score >= 30 and u.first_char(head) in ("{", "[")):
+            return reader
+        if noise:
+            report.ignore(f"not a trace file ({suffix or name})")
+            return None
+        if not head.strip():
+            report.ignore("blank file")
+            return None
+        if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+            report.status = "skipped"
+            report.skip(None, "UTF-16 encoded text (re-encode the file as UTF-8)")
+            return None
+        if u.looks_binary(head) and suffix not in DATA_SUFFIXES and not u.is_gzip(path):
+            report.ignore("binary file, not a trace format")
+            return None
+        report.status = "skipped"
+        if u.looks_binary(head):
+            why = "binary data, not a trace format"
+        elif u.first_char(head) not in ("{", "["):
+            why = "not a JSON object or array, and no reader recognised it"
+        else:
+            why = "no reader recognised it"
+        report.skip(None, why + " (use --format to force a reader)")
+        return None
+
+
+SHARD_SPLIT_MIN_BYTES = 1 << 20
+
+
+def _splittable(path: Path) -> bool:
+    """JSONL with one whole trace per line (not one message per line, which must be grouped)."""
+    try:
+        head = u.read_head(path, 1 << 20)
+    except (OSError, EOFError, zlib.error):
+        return False
+    if not u.is_jsonl(path, head):
+        return False
+    first = u.text_head(head).split(b"\n", 1)[0]
+    try:
+        record = u.loads(first)
+    except ValueError:
+        return False
+    return isinstance(record, dict) and not u.is_message_like(record) and "sessionId" not in record and \
+        u.find_message_list(record) is not None
+
+
+def _unique(trace: Trace, seen: set[str], path: Path) -> Trace:
+    if trace.id not in seen:
+        seen.add(trace.id)
+        return trace
+    from dataclasses import replace
+
+    candidate = f"{u.file_stem(path)}:{trace.id}"
+    n = 2
+    while candidate in seen:
+        candidate = f"{trace.id}~{n}"
+        n += 1
+    seen.add(candidate)
+    return replace(trace, id=candidate)
+
+
+def read_traces(paths: Sequence[Path], *, format: str = "auto", strict: bool = False,
+                progress: Callable[[int], None] | None = None,
+                shard: tuple[int, int] | None = None) -> TraceStream:
+    """Stream the traces of files and directories (`.gz` transparently). Raises SelfImproveError for
+    a path that does not exist or an unknown format; everything else is reported per source.
+
+    `shard=(k, n)` reads only the k-th of n disjoint parts of the input, so that n processes can read
+    one input together: big plain JSONL files of one trace per line are split into byte ranges at
+    line boundaries, other files are dealt out whole (file i to shard i mod n). Together the shards
+    yield exactly the traces of the unsharded stream, with the same ids and sources (ids are made
+    unique within each shard only)."""
+    return TraceStream([Path(p) for p in paths], format=format, strict=strict, progress=progress, shard=shard)

@@ -1,0 +1,152 @@
+"""The driver: directories, ordering, ignored files, forced formats, unique ids, progress, errors."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from selfimprove.errors import SelfImproveError
+from selfimprove.traces.formats import REGISTRY
+from selfimprove.traces.read import read_traces
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "traces"
+
+MY_FORMATS = {"openai", "anthropic", "claude-code", "swe-agent", "openhands", "multi-agent", "inspect", "generic"}
+
+
+def chat(i: int) -> str:
+    return json.dumps({"id": f"conv-{i:06d}", "messages": [{"role": "user", "content": f"q{i}"},
+                                                           {"role": "assistant", "content": f"a{i}"}]})
+
+
+def test_registry_has_every_format_and_generic_last() -> None:
+    assert MY_FORMATS <= set(REGISTRY)
+    assert list(REGISTRY)[-1] == "generic"
+    for name, reader in REGISTRY.items():
+        assert reader.name == name
+
+
+def test_directory_walk_is_sorted_recursive_and_skips_hidden(tmp_path: Path) -> None:
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a").mkdir()
+    (tmp_path / ".cache").mkdir()
+    (tmp_path / "b" / "x.jsonl").write_text(chat(2) + "\n")
+    (tmp_path / "a" / "y.jsonl").write_text(chat(1) + "\n")
+    (tmp_path / ".cache" / "z.jsonl").write_text(chat(3) + "\n")
+    (tmp_path / ".hidden.jsonl").write_text(chat(4) + "\n")
+    (tmp_path / "README.md").write_text("# logs\n")
+    (tmp_path / "notes.txt").write_text("hello")
+    stream = read_traces([tmp_path])
+    assert [t.id for t in stream] == ["conv-000001", "conv-000002"]
+    rel = [(Path(s.path).relative_to(tmp_path).as_posix(), s.status, s.reason) for s in stream.sources]
+    assert rel == [("README.md", "ignored", "not a trace file (.md)"), ("a/y.jsonl", "read", None),
+                   ("b/x.jsonl", "read", None), ("notes.txt", "ignored", "not a trace file (.txt)")]
+    assert stream.skipped == 0 and stream.traces == 2
+
+
+def test_given_paths_are_shown_as_given(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "t.jsonl").write_text(chat(1) + "\n" + chat(2) + "\n")
+    monkeypatch.chdir(tmp_path)
+    stream = read_traces([Path("logs")])
+    assert [t.source for t in stream] == ["logs/t.jsonl:1", "logs/t.jsonl:2"]
+    assert [s.path for s in stream.sources] == ["logs/t.jsonl"]
+
+
+def test_missing_path_and_unknown_format_are_errors(tmp_path: Path) -> None:
+    with pytest.raises(SelfImproveError) as err:
+        read_traces([tmp_path / "nope.jsonl"])
+    assert err.value.one_line() == (f"{tmp_path}/nope.jsonl: no such file or directory: {tmp_path}/nope.jsonl "
+                                    "(hint: check the path (traces can be files, directories or .gz files))")
+    with pytest.raises(SelfImproveError, match="unknown trace format 'csv'"):
+        read_traces([tmp_path], format="csv")
+
+
+def test_duplicate_ids_are_made_unique(tmp_path: Path) -> None:
+    (tmp_path / "one.jsonl").write_text(chat(1) + "\n" + chat(1) + "\n")
+    (tmp_path / "two.jsonl").write_text(chat(1) + "\n")
+    ids = [t.id for t in read_traces([tmp_path])]
+    assert ids == ["conv-000001", "one:conv-000001", "two:conv-000001"]
+    assert len(set(ids)) == 3
+
+
+def test_forced_format_reads_what_sniffing_would_not(tmp_path: Path) -> None:
+    path = tmp_path / "export.dat"
+    path.write_text(chat(1) + "\n")
+    stream = read_traces([path], format="generic")
+    assert [t.id for t in stream] == ["conv-000001"]
+    assert stream.sources[0].format == "generic"
+
+
+def test_progress_reports_every_byte(tmp_path: Path) -> None:
+    for i in range(3):
+        (tmp_path / f"{i}.jsonl").write_text("".join(chat(j) + "\n" for j in range(200)))
+    (tmp_path / "README.md").write_text("hi")
+    seen: list[int] = []
+    stream = read_traces([tmp_path], progress=seen.append)
+    assert sum(1 for _ in stream) == 600
+    assert sum(seen) == stream.total_bytes == sum(p.stat().st_size for p in tmp_path.iterdir())
+
+
+def test_strict_raises_with_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "t.jsonl"
+    path.write_text(chat(1) + "\n{broken\n" + chat(2) + "\n")
+    stream = read_traces([path])
+    assert [t.id for t in stream] == ["conv-000001", "conv-000002"]
+    assert stream.sources[0].errors == [(2, "invalid JSON (unexpected character, expected a string key)")]
+    with pytest.raises(SelfImproveError) as err:
+        list(read_traces([path], strict=True))
+    assert err.value.where == f"{path}:2"
+    assert err.value.one_line().startswith(f"{path}:2: bad trace record: invalid JSON")
+
+
+def test_sources_json_shape(tmp_path: Path) -> None:
+    (tmp_path / "t.jsonl").write_text(chat(1) + "\n[1]\n")
+    (tmp_path / "README.md").write_text("x")
+    stream = read_traces([tmp_path])
+    list(stream)
+    assert [s.to_json() for s in stream.sources] == [
+        {"path": f"{tmp_path}/README.md", "format": "", "traces": 0, "skipped": 0, "errors": [],
+         "status": "ignored", "reason": "not a trace file (.md)"},
+        {"path": f"{tmp_path}/t.jsonl", "format": "openai", "traces": 1, "skipped": 1,
+         "errors": [{"line": 2, "reason": "a JSON list, not an object"}]},
+    ]
+
+
+def test_a_symlinked_directory_is_read_once(tmp_path: Path) -> None:
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "t.jsonl").write_text(chat(1) + "\n")
+    os.symlink(tmp_path / "real", tmp_path / "zlink")
+    assert [t.id for t in read_traces([tmp_path])] == ["conv-000001"]
+
+
+def test_shards_partition_the_input(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from selfimprove.traces import read as read_module
+
+    monkeypatch.setattr(read_module, "SHARD_SPLIT_MIN_BYTES", 1000)
+    big = tmp_path / "big.jsonl"
+    lines = [chat(i) if i % 7 else json.dumps({"messages": [{"role": "user", "content": f"n{i}"}]})
+             for i in range(500)]
+    lines[250] = "{broken"
+    big.write_text("\n".join(lines) + "\n")
+    (tmp_path / "one.jsonl").write_text(chat(9001) + "\n")
+    (tmp_path / "two.json").write_text(json.dumps([json.loads(chat(9002))]))
+    whole = read_traces([tmp_path])
+    expected = [(t.id, t.source, t.messages) for t in whole]
+    assert len(expected) == 501 and whole.skipped == 1
+    for n in (2, 3):
+        got = []
+        skipped = 0
+        seen: list[int] = []
+        for k in range(n):
+            part = read_traces([tmp_path], shard=(k, n), progress=seen.append)
+            got.extend((t.id, t.source, t.messages) for t in part)
+            skipped += part.skipped
+            assert sum(seen) == part.total_bytes
+            seen.clear()
+        assert sorted(got) == sorted(expected) and skipped == 1
+    with pytest.raises(ValueError):
+        read_traces([tmp_path], shard=(2, 2))
