@@ -1,12 +1,93 @@
-"""`selfimprove analyze`: not built yet in this version."""
+"""`selfimprove analyze [PATH...]`: read traces, decide outcomes, mine failure patterns, report."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
 from selfimprove.cli import options as opt
-from selfimprove.errors import SelfImproveError
+
+Paths = Annotated[list[Path] | None, typer.Argument(
+    help="Trace files or directories (.gz read transparently). Default: traces.path of selfimprove.yaml.",
+    show_default=False)]
+Format = Annotated[str | None, typer.Option("--format", help="Force a trace format instead of detecting it.")]
+Strict = Annotated[bool, typer.Option("--strict", help="Stop (exit 2) at the first bad record.")]
+Since = Annotated[str | None, typer.Option("--since", help="Only traces started at or after this time "
+                                                              "(ISO date/time, or 7d, 24h, 30m ago).")]
+Until = Annotated[str | None, typer.Option("--until", help="Only traces started before this time.")]
+Outcomes = Annotated[Path | None, typer.Option("--outcomes", help="Write one JSON line per trace here.")]
+Markdown = Annotated[Path | None, typer.Option("--markdown", help="Write the report as Markdown here.")]
+Cases = Annotated[Path | None, typer.Option("--export-cases",
+                                            help="Write failing traces as eval cases (suite YAML) here.")]
 
 
-def command(repo: opt.Repo = None, config: opt.Config = None, json: opt.Json = False,
-            debug: opt.Debug = False) -> None:
-    """Not built yet."""
-    raise SelfImproveError("'selfimprove analyze' is not built yet in this version")
+def command(paths: Paths = None, format: Format = None, strict: Strict = False, since: Since = None,
+            until: Until = None, outcomes: Outcomes = None, markdown: Markdown = None,
+            export_cases: Cases = None, json: opt.Json = False, model: opt.Model = None,
+            offline: opt.Offline = False, repo: opt.Repo = None, config: opt.Config = None,
+            verbose: opt.Verbose = False, debug: opt.Debug = False) -> None:
+    """Read traces, classify outcomes, mine failure patterns and report the top reasons for failure."""
+    from selfimprove.analysis import report
+    from selfimprove.analysis.pipeline import analyze, parse_time, resolve_inputs
+    from selfimprove.analysis.pipeline import export_cases as export
+    from selfimprove.cli.render import emit_json, err_console, progress_enabled
+
+    inputs, fmt, reflection_model = resolve_inputs(paths or [], format, repo, config, model, offline)
+    console = err_console()
+    completer = None
+    if reflection_model:
+        from selfimprove.llm import make_completer
+
+        completer = make_completer(reflection_model)
+    with _Progress(progress_enabled(json)) as progress:
+        result = analyze(inputs, format=fmt, since=parse_time(since, "--since"),
+                         until=parse_time(until, "--until"), strict=strict, completer=completer,
+                         model=reflection_model, progress=progress)
+    if outcomes is not None:
+        report.write_outcomes(result, outcomes)
+    if markdown is not None:
+        report.write_markdown(result, markdown)
+    written = export(result, export_cases) if export_cases is not None else None
+    if json:
+        emit_json(result.to_json())
+    else:
+        report.render(result, console, verbose=verbose)
+    for what, path in (("outcomes", outcomes), ("report", markdown)):
+        if path is not None:
+            console.print(f"wrote {what} to {path}")
+    if written is not None:
+        console.print(f"wrote {written} eval case(s) to {export_cases}")
+
+
+class _Progress:
+    """A byte-based progress bar on stderr (only when stderr is a terminal and not --json)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self._bar: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> _Progress | None:
+        if not self.enabled:
+            return None
+        from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+        from selfimprove.cli.render import err_console
+
+        self._bar = Progress("reading traces", BarColumn(), DownloadColumn(), TimeRemainingColumn(),
+                             console=err_console(), transient=True)
+        self._bar.start()
+        self._task = self._bar.add_task("read", total=None)
+        return self
+
+    def set_total(self, total: int) -> None:
+        self._bar.update(self._task, total=total)
+
+    def __call__(self, n: int) -> None:
+        self._bar.advance(self._task, n)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()

@@ -1,0 +1,126 @@
+"""Benchmark: `selfimprove analyze FILE --json` against a bare `orjson.loads` loop over the same file.
+
+Generates a synthetic OpenAI chat JSONL file of 100,000 traces (about 250 MB: a system prompt, a few
+user/assistant turns, tool calls, some tool errors, user corrections and hand-offs, thumbs labels on a
+third of the traces) in a temporary directory, then runs, in this one run and on this one machine:
+
+  baseline   python -c "for line in file: orjson.loads(line)"
+  analyze    selfimprove analyze FILE --json > /dev/null
+
+and prints wall time and peak resident memory of each process (from `os.wait4`), and the ratio.
+Targets: analyze ≤ 2× the baseline's wall time; peak memory ≤ 300 MB.
+
+Usage: python bench/analyze_bench.py [--traces N] [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SYSTEM = ("You are the support agent of an online shop. Authenticate the user before any change. "
+          "Orders can be cancelled while pending, returned within 30 days of delivery, exchanged once. "
+          "Never reveal internal notes. Always confirm before cancelling an order. ")
+PRODUCTS = ["mechanical keyboard", "water bottle", "running shoes", "desk lamp", "backpack", "headphones"]
+ERRORS = ["Error: timeout after {n}s contacting orders-db (request {h})", "Error: order #W{n} not found",
+          "Error: payment method card_{n} declined", "Error: non-pending order cannot be modified"]
+
+
+def record(i: int, rng: random.Random) -> dict[str, object]:
+    product = rng.choice(PRODUCTS)
+    order = f"#W{rng.randint(1000000, 9999999)}"
+    msgs: list[dict[str, object]] = [
+        {"role": "system", "content": SYSTEM},
+        {"role": "user", "content": f"Hi, I want to return the {product} from order {order}. "
+                                    f"It arrived damaged and I would like a refund to my card please."},
+        {"role": "assistant", "content": "I can help with that. Could you first confirm your email address "
+                                         "so that I can authenticate you?"},
+        {"role": "user", "content": f"Sure, it is user{i}@example.com."},
+    ]
+    for k in range(rng.randint(2, 5)):
+        cid = f"call_{i}_{k}"
+        args = json.dumps({"order_id": order, "item": product, "step": k})
+        msgs.append({"role": "assistant", "content": None, "tool_calls": [
+            {"id": cid, "type": "function", "function": {"name": rng.choice(["get_order", "return_items",
+                                                                                "get_user"]),
+                                                         "arguments": args}}]})
+        if rng.random() < 0.12:
+            content = rng.choice(ERRORS).format(n=rng.randint(10, 99999), h=f"{rng.getrandbits(40):x}")
+        else:
+            content = json.dumps({"order_id": order, "status": "delivered", "items": [
+                {"name": product, "price": round(rng.uniform(10, 300), 2), "item_id": str(rng.getrandbits(32))}
+                for _ in range(3)]})
+        msgs.append({"role": "tool", "tool_call_id": cid, "content": content})
+    if rng.random() < 0.15:
+        msgs.append({"role": "assistant", "content": f"I have returned the {rng.choice(PRODUCTS)} for you."})
+        msgs.append({"role": "user", "content": f"No, I said the {product}, not that one."})
+    if rng.random() < 0.05:
+        msgs.append({"role": "user", "content": "This is not working. Let me talk to a human please."})
+    msgs.append({"role": "assistant", "content": f"Your return for the {product} is confirmed; the refund of "
+                                                 f"${rng.randint(10, 300)} will reach your card in 5-7 days."})
+    msgs.append({"role": "user", "content": "Thanks, that's all."})
+    rec: dict[str, object] = {"id": f"conv-{i:06d}", "timestamp": f"2025-03-{1 + i % 28:02d}T10:00:00Z",
+                              "metadata": {"prompt_version": f"v{1 + i // 50000}"}, "messages": msgs}
+    if i % 3 == 0:
+        rec["thumbs"] = "down" if rng.random() < 0.3 else "up"
+    return rec
+
+
+def generate(path: Path, n: int) -> None:
+    import orjson
+
+    rng = random.Random(7)
+    with path.open("wb") as fh:
+        for i in range(n):
+            fh.write(orjson.dumps(record(i, rng)) + b"\n")
+
+
+def measure(argv: list[str], stdout: int | None = subprocess.DEVNULL) -> tuple[float, float, int]:
+    """(wall seconds, peak RSS MB, exit code) of one child process."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=stdout, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    if proc.returncode != 0:
+        print(err, file=sys.stderr)
+    return wall, usage.ru_maxrss / 1024, proc.returncode
+
+
+BASELINE = ("import orjson, sys\n"
+            "with open(sys.argv[1], 'rb') as fh:\n"
+            "    for line in fh:\n"
+            "        orjson.loads(line)\n")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--traces", type=int, default=100_000)
+    parser.add_argument("--keep", type=Path, help="write the generated file here and keep it")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = (args.keep or Path(tmp)) / "traces.jsonl"
+        if not path.exists():
+            generate(path, args.traces)
+        size = path.stat().st_size / 1e6
+        base = measure([sys.executable, "-c", BASELINE, str(path)])
+        tool = measure([sys.executable, "-m", "selfimprove", "analyze", str(path), "--json"])
+    print(f"{args.traces} traces, {size:.0f} MB, {os.cpu_count()} CPU(s)")
+    print(f"{'run':<28}{'wall s':>10}{'peak MB':>10}")
+    print(f"{'orjson.loads loop':<28}{base[0]:>10.2f}{base[1]:>10.0f}")
+    print(f"{'selfimprove analyze --json':<28}{tool[0]:>10.2f}{tool[1]:>10.0f}")
+    ratio = tool[0] / base[0]
+    print(f"ratio {ratio:.2f}x (target <= 2x); peak {tool[1]:.0f} MB (target <= 300 MB)")
+    return 0 if tool[2] == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,422 @@
+"""The analysis pipeline: one streaming pass over the traces, then decisions over compact summaries.
+
+Owns `analyze()`, the entry point of `selfimprove analyze`. Each trace is looked at once, while it
+streams past: its signals are detected, its explicit labels read, and only a compact summary is kept
+(ids, signals, a feature vector, a few counters) together with bounded evidence per grouping key and
+a bounded pool of successful conversations to mine demonstrations from. After the pass, signal weights
+are fitted to the labelled traces, every trace is scored, failures are grouped into patterns, and
+(with a model) the patterns are reflected on.
+
+Never does: keep whole traces (memory must stay flat for any log size), print, or call a model
+without being handed a completer. Exporting failing traces as eval cases re-reads the input rather
+than holding conversations in memory.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import statistics
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from selfimprove.analysis import outcomes as oc
+from selfimprove.analysis.signals import IMPLICIT, Signal, detect, excerpt, explicit
+from selfimprove.errors import SelfImproveError
+from selfimprove.traces.model import Trace
+
+MAX_KEYS = 5000  # distinct grouping keys that keep evidence; beyond that keys are only counted
+MAX_EXAMPLES_PER_KEY = 8
+MAX_KEPT = 12
+MAX_DEMO_POOL = 400
+USER_PREFIXES = ("user asked: ", "user gave up: ")
+
+
+@dataclass(slots=True)
+class Summary:
+    """What analysis keeps of one trace after it has streamed past."""
+
+    id: str
+    source: str
+    label: bool | None
+    explicit: tuple[Signal, ...]
+    implicit: tuple[Signal, ...]
+    counts: dict[str, int]
+    turns: int
+    last_tool: str | None
+    prompt_version: str | None
+    x: tuple[float, ...] = ()
+
+
+@dataclass
+class KeyEvidence:
+    """Bounded evidence for one grouping key (kind|tool|template), gathered while streaming."""
+
+    examples: list[tuple[int, str, str]] = field(default_factory=list)  # (summary index, excerpt, user text)
+    # (summary index, text): raw error messages / details, and user correction texts; kept for more
+    # traces than shown because only those that end up failing may be shown
+    samples: list[tuple[int, str]] = field(default_factory=list)
+    phrases: list[tuple[int, str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Demo:
+    trace_id: str
+    user: str
+    assistant: str
+    tools: frozenset[str]
+    index: int = 0  # the trace's summary index (its place in the stream)
+
+
+@dataclass
+class Collected:
+    """Everything the streaming pass keeps."""
+
+    summaries: list[Summary] = field(default_factory=list)
+    evidence: dict[str, KeyEvidence] = field(default_factory=dict)
+    demos: list[Demo] = field(default_factory=list)
+    filtered: int = 0  # traces outside --since/--until
+    undated: int = 0  # traces without a timestamp while a time filter was given (kept)
+
+
+def first_user(trace: Trace) -> str:
+    for m in trace.messages:
+        if m.role == "user" and m.content.strip():
+            return excerpt(m.content, 300)
+    return ""
+
+
+def last_assistant(trace: Trace) -> str:
+    for m in reversed(trace.messages):
+        if m.role == "assistant" and m.content.strip():
+            return excerpt(m.content, 400)
+    return ""
+
+
+def _in_window(trace: Trace, since: datetime | None, until: datetime | None, col: Collected) -> bool:
+    if since is None and until is None:
+        return True
+    when = trace.started_at
+    if when is None:
+        col.undated += 1
+        return True
+    if since is not None and when < since:
+        return False
+    return until is None or when < until
+
+
+def collect(traces: Iterable[Trace], *, since: datetime | None = None, until: datetime | None = None,
+            col: Collected | None = None) -> Collected:
+    """The streaming pass: summaries, bounded evidence and the demonstration pool."""
+    col = col if col is not None else Collected()
+    for trace in traces:
+        if not _in_window(trace, since, until, col):
+            col.filtered += 1
+            continue
+        observe(trace, col)
+    return col
+
+
+def observe(trace: Trace, col: Collected) -> None:
+    found = detect(trace)
+    labels = tuple(explicit(trace))
+    label = oc.label_of(labels)
+    counts = Counter(s.name for s in found)
+    turns = sum(1 for m in trace.messages if m.role != "system")
+    last_tool = next((c.name for m in reversed(trace.messages) for c in reversed(m.tool_calls)), None)
+    index = len(col.summaries)
+    col.summaries.append(Summary(trace.id, trace.source, label, labels, tuple(found), dict(counts), turns,
+                                 last_tool, trace.prompt_version))
+    if label is not False and (found or label):
+        user = first_user(trace)
+        keys = found + [s for s in labels if s.name == "run_error"]
+        if label:  # the key of a labelled failure no signal explains: label and last action
+            key = f"explicit_failure|{_label_name(labels)}|{last_tool or ''}"
+            keys.append(Signal("explicit_failure", key=key))
+        for s in keys:
+            _remember(col, s, index, user)
+    if (label is False or (label is None and not found)) and len(col.demos) < MAX_DEMO_POOL:
+        reply = last_assistant(trace)
+        user = first_user(trace)
+        if user and reply:
+            tools = frozenset(c.name for m in trace.messages for c in m.tool_calls)
+            col.demos.append(Demo(trace.id, user, reply, tools, index))
+
+
+def _label_name(labels: Sequence[Signal]) -> str:
+    for s in labels:
+        if s.name == "explicit_failure":
+            return s.key.split("|", 1)[1] if "|" in s.key else "label"
+    return "label"
+
+
+def _remember(col: Collected, s: Signal, index: int, user: str) -> None:
+    ev = col.evidence.get(s.key)
+    if ev is None:
+        if len(col.evidence) >= MAX_KEYS:
+            return
+        ev = col.evidence[s.key] = KeyEvidence()
+    if len(ev.examples) < MAX_EXAMPLES_PER_KEY and not any(e[0] == index for e in ev.examples):
+        ev.examples.append((index, s.detail, user))
+    said_by_user = s.name in ("user_correction", "rephrase") or s.detail.startswith(USER_PREFIXES)
+    if said_by_user and s.detail:
+        phrase = s.detail
+        for prefix in USER_PREFIXES:
+            phrase = phrase.removeprefix(prefix)
+        if len(ev.phrases) < MAX_KEPT and all(p != phrase for _, p in ev.phrases):
+            ev.phrases.append((index, phrase))
+    elif s.name != "explicit_failure" and s.detail:
+        if len(ev.samples) < MAX_KEPT and all(p != s.detail for _, p in ev.samples):
+            ev.samples.append((index, s.detail))
+
+
+# --- decisions after the pass -------------------------------------------------------------------
+
+def score(col: Collected) -> tuple[list[oc.Outcome], oc.Fit, list[tuple[int, Signal | None]]]:
+    """Fit the weights, decide every outcome, and choose the signal that best explains each failure."""
+    median = statistics.median(s.turns for s in col.summaries) if col.summaries else 0.0
+    for s in col.summaries:
+        s.x = oc.features(s.counts, oc.long_run_feature(s.turns, median))
+    fit = oc.fit([(s.x, s.label) for s in col.summaries if s.label is not None])
+    model = fit.model
+    outcomes: list[oc.Outcome] = []
+    failing: list[tuple[int, Signal | None]] = []
+    for index, s in enumerate(col.summaries):
+        outcome, failure_score = oc.decide(s.label, s.x, model)
+        contrib = oc.contributions(s.x, model)
+        weighted = [_weighted(sig, contrib, s.counts) for sig in s.implicit]
+        if contrib.get("long_run", 0.0) > 0 and s.turns:
+            weighted.append(Signal("long_run", contrib["long_run"],
+                                   f"{s.turns} turns, the median run has {median:g}"))
+        signals = tuple(s.explicit) + tuple(weighted)
+        outcomes.append(oc.Outcome(s.id, s.source, outcome, failure_score, signals))
+        if outcome == "failure":
+            failing.append((index, explain(s, contrib)))
+    return outcomes, fit, failing
+
+
+def _weighted(sig: Signal, contrib: Mapping[str, float], counts: Mapping[str, int]) -> Signal:
+    share = contrib.get(sig.name, 0.0) / max(1, counts.get(sig.name, 1))
+    return Signal(sig.name, share, sig.detail, sig.message_index, sig.key)
+
+
+EXPLAINS = 0.25  # a signal must add at least this much log-odds to explain a failure
+
+
+def explain(s: Summary, contrib: Mapping[str, float]) -> Signal | None:
+    """The signal that best explains a failure: a run error first, then the heaviest implicit signal."""
+    for sig in s.explicit:
+        if sig.name == "run_error":
+            return sig
+    ranked = sorted(((contrib.get(sig.name, 0.0), -k, sig) for k, sig in enumerate(s.implicit)
+                     if sig.name in IMPLICIT), key=lambda t: (t[0], t[1]), reverse=True)
+    if ranked and ranked[0][0] >= EXPLAINS:
+        return ranked[0][2]
+    return None
+
+
+# --- the entry point ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SourceInfo:
+    path: str
+    format: str
+    traces: int
+    skipped: int
+    errors: tuple[tuple[int | None, str], ...]
+    status: str = "read"
+    reason: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"path": self.path, "format": self.format, "traces": self.traces,
+                               "skipped": self.skipped,
+                               "errors": [{"line": line, "reason": reason} for line, reason in self.errors]}
+        if self.status != "read":
+            doc["status"] = self.status
+        if self.reason:
+            doc["reason"] = self.reason
+        return doc
+
+
+def analyze(paths: Sequence[Path], *, format: str = "auto", since: datetime | None = None,
+            until: datetime | None = None, strict: bool = False, completer: Any = None,
+            model: str | None = None, progress: Callable[[int], None] | None = None,
+            workers: int | None = None) -> Any:
+    """Read, score, group and (with a model) reflect: the whole of `selfimprove analyze`.
+
+    Large inputs are read by `workers` processes (default: one per CPU, up to 4, when the input is
+    over PARALLEL_MIN_BYTES), each reading one shard; the result is the same as with one.
+    """
+    from selfimprove.analysis.patterns import group
+    from selfimprove.analysis.report import Analysis
+    from selfimprove.traces.read import read_traces
+
+    stream = read_traces(list(paths), format=format, strict=strict, progress=progress)
+    set_total = getattr(progress, "set_total", None)
+    if set_total is not None:
+        set_total(stream.total_bytes)
+    n = workers if workers is not None else default_workers(stream.total_bytes)
+    col: Collected | None = None
+    if n > 1:
+        from concurrent.futures.process import BrokenProcessPool
+
+        from selfimprove.analysis.parallel import collect_sharded
+
+        try:
+            col, reports = collect_sharded(list(paths), n, format=format, strict=strict, since=since,
+                                           until=until, progress=progress)
+        except (BrokenProcessPool, OSError):  # no usable worker processes here: read in this one
+            col = None
+    if col is None:
+        col = collect(stream, since=since, until=until)
+        reports = list(stream.sources)
+    sources = tuple(_source_info(r) for r in reports)
+    if sum(s.traces for s in sources) == 0:
+        first = _first_problem(sources)
+        raise SelfImproveError(f"no traces could be read from {', '.join(str(p) for p in paths)}"
+                               + (f"; first problem: {first}" if first else ""),
+                               hint="check the files' format (--format forces a reader)")
+    outcomes, fit, failing = score(col)
+    patterns = group(col, outcomes, failing)
+    reflection = None
+    if completer is not None and model and patterns:
+        from selfimprove.analysis.reflect import reflect
+
+        patterns, reflection = reflect(patterns, completer=completer, model=model)
+    by_pattern = {i: p.id for p in patterns for i in p.members}
+    outcomes = [_with_pattern(o, by_pattern.get(i)) for i, o in enumerate(outcomes)]
+    return Analysis(
+        outcomes=tuple(outcomes), patterns=tuple(patterns), sources=sources, fit=fit,
+        versions=versions(col.summaries, outcomes), filtered=col.filtered, undated=col.undated,
+        reflection=reflection, inputs=tuple(str(p) for p in paths), format=format,
+    )
+
+
+PARALLEL_MIN_BYTES = 16 << 20
+
+
+def default_workers(total_bytes: int) -> int:
+    if total_bytes < PARALLEL_MIN_BYTES:
+        return 1
+    return max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                      else os.cpu_count() or 1))
+
+
+def _first_problem(sources: Sequence[SourceInfo]) -> str | None:
+    for s in sources:
+        if s.errors:
+            line, reason = s.errors[0]
+            return f"{s.path}:{line}: {reason}" if line is not None else f"{s.path}: {reason}"
+    for s in sources:
+        if s.reason:
+            return f"{s.path}: {s.reason}"
+    return None
+
+
+def _with_pattern(o: oc.Outcome, pattern: str | None) -> oc.Outcome:
+    if pattern is None:
+        return o
+    return oc.Outcome(o.trace_id, o.source, o.outcome, o.failure_score, o.signals, pattern)
+
+
+def _source_info(report: Any) -> SourceInfo:
+    errors = tuple((line, reason) for line, reason in getattr(report, "errors", ()))
+    return SourceInfo(str(report.path), str(report.format or ""), int(report.traces), int(report.skipped),
+                      errors, str(getattr(report, "status", "read")), getattr(report, "reason", None))
+
+
+def versions(summaries: Sequence[Summary], outcomes: Sequence[oc.Outcome]) -> tuple[dict[str, Any], ...]:
+    """Failure rate per prompt_version, in order of first appearance: did a change hold up?"""
+    table: dict[str, Counter[str]] = {}
+    for s, o in zip(summaries, outcomes, strict=True):
+        if s.prompt_version is None:
+            continue
+        table.setdefault(s.prompt_version, Counter())[o.outcome] += 1
+    rows = []
+    for version, c in table.items():
+        total = sum(c.values())
+        decided = c["failure"] + c["success"]
+        rows.append({"prompt_version": version, "traces": total, "failure": c["failure"],
+                     "success": c["success"], "unknown": c["unknown"],
+                     "failure_rate": round(c["failure"] / decided, 4) if decided else None})
+    return tuple(rows)
+
+
+def iter_failing(paths: Sequence[Path], ids: Iterable[str], *, format: str = "auto") -> Iterator[Trace]:
+    """Second pass for --export-cases: the failing traces again, read one at a time."""
+    from selfimprove.traces.read import read_traces
+
+    wanted = set(ids)
+    for trace in read_traces(list(paths), format=format):
+        if trace.id in wanted:
+            yield trace
+
+
+def export_cases(analysis: Any, path: Path) -> int:
+    """Write the failing traces of `analysis` as eval cases; re-reads its inputs one trace at a time."""
+    from selfimprove.analysis.report import write_cases
+    from selfimprove.traces.read import read_traces
+
+    stream = read_traces([Path(p) for p in analysis.inputs], format=analysis.format)
+    return write_cases(analysis, stream, path)
+
+
+# --- inputs --------------------------------------------------------------------------------------
+
+_RELATIVE = re.compile(r"^\s*(\d+)\s*([smhdw])\s*(?:ago)?\s*$", re.I)
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_time(text: str | None, flag: str, *, now: datetime | None = None) -> datetime | None:
+    """An ISO date or date-time (UTC when no zone is given), or a span ago such as 7d, 24h, 30m."""
+    if text is None:
+        return None
+    rel = _RELATIVE.match(text)
+    if rel:
+        now = now or datetime.now(timezone.utc)
+        return now - timedelta(**{_UNITS[rel.group(2).lower()]: int(rel.group(1))})
+    try:
+        when = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        when = None
+    if when is None:
+        raise SelfImproveError(f"{flag} {text!r} is not a date or time",
+                               hint="use an ISO date such as 2025-01-31 or 2025-01-31T12:00, or 7d / 24h")
+    return when if when.tzinfo is not None else when.replace(tzinfo=timezone.utc)
+
+
+def resolve_inputs(paths: Sequence[Path], format: str | None, repo: Path | None, config: Path | None,
+                   model: str | None, offline: bool) -> tuple[list[Path], str, str | None]:
+    """(paths, format, reflection model): the command's options, completed from selfimprove.yaml."""
+    from selfimprove.config import load_settings
+
+    settings = None
+    if not paths or repo is not None or config is not None:
+        settings = load_settings(repo, config)
+    elif not offline and model is None:
+        settings = _optional_settings()
+    if not paths:
+        assert settings is not None
+        if not settings.traces_path:
+            raise SelfImproveError("no trace paths given and selfimprove.yaml has no traces.path",
+                                   where=str(settings.path.name),
+                                   hint="pass PATH... or set traces: {path: logs/} in selfimprove.yaml")
+        paths = [settings.root / settings.traces_path]
+    fmt = format or (settings.traces_format if settings is not None else "auto")
+    chosen = None if offline else (model or (settings.reflection_model if settings is not None else None))
+    return list(paths), fmt, chosen
+
+
+def _optional_settings() -> Any:
+    """The settings around the cwd when there are any (for the reflection model); none is fine."""
+    from selfimprove.config import CONFIG_NAME, find_root, load_settings
+
+    try:
+        root = find_root(Path.cwd())
+    except SelfImproveError:
+        return None
+    return load_settings(root) if (root / CONFIG_NAME).is_file() else None

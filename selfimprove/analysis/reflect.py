@@ -1,0 +1,92 @@
+"""Reflection: a model names each failure pattern, states its root cause and the kind of fix.
+
+Owns the prompt that shows a model one pattern's evidence (counts, error templates and samples, user
+phrases, examples, a demonstration of success) and the validation of its structured reply
+(`schemas/reflection.schema.json`, through `llm.complete_json`). The reply is added to the pattern's
+evidence as `name`, `root_cause`, `fix_kind` and `suggested_fix`; the pattern's id, kind and counts
+never change, so offline and reflected analyses group the same traces the same way.
+
+Never does: run without a completer handed to it (the offline path never comes here), send more than
+bounded evidence (everything sent passes the llm module's redaction), or let one bad reply sink the
+run: a pattern whose reply stays invalid after the retry keeps its offline title and says why.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+from selfimprove.analysis.patterns import Pattern
+from selfimprove.errors import SelfImproveError
+
+MAX_PATTERNS = 10  # reflect on the most frequent patterns only: they carry the most failures
+
+SYSTEM = (
+    "You analyse failures of an LLM agent in production. You are shown one failure pattern that a "
+    "deterministic analysis grouped from the agent's traces, with its evidence. Answer with one JSON "
+    "object only, matching this JSON Schema:\n{schema}\n"
+    "Ground the root cause in the evidence; do not invent facts. Prefer fixes that change the agent's "
+    "prompt (a rule or an example) or a configuration value; say 'tool' when the tool itself is broken."
+)
+
+
+def prompt(pattern: Pattern) -> str:
+    ev = pattern.evidence
+    doc: dict[str, Any] = {
+        "pattern": {"kind": pattern.kind, "title": pattern.title, "count": pattern.count,
+                    "share_of_failures": round(pattern.share, 3)},
+        "signals": ev.get("signals", {}),
+    }
+    for key in ("tool", "error_template", "error_samples", "user_phrases", "config_hint"):
+        if key in ev:
+            doc[key] = ev[key]
+    doc["examples"] = [e.get("excerpt", "") for e in pattern.examples]
+    demos = ev.get("demonstrations") or []
+    if demos:
+        doc["a_similar_success"] = demos[0]
+    return json.dumps(doc, ensure_ascii=False, indent=1)
+
+
+def reflect(patterns: Sequence[Pattern], *, completer: Any,
+            model: str) -> tuple[list[Pattern], dict[str, Any]]:
+    """Patterns with `name`, `root_cause`, `fix_kind`, `suggested_fix` in their evidence, and the cost."""
+    from selfimprove.config import load_schema
+    from selfimprove.llm import complete_json
+
+    schema = load_schema("reflection.schema.json")
+    system = SYSTEM.format(schema=json.dumps(schema, separators=(",", ":")))
+    out: list[Pattern] = []
+    calls = 0
+    cost = 0.0
+    tokens = [0, 0]
+    failed: list[dict[str, str]] = []
+    for n, pattern in enumerate(patterns):
+        if n >= MAX_PATTERNS:
+            out.append(pattern)
+            continue
+        messages = [{"role": "system", "content": system}, {"role": "user", "content": prompt(pattern)}]
+        try:
+            reply, completions = complete_json(completer, model, messages, schema, temperature=0)
+        except SelfImproveError as exc:
+            completions = getattr(exc, "completions", [])
+            failed.append({"pattern": pattern.id, "reason": exc.one_line()})
+            if "not valid" not in exc.message:
+                raise  # the model could not be reached at all: say so rather than half-reflect
+            out.append(pattern)
+            calls += 2
+            continue
+        for c in completions:
+            calls += 1
+            cost += c.cost_usd
+            tokens[0] += c.input_tokens
+            tokens[1] += c.output_tokens
+        evidence = dict(pattern.evidence)
+        evidence.update(name=reply["name"], root_cause=reply["root_cause"], fix_kind=reply["fix_kind"],
+                        suggested_fix=reply["suggested_fix"])
+        out.append(replace(pattern, evidence=evidence))
+    summary = {"model": model, "patterns": min(len(patterns), MAX_PATTERNS), "calls": calls,
+               "input_tokens": tokens[0], "output_tokens": tokens[1], "cost_usd": round(cost, 6),
+               "failed": failed}
+    return out, summary

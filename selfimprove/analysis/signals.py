@@ -1,0 +1,514 @@
+"""Signals: small, explicit detectors that say *why* a trace may have failed.
+
+Owns the registry of detectors (name → function over one `Trace`) and the text normalisation used to
+turn raw error messages into templates that group well. Each detector looks at one trace only, in
+one pass over its messages, and returns `Signal`s with a short human detail and the message index,
+so that every outcome can be explained line by line.
+
+Never does: decide an outcome or weigh signals against each other (that is `outcomes`), or keep
+anything beyond the trace it is looking at (analysis must stream). Detectors are deliberately plain
+regular expressions and counters: they run on every trace of a large log, must be deterministic, and
+their meaning is calibrated later from labelled traces rather than trusted blindly.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from rapidfuzz import fuzz
+
+from selfimprove.traces.model import Feedback, Message, Trace
+
+
+@dataclass(frozen=True)
+class Signal:
+    """One piece of evidence. `weight` is its contribution to the failure log-odds (set by outcomes)."""
+
+    name: str
+    weight: float = 0.0
+    detail: str = ""
+    message_index: int | None = None
+    key: str = ""  # the grouping key patterns use (kind|tool|template); not part of the JSON contract
+
+    def to_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"name": self.name, "weight": round(self.weight, 4)}
+        if self.detail:
+            doc["detail"] = self.detail
+        if self.message_index is not None:
+            doc["message_index"] = self.message_index
+        return doc
+
+
+# The implicit signals, in the order used for feature vectors and for breaking ties between kinds.
+IMPLICIT = ("tool_error", "user_correction", "rephrase", "escalation", "abandonment", "loop", "refusal",
+            "max_turns")
+EXPLICIT = ("explicit_failure", "explicit_success", "run_error")
+
+DETAIL_CHARS = 200
+
+# --- text normalisation -------------------------------------------------------------------------
+
+_PLACEHOLDERS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"https?://\S+"), "<url>"),
+    (re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+"), "<email>"),
+    (re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.I), "<id>"),
+    (re.compile(r"(?<![\w/])(?:[A-Za-z]:\\|~?/)(?:[\w.@+-]+[/\\])*[\w.@+-]+"), "<path>"),
+    (re.compile(r"'[^'\n]{1,200}'|\"[^\"\n]{1,200}\"|`[^`\n]{1,200}`|“[^”\n]{1,200}”"), "<str>"),
+    (re.compile(r"\b0x[0-9a-f]+\b|\b[0-9a-f]{12,}\b", re.I), "<id>"),
+    # quantities with a unit (30s, 250ms, 2.5MB) are numbers, not ids
+    (re.compile(r"\b\d+(?:\.\d+)?(ms|s|sec|secs|m|min|mins|h|hrs|d|kb|mb|gb|tb|k|x|px)\b", re.I), r"<n>\1"),
+    # identifiers mixing letters and digits (order #W2378156, call_ab12, user_42): ids, not words
+    (re.compile(r"#?\b(?=[\w-]*\d)(?=[\w-]*[A-Za-z])[\w-]{3,}\b"), "<id>"),
+    (re.compile(r"#\d+\b"), "<id>"),
+    (re.compile(r"[-+]?\b\d+(?:[.,:]\d+)*\b"), "<n>"),
+)
+_SPACE = re.compile(r"\s+")
+
+
+def normalize(text: str, limit: int = DETAIL_CHARS) -> str:
+    """An error template: numbers, ids, quoted values, paths, urls and emails become placeholders."""
+    line = first_line(text, limit * 2)
+    for pattern, placeholder in _PLACEHOLDERS:
+        line = pattern.sub(placeholder, line)
+    return _SPACE.sub(" ", line).strip()[:limit]
+
+
+def first_line(text: str, limit: int = DETAIL_CHARS) -> str:
+    """The first non-empty line of a text (a Python traceback's last line: that is where the error is)."""
+    text = text.strip()
+    if text.startswith("Traceback (most recent call last)"):
+        lines = [ln for ln in text.splitlines() if ln.strip()]
+        return lines[-1].strip()[:limit]
+    for ln in text.splitlines():
+        if ln.strip():
+            return _SPACE.sub(" ", ln.strip())[:limit]
+    return ""
+
+
+def excerpt(text: str, limit: int = DETAIL_CHARS) -> str:
+    text = _SPACE.sub(" ", text).strip()
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# --- detectors ------------------------------------------------------------------------------------
+
+Detector = Callable[[Trace], list[Signal]]
+REGISTRY: dict[str, Detector] = {}
+
+
+def detector(name: str) -> Callable[[Detector], Detector]:
+    def register(fn: Detector) -> Detector:
+        REGISTRY[name] = fn
+        return fn
+
+    return register
+
+
+def detect(trace: Trace) -> list[Signal]:
+    """Every signal of one trace, from every registered detector, in registry order."""
+    found: list[Signal] = []
+    for fn in REGISTRY.values():
+        found.extend(fn(trace))
+    return found
+
+
+# How a tool result says it failed. Checked on the lowercased head of the text with plain substring
+# tests first (tool results are the bulk of a trace; a case-insensitive regex over each is too slow).
+_ERROR_STARTS = ("error", "errors:", "exception", "traceback", "fatal", "failed", "failure:")
+_ERROR_PHRASES = ("timeout", "timed out", "time out", "command not found", "no such file or directory",
+                  "permission denied", "rate limit", "rate-limit", "unavailable", "forbidden", "unauthorized",
+                  "could not ", "couldn't ", "unable to ", "failed to ", "invalid ")
+_ERROR_JSON = re.compile(r'^\s*\{\s*"(?:error|exception|err)"\s*:\s*(?![\s,}]|null|false|""|\{\s*\}|\[\s*\])')
+_ERROR_CLASS = re.compile(r"[a-z](?:error|exception)\b\s*:")
+_ERROR_STATUS = re.compile(r'status"?\s*(?:code"?)?\s*[:=]?\s*"?[45]\d\d\b')
+
+
+def _error_text(head: str) -> bool:
+    low = head.lower()
+    if low.lstrip(" \t\r\n\"'[(*#>:-").startswith(_ERROR_STARTS):
+        return True
+    if any(phrase in low for phrase in _ERROR_PHRASES):
+        return True
+    if ("error" in low or "exception" in low) and (_ERROR_JSON.match(low) or _ERROR_CLASS.search(low)):
+        return True
+    return "status" in low and _ERROR_STATUS.search(low) is not None
+
+
+def _tool_names(trace: Trace) -> dict[str, str]:
+    return {call.id: call.name for m in trace.messages for call in m.tool_calls if call.id}
+
+
+def looks_like_error(message: Message) -> bool:
+    if message.is_error:
+        return True
+    head = message.content[:400]
+    return bool(head) and _error_text(head)
+
+
+@detector("tool_error")
+def tool_errors(trace: Trace) -> list[Signal]:
+    names: dict[str, str] | None = None
+    found = []
+    for i, m in enumerate(trace.messages):
+        if m.role != "tool" and not (m.is_error and m.tool_call_id):
+            continue
+        if not looks_like_error(m):
+            continue
+        tool = m.name
+        if not tool and m.tool_call_id:
+            names = _tool_names(trace) if names is None else names
+            tool = names.get(m.tool_call_id)
+        tool = tool or "unknown"
+        text = first_line(m.content) or "tool reported an error"
+        found.append(Signal("tool_error", detail=f"{tool}: {text}", message_index=i,
+                            key=f"tool_error|{tool}|{normalize(text)}"))
+    return found
+
+
+_CORRECTION = re.compile(
+    r"""\b(?:that'?s\s+not\s+(?:what|right|correct|it)|that\s+is\s+not\s+(?:what|right|correct)
+      |not\s+what\s+i\s+(?:asked|wanted|meant|said)|i\s+(?:said|meant|asked\s+for)\b
+      |you\s+(?:misunderstood|got\s+it\s+wrong|are\s+wrong|didn'?t\s+(?:listen|understand|read))
+      |(?:that'?s|this\s+is|it'?s)\s+(?:wrong|incorrect)|wrong\s+(?:answer|order|item|one|address|file)
+      |(?:doesn'?t|does\s+not|didn'?t|did\s+not)\s+work|still\s+(?:not|doesn'?t|broken|wrong|failing)
+      |try\s+again|please\s+re-?read|no,?\s+i\s+(?:want|need|meant|said)|useless|not\s+helpful
+      |(?:this\s+is|that'?s|so|how)\s+(?:frustrating|annoying|ridiculous|unacceptable)|frustrat(?:ed|ing)
+      |seriously\?|what\s+the\s+hell)""",
+    re.I | re.X,
+)
+_CORRECTION_OPENERS = re.compile(r"^\s*(?:no|nope|wrong|incorrect|actually)\b[,.!]?", re.I)
+# "No, thanks" closes a conversation and "No need to" declines an offer; "No, the blue one" corrects
+_NOT_A_CORRECTION = re.compile(
+    r"^\s*no\W*(?:thanks|thank|that'?s\s+(?:all|it|ok|okay|fine)|i'?m\s+(?:good|all)|need|problem|worries|"
+    r"rush|,?\s*that\s+(?:is|will\s+be)\s+all|nothing|other|more|further)",
+    re.I,
+)
+_CUE_SPACE = re.compile(r"[\s’']+")
+
+
+def _cue(match: str) -> str:
+    return _CUE_SPACE.sub(" ", match.lower().replace("’", "'")).strip(" ,.!")
+
+
+@detector("user_correction")
+def user_corrections(trace: Trace) -> list[Signal]:
+    found = []
+    seen_assistant = False
+    for i, m in enumerate(trace.messages):
+        if m.role == "assistant":
+            seen_assistant = True
+            continue
+        if m.role != "user" or not seen_assistant or not m.content:
+            continue
+        text = m.content[:1000].replace("’", "'")
+        hit = _CORRECTION.search(text)
+        cue = _cue(hit.group(0)) if hit else None
+        if cue is None:
+            opener = _CORRECTION_OPENERS.match(text)
+            if opener and not _NOT_A_CORRECTION.match(text):
+                cue = _cue(opener.group(0))
+        if cue is None:
+            continue
+        found.append(Signal("user_correction", detail=excerpt(text), message_index=i,
+                            key=f"user_correction|{cue}"))
+    return found
+
+
+_WORDS = re.compile(r"\w+")
+
+
+@detector("rephrase")
+def rephrasings(trace: Trace) -> list[Signal]:
+    found = []
+    previous: str | None = None
+    for i, m in enumerate(trace.messages):
+        if m.role != "user" or not m.content.strip():
+            continue
+        text = " ".join(_WORDS.findall(m.content.lower()))[:500]
+        if previous is not None and len(text) >= 20 and fuzz.token_set_ratio(previous, text) >= 85:
+            found.append(Signal("rephrase", detail=excerpt(m.content), message_index=i,
+                                key="user_correction|rephrase"))
+        previous = text
+    return found
+
+
+_ESCALATE_USER = re.compile(
+    r"""\b(?:(?:speak|talk|chat)\s+(?:to|with)\s+(?:a\s+|an\s+|the\s+|your\s+)?(?:real\s+|actual\s+|live\s+)?
+          (?:human|person|manager|supervisor|representative|agent|someone)
+      |(?:transfer|connect|escalate|put)\s+(?:me|this|it)\b.{0,40}?\b(?:human|person|manager|supervisor|
+          representative|agent|someone|support)
+      |human\s+(?:agent|representative|support)|real\s+person|live\s+agent|escalate)""",
+    re.I | re.X | re.S,
+)
+_ESCALATE_AGENT = re.compile(
+    r"\b(?:transferr?(?:ing|ed)?\s+you\s+to|escalat(?:e|ing|ed)\s+(?:this|your)|hand(?:ing)?\s+(?:you\s+)?"
+    r"(?:off|over)\s+to)\b.{0,40}?\b(?:human|agent|team|specialist|representative|supervisor)",
+    re.I | re.S,
+)
+_ESCALATE_TOOL = re.compile(r"transfer|escalat|handoff|hand_off|human", re.I)
+# every escalation phrase contains one of these words: a cheap test before the regexes
+_ESCALATE_WORDS = ("human", "person", "manager", "supervisor", "representative", "agent", "someone",
+                   "escalat", "transfer", "hand", "team", "specialist", "support")
+
+
+@detector("escalation")
+def escalations(trace: Trace) -> list[Signal]:
+    found = []
+    for i, m in enumerate(trace.messages):
+        for call in m.tool_calls:
+            if _ESCALATE_TOOL.search(call.name):
+                found.append(Signal("escalation", detail=f"agent called {call.name}", message_index=i,
+                                    key=f"escalation|{call.name}"))
+                return found
+        if not m.content or m.role not in ("user", "assistant"):
+            continue
+        low = m.content[:2000].lower()
+        if not any(word in low for word in _ESCALATE_WORDS):
+            continue
+        if m.role == "user" and _ESCALATE_USER.search(m.content[:2000]):
+            found.append(Signal("escalation", detail=f"user asked: {excerpt(m.content, 160)}",
+                                message_index=i, key="escalation|user request"))
+            return found
+        if m.role == "assistant" and _ESCALATE_AGENT.search(m.content[:2000]):
+            found.append(Signal("escalation", detail=f"agent: {excerpt(m.content, 160)}",
+                                message_index=i, key="escalation|agent handoff"))
+            return found
+    return found
+
+
+_GIVE_UP = re.compile(
+    r"\b(?:forget\s+(?:it|about\s+it)|never\s*mind|i\s+give\s+up|(?:this\s+is\s+)?pointless|waste\s+of\s+"
+    r"(?:my\s+)?time|i'?ll\s+(?:do\s+it\s+myself|go\s+elsewhere|figure\s+it\s+out)|not\s+worth\s+it)\b",
+    re.I,
+)
+_CLOSING = re.compile(
+    r"thank|\bthanks\b|that'?s\s+(?:all|it|everything)|\bbye\b|all\s+set|\bperfect\b|\bgreat\b|###stop###"
+    r"|\bdone\b|\bgood\b|appreciate",
+    re.I,
+)
+
+
+@detector("abandonment")
+def abandonment(trace: Trace) -> list[Signal]:
+    msgs = [(i, m) for i, m in enumerate(trace.messages) if m.role in ("user", "assistant", "tool")]
+    users = [(i, m) for i, m in msgs if m.role == "user" and m.content.strip()]
+    if not users:
+        return []
+    i, last_user = users[-1]
+    text = last_user.content.replace("’", "'")[:1000]
+    if _GIVE_UP.search(text):
+        return [Signal("abandonment", detail=f"user gave up: {excerpt(text, 160)}", message_index=i,
+                       key="abandonment|gave up")]
+    if msgs and msgs[-1][1] is last_user and len(users) > 1 and not _CLOSING.search(text):
+        return [Signal("abandonment", detail=f"conversation ends on an unanswered user turn: "
+                                             f"{excerpt(text, 120)}", message_index=i,
+                       key="abandonment|unanswered")]
+    return []
+
+
+def _call_key(name: str, arguments: Any) -> str:
+    if isinstance(arguments, (dict, list)):
+        try:
+            return name + json.dumps(arguments, sort_keys=True, default=str)
+        except (TypeError, ValueError):
+            return name + repr(arguments)
+    return f"{name}{arguments!r}"
+
+
+@detector("loop")
+def loops(trace: Trace) -> list[Signal]:
+    names: Counter[str] = Counter(call.name for m in trace.messages for call in m.tool_calls)
+    texts: Counter[str] = Counter(m.content.strip()[:500] for m in trace.messages
+                                  if m.role == "assistant" and len(m.content) >= 40)
+    found = []
+    if names and max(names.values()) >= 3:  # only then is it worth comparing arguments
+        calls: Counter[str] = Counter()
+        first: dict[str, tuple[int, str]] = {}
+        for i, m in enumerate(trace.messages):
+            for call in m.tool_calls:
+                if names[call.name] >= 3:
+                    key = _call_key(call.name, call.arguments)
+                    calls[key] += 1
+                    first.setdefault(key, (i, call.name))
+        for key, n in calls.items():
+            if n >= 3:
+                i, name = first[key]
+                found.append(Signal("loop", detail=f"{name} called {n} times with the same arguments",
+                                    message_index=i, key=f"loop|{name}"))
+    for text, n in texts.items():
+        if n >= 3:
+            found.append(Signal("loop", detail=f"the same reply {n} times: {excerpt(text, 100)}",
+                                key="loop|repeated reply"))
+    return found[:3]
+
+
+_REFUSAL = re.compile(
+    r"\b(?:i'?m\s+(?:sorry|afraid),?\s+(?:but\s+)?i\s+(?:can(?:no|')?t|am\s+unable|am\s+not\s+able|won'?t)"
+    r"|i\s+(?:can(?:no|')?t|am\s+unable\s+to|am\s+not\s+able\s+to|won'?t\s+be\s+able\s+to|won'?t)\s+"
+    r"(?:help|assist|do|provide|comply|process|proceed|complete|make|change|modify|cancel|fulfil|fulfill)"
+    r"|unfortunately,?\s+(?:\w+\s+){0,12}?(?:can(?:no|')?t|unable|not\s+(?:possible|able|eligible|allowed))"
+    r"|i\s+(?:must|have\s+to)\s+decline|as\s+an\s+ai(?:\s+language\s+model)?,?\s+i)",
+    re.I,
+)
+
+
+@detector("refusal")
+def refusals(trace: Trace) -> list[Signal]:
+    """The agent declining or being unable to do what was asked (a policy refusal may be correct)."""
+    found = []
+    for i, m in enumerate(trace.messages):
+        if m.role != "assistant" or not m.content:
+            continue
+        text = m.content[:2000].replace("’", "'")
+        hit = _REFUSAL.search(text)
+        if hit:
+            sentence = _sentence_at(text, hit.start())
+            found.append(Signal("refusal", detail=excerpt(sentence, 160), message_index=i,
+                                key=f"refusal|{normalize(sentence, 80)}"))
+    return found
+
+
+def _sentence_at(text: str, start: int) -> str:
+    end = re.search(r"[.!?\n]", text[start:])
+    return text[start: start + end.start() if end else start + 120]
+
+
+_LIMIT_VALUES = re.compile(
+    r"^(?:length|max_tokens|max_turns|max_steps|max_iterations|message_limit|token_limit|time_limit|"
+    r"working_limit|context(?:_length)?(?:_exceeded)?|exit_cost|exit_context|exit_format|limit|"
+    r"max_output_tokens|model_length|turn_limit|iteration_limit)$",
+    re.I,
+)
+_LIMIT_KEYS = ("finish_reason", "stop_reason", "exit_status", "limit", "termination_reason", "status",
+               "incomplete_reason", "reason")
+_LIMIT_TEXT = re.compile(
+    r"\b(?:max(?:imum)?\s+(?:number\s+of\s+)?(?:turns|steps|iterations|tokens)|(?:turn|step|iteration|"
+    r"token|context)\s+limit)\s*(?:\(?\d+\)?\s*)?(?:was\s+|has\s+been\s+)?(?:reached|exceeded|hit)\b"
+    r"|\bcontext\s+length\s+exceeded\b",
+    re.I,
+)
+
+
+def _limit_in(metadata: Mapping[str, Any], depth: int = 0) -> str | None:
+    for key, value in metadata.items():
+        if isinstance(value, str) and key in _LIMIT_KEYS and _LIMIT_VALUES.match(value.strip()):
+            return f"{key}={value}"
+        if isinstance(value, Mapping) and depth < 2:
+            found = _limit_in(value, depth + 1)
+            if found:
+                return found
+    return None
+
+
+@detector("max_turns")
+def max_turns(trace: Trace) -> list[Signal]:
+    found = _limit_in(trace.metadata)
+    if found:
+        return [Signal("max_turns", detail=f"stopped at a limit ({found})",
+                       key=f"max_turns|{found.split('=', 1)[1].lower()}")]
+    for fb in trace.feedback:
+        text = f"{fb.value} {fb.comment or ''}" if fb.kind == "error" else ""
+        if text and _LIMIT_TEXT.search(text):
+            return [Signal("max_turns", detail=excerpt(text, 160), key="max_turns|run limit")]
+    for i in range(len(trace.messages) - 1, max(-1, len(trace.messages) - 3), -1):
+        m = trace.messages[i]
+        if m.content and _LIMIT_TEXT.search(m.content[-500:]):
+            return [Signal("max_turns", detail=excerpt(m.content[-200:], 160), message_index=i,
+                           key="max_turns|limit message")]
+    return []
+
+
+# --- explicit labels --------------------------------------------------------------------------------
+
+_PASS_LABELS = frozenset({"pass", "passed", "correct", "c", "yes", "y", "good", "success", "succeeded",
+                          "successful", "true", "ok", "positive", "resolved", "accepted", "thumbs_up", "up",
+                          "helpful", "complete", "completed", "solved", "1"})
+_FAIL_LABELS = frozenset({"fail", "failed", "failure", "incorrect", "i", "no", "n", "bad", "wrong", "false",
+                          "error", "negative", "unresolved", "rejected", "thumbs_down", "down", "unhelpful",
+                          "partial", "p", "incomplete", "unsolved", "0", "cancelled", "canceled"})
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return 1.0 if value else 0.0
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value.strip())
+        except ValueError:
+            return None
+    return None
+
+
+def verdict(fb: Feedback) -> bool | None:
+    """True = the feedback says failure, False = success, None = it does not say."""
+    if fb.passed is not None and fb.kind != "error":
+        return not fb.passed
+    kind = fb.kind
+    value = fb.value
+    if kind == "error":
+        return bool(value or fb.comment) if fb.passed is None else not fb.passed
+    if kind == "status":
+        text = str(value).strip().lower()
+        if text in ("error", "failed", "failure", "cancelled", "canceled", "timeout", "crashed"):
+            return True
+        return None  # "ok" says the run did not crash, not that the agent succeeded
+    if kind == "success":
+        num = _number(value)
+        return None if num is None else num < 0.5
+    if kind == "thumbs":
+        num = _number(value)
+        if num is None:
+            text = str(value).strip().lower()
+            return True if text in _FAIL_LABELS else False if text in _PASS_LABELS else None
+        return None if num == 0 else num < 0
+    if kind == "reward":
+        num = _number(value)
+        return None if num is None else num < 1.0
+    if kind == "score":
+        num = _number(value)
+        if num is not None:
+            return num < 0.5
+    text = str(value).strip().lower() if value is not None else ""
+    if text in _FAIL_LABELS:
+        return True
+    if text in _PASS_LABELS:
+        return False
+    return None
+
+
+def _describe(fb: Feedback) -> str:
+    name = f"{fb.name} " if fb.name else ""
+    text = f"{fb.kind} {name}= {fb.value!r}" if fb.value is not None else fb.kind
+    if fb.comment:
+        text += f" ({excerpt(fb.comment, 120)})"
+    return excerpt(text, DETAIL_CHARS)
+
+
+def explicit(trace: Trace) -> list[Signal]:
+    """The explicit labels of a trace: failures, successes and run errors, each as a signal."""
+    found = []
+    for fb in trace.feedback:
+        said = verdict(fb)
+        if said is None:
+            continue
+        if said and (fb.kind == "error" or (fb.kind == "status")):
+            text = first_line(str(fb.comment or fb.value or "error"))
+            found.append(Signal("run_error", weight=1.0, detail=_describe(fb),
+                                key=f"run_error|{normalize(text)}"))
+        elif said:
+            found.append(Signal("explicit_failure", weight=1.0, detail=_describe(fb),
+                                key=f"explicit_failure|{fb.name or fb.kind}"))
+        else:
+            found.append(Signal("explicit_success", weight=-1.0, detail=_describe(fb)))
+    return found
+
+
+def tools_called(messages: Iterable[Message]) -> list[str]:
+    return [call.name for m in messages for call in m.tool_calls]

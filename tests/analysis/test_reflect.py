@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import json
+
+from selfimprove.analysis.patterns import Pattern
+from selfimprove.analysis.reflect import reflect
+from selfimprove.llm import Completion, ScriptedCompleter
+
+PATTERN = Pattern(id="tool-error-1", title="lookup fails: Error: timeout after <n>s", kind="tool_error", count=3,
+                  share=0.5, trace_ids=("a", "b", "c"),
+                  examples=({"trace_id": "a", "source": "x:1", "excerpt": "lookup: Error: timeout after 30s"},),
+                  evidence={"signals": {"tool_error": 3}, "tool": "lookup",
+                            "error_template": "Error: timeout after <n>s", "config_hint": "timeout"})
+GOOD = {"name": "lookup times out", "root_cause": "The lookup tool waits on a slow database.",
+        "fix_kind": "config", "suggested_fix": "Raise the lookup timeout."}
+
+
+def test_reflection_adds_name_cause_and_fix_and_reports_cost() -> None:
+    completer = ScriptedCompleter([Completion(json.dumps(GOOD), input_tokens=100, output_tokens=20,
+                                              cost_usd=0.0012)])
+    (pattern,), summary = reflect([PATTERN], completer=completer, model="m")
+    assert {k: pattern.evidence[k] for k in GOOD} == GOOD
+    assert (pattern.id, pattern.title, pattern.count) == (PATTERN.id, PATTERN.title, 3)
+    assert summary == {"model": "m", "patterns": 1, "calls": 1, "input_tokens": 100, "output_tokens": 20,
+                       "cost_usd": 0.0012, "failed": []}
+    sent = completer.calls[0]["messages"]
+    assert sent[0]["role"] == "system" and '"fix_kind"' in sent[0]["content"]
+    shown = json.loads(sent[1]["content"])
+    assert shown["error_template"] == "Error: timeout after <n>s" and shown["config_hint"] == "timeout"
+
+
+def test_an_invalid_reply_is_retried_once_then_the_offline_title_stays() -> None:
+    bad = json.dumps({"name": "x"})
+    completer = ScriptedCompleter([bad, "```json\n" + bad + "\n```"])
+    (pattern,), summary = reflect([PATTERN], completer=completer, model="m")
+    assert pattern == PATTERN and "root_cause" not in pattern.evidence
+    assert len(completer.calls) == 2
+    assert summary["failed"][0]["pattern"] == "tool-error-1"
+    assert "not valid" in summary["failed"][0]["reason"]
+
+
+def test_a_fenced_reply_is_accepted() -> None:
+    completer = ScriptedCompleter(["Here you go:\n```json\n" + json.dumps(GOOD) + "\n```"])
+    (pattern,), _ = reflect([PATTERN], completer=completer, model="m")
+    assert pattern.evidence["fix_kind"] == "config"

@@ -1,0 +1,135 @@
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "analysis"
+FIXTURE = DATA / "support.jsonl"
+
+
+def test_json_output_is_one_document_per_design(run) -> None:  # type: ignore[no-untyped-def]
+    result = run("analyze", FIXTURE.name, "--json", cwd=DATA)
+    assert result.exit_code == 0, result.stderr
+    doc = result.json()
+    assert doc["schema"] == "selfimprove.analysis/v1"
+    assert doc["traces"] == {"total": 12, "failure": 6, "success": 4, "unknown": 2, "skipped": 0}
+    assert doc["sources"] == [{"path": "support.jsonl", "format": "openai", "traces": 12, "skipped": 0,
+                               "errors": []}]
+    assert [p["count"] for p in doc["patterns"]] == [2, 1, 1, 1, 1]
+    assert sum(p["share"] for p in doc["patterns"]) == pytest.approx(1.0, abs=1e-3)
+    assert doc["fit"]["method"] == "prior" and doc["fit"]["labelled"] == 8
+    assert [v["prompt_version"] for v in doc["versions"]] == ["v1", "v2"]
+    assert result.stderr == ""
+
+
+def test_human_report_goes_to_stderr_only(run) -> None:  # type: ignore[no-untyped-def]
+    result = run("analyze", str(FIXTURE))
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert lines[0] == "12 traces: 6 failed (60% of decided), 4 succeeded, 2 unknown; 0 bad records skipped"
+    assert "Top reasons the agent fails" in result.stderr
+    assert "1. lookup_order fails: Error: timeout after <n>s contacting orders-db (request <id>)" in lines
+    assert "   config knob: timeout" in lines
+    assert "signal weights: prior; prior AUROC 0.90 on 8 labelled traces" in result.stderr
+
+
+def test_files_written_and_announced(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    out, md, cases = tmp_path / "o.jsonl", tmp_path / "r.md", tmp_path / "cases.yaml"
+    result = run("analyze", str(FIXTURE), "--outcomes", str(out), "--markdown", str(md),
+                 "--export-cases", str(cases), "--json")
+    assert result.exit_code == 0, result.stderr
+    assert len(out.read_text().splitlines()) == 12
+    assert md.read_text().startswith("# Why the agent fails")
+    assert cases.read_text().count("- id: prod-") == 6
+    assert f"wrote 6 eval case(s) to {cases}" in result.stderr
+    json.loads(result.stdout)
+
+
+def test_since_and_until_filter_by_start_time(run) -> None:  # type: ignore[no-untyped-def]
+    result = run("analyze", str(FIXTURE), "--since", "2025-03-06", "--until", "2025-03-09T11:00:00Z",
+                 "--json")
+    assert result.exit_code == 0, result.stderr
+    doc = result.json()
+    assert doc["traces"]["total"] == 4  # ok-1 … ok-4 (fail-v2 started at 12:00)
+    assert doc["filtered"] == {"outside_window": 8, "undated_kept": 0}
+    bad = run("analyze", str(FIXTURE), "--since", "last tuesday")
+    assert bad.exit_code == 2
+    assert bad.stderr.startswith("error: --since 'last tuesday' is not a date or time (hint:")
+
+
+def test_gzip_and_directories(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "logs" / "day1").mkdir(parents=True)
+    with gzip.open(tmp_path / "logs" / "day1" / "a.jsonl.gz", "wb") as fh:
+        fh.write(FIXTURE.read_bytes())
+    result = run("analyze", str(tmp_path / "logs"), "--json")
+    assert result.exit_code == 0, result.stderr
+    assert result.json()["traces"]["failure"] == 6
+
+
+def test_default_path_comes_from_selfimprove_yaml(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "logs").mkdir()
+    shutil.copy(FIXTURE, tmp_path / "logs" / "support.jsonl")
+    (tmp_path / "prompts").mkdir()
+    (tmp_path / "prompts" / "agent.md").write_text("be nice\n")
+    (tmp_path / "selfimprove.yaml").write_text(
+        "version: 1\nprompts:\n  - path: prompts/agent.md\ntraces: {path: logs/, format: openai}\n")
+    result = run("analyze", "--json", cwd=tmp_path)
+    assert result.exit_code == 0, result.stderr
+    doc = result.json()
+    assert doc["traces"]["total"] == 12 and doc["sources"][0]["format"] == "openai"
+
+
+def test_no_path_and_no_config_is_a_clear_error(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    result = run("analyze", cwd=tmp_path)
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: no git repository found")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_missing_path_and_unreadable_input_exit_2(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    missing = run("analyze", str(tmp_path / "nope.jsonl"))
+    assert missing.exit_code == 2
+    assert "no such file or directory" in missing.stderr
+    junk = tmp_path / "junk.jsonl"
+    junk.write_text("{not json\n{also not\n")
+    result = run("analyze", str(junk), "--json")
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr.startswith("error: ")
+    assert "no traces could be read" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_bad_records_are_skipped_and_reported_with_lines(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    mixed = tmp_path / "mixed.jsonl"
+    lines = FIXTURE.read_text().splitlines()
+    mixed.write_text("\n".join(lines[:3] + ["{broken"] + lines[3:]) + "\n")
+    result = run("analyze", str(mixed), "--json")
+    assert result.exit_code == 0, result.stderr
+    doc = result.json()
+    assert doc["traces"]["skipped"] == 1 and doc["traces"]["total"] == 12
+    assert doc["sources"][0]["errors"][0]["line"] == 4
+    strict = run("analyze", str(mixed), "--strict")
+    assert strict.exit_code == 2
+    assert f"{mixed}:4" in strict.stderr
+
+
+def test_reflection_with_a_model_through_litellm(run, stub_openai) -> None:  # type: ignore[no-untyped-def]
+    reply = {"name": "order lookup times out", "root_cause": "The orders database is slow to answer.",
+             "fix_kind": "config", "suggested_fix": "Raise the lookup_order timeout to 60 seconds."}
+    stub_openai.reply = lambda body: json.dumps(reply)
+    result = run("analyze", str(FIXTURE), "--json", "--model", "openai/stub-model")
+    assert result.exit_code == 0, result.stderr
+    doc = result.json()
+    assert len(stub_openai.requests) == 5
+    first = doc["patterns"][0]["evidence"]
+    assert (first["name"], first["root_cause"], first["fix_kind"], first["suggested_fix"]) == (
+        reply["name"], reply["root_cause"], reply["fix_kind"], reply["suggested_fix"])
+    assert doc["reflection"]["model"] == "openai/stub-model" and doc["reflection"]["calls"] == 5
+    offline = run("analyze", str(FIXTURE), "--json", "--model", "openai/stub-model", "--offline")
+    assert "reflection" not in offline.json() and len(stub_openai.requests) == 5
