@@ -1,0 +1,136 @@
+"""A proposal as a reviewable git branch: name, commit message with its evidence, and the write.
+
+Owns: `selfimprove/<slug>-<shorthash>` naming (the short hash covers the base commit, the pattern and
+the new content, so the same proposal for the same base always gets the same name), the commit
+message of DESIGN §7 (subject, an evidence body, trailers Selfimprove-Pattern / -Base / -Proposer),
+redaction of that message, and finding the branches earlier runs wrote.
+
+Must never: touch HEAD, the index or the working tree (the commit is built by `gitrepo.commit_files`
+on the base commit in a temporary index, and the branch ref is created with compare-and-swap), or put
+an unredacted secret or personal detail from a trace into a commit message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from selfimprove.proposals.model import Proposal
+
+if TYPE_CHECKING:
+    from selfimprove.gitrepo import Repo
+
+PREFIX = "selfimprove/"
+TRAILER_PATTERN = "Selfimprove-Pattern"
+TRAILER_BASE = "Selfimprove-Base"
+TRAILER_PROPOSER = "Selfimprove-Proposer"
+MAX_TRACE_IDS = 10
+WHY = "Why: "
+
+
+def slugify(text: str, limit: int = 40) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    if len(slug) > limit:
+        cut = slug[:limit]
+        slug = cut[: cut.rfind("-")] if cut.rfind("-") > limit // 2 else cut
+    return slug.strip("-") or "change"
+
+
+def shorthash(base: str, pattern: str, files: Mapping[str, bytes]) -> str:
+    digest = hashlib.sha1(usedforsecurity=False)
+    for part in (base.encode(), pattern.encode()):
+        digest.update(part + b"\0")
+    for path in sorted(files):
+        digest.update(path.encode() + b"\0" + files[path] + b"\0")
+    return digest.hexdigest()[:8]
+
+
+def branch_name(slug: str, base: str, pattern: str, files: Mapping[str, bytes]) -> str:
+    return f"{PREFIX}{slug}-{shorthash(base, pattern, files)}"
+
+
+def _one_line(value: Any) -> str:
+    return " ".join(str(value).split())
+
+
+def commit_message(proposal: Proposal, pattern: Mapping[str, Any]) -> str:
+    """Subject, evidence body and trailers; every line that can hold trace text is redacted."""
+    from selfimprove.llm import redact
+
+    evidence = proposal.evidence
+    count = pattern.get("count", 0)
+    share = float(pattern.get("share") or 0.0)
+    ids = [str(i) for i in pattern.get("trace_ids") or ()]
+    more = len(ids) - MAX_TRACE_IDS
+    shown = ", ".join(ids[:MAX_TRACE_IDS]) + (f" (+{more} more)" if more > 0 else "")
+    signals = evidence.get("signals") or {}
+    body = [
+        f"Pattern {pattern.get('id')} ({pattern.get('kind', '?')}): {_one_line(pattern.get('title', ''))}",
+        f"Seen in {count} failing trace{'s' if count != 1 else ''} ({share:.0%} of failures).",
+    ]
+    if shown:
+        body.append(f"Trace ids: {shown}")
+    if isinstance(signals, Mapping) and signals:
+        body.append("Signals: " + ", ".join(f"{k}={v}" for k, v in sorted(signals.items())))
+    for key, label in (("tool", "Tool"), ("error_template", "Error"), ("config_hint", "Config hint"),
+                       ("root_cause", "Root cause")):
+        if evidence.get(key):
+            body.append(f"{label}: {_one_line(evidence[key])}")
+    phrases = [p for p in evidence.get("user_phrases") or () if isinstance(p, str)][:3]
+    if phrases:
+        body.append("User corrections: " + "; ".join(f'"{_one_line(p)}"' for p in phrases))
+    changes = [f"- {e.describe()}" for e in proposal.edits]
+    text = "\n".join([
+        f"selfimprove: {_one_line(proposal.title)}",
+        "",
+        "\n".join(body),
+        "",
+        "Change:",
+        "\n".join(changes),
+        "",
+        WHY + _one_line(proposal.rationale),
+    ])
+    text = redact(text)
+    trailers = "\n".join([
+        f"{TRAILER_PATTERN}: {_one_line(redact(proposal.pattern))}",
+        f"{TRAILER_BASE}: {proposal.base}",
+        f"{TRAILER_PROPOSER}: {_one_line(proposal.proposer)}",
+    ])
+    return f"{text}\n\n{trailers}\n"
+
+
+@dataclass(frozen=True)
+class Existing:
+    branch: str
+    sha: str
+    pattern: str
+    base: str
+    proposer: str
+    subject: str
+    rationale: str
+
+
+def existing_proposals(repo: Repo) -> list[Existing]:
+    """Every `selfimprove/` branch whose tip carries our trailers."""
+    out: list[Existing] = []
+    for name, sha in sorted(repo.branches(PREFIX).items()):
+        commits = repo.log(sha, max_count=1)
+        if not commits:
+            continue
+        trailers = commits[0].trailers
+        pattern, base = trailers.get(TRAILER_PATTERN), trailers.get(TRAILER_BASE)
+        if not pattern or not base:
+            continue
+        proposer = (trailers.get(TRAILER_PROPOSER) or ("",))[0]
+        why = next((line[len(WHY):] for line in commits[0].body.splitlines() if line.startswith(WHY)), "")
+        out.append(Existing(name, sha, pattern[0], base[0], proposer, commits[0].subject, why))
+    return out
+
+
+def write(repo: Repo, proposal: Proposal, message: str) -> str:
+    """Create the proposal's branch with one commit on its base; returns the commit sha."""
+    return repo.commit_files(branch=proposal.branch, base=proposal.base, files=dict(proposal.files),
+                             message=message, expect_new=True)

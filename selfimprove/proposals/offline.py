@@ -1,0 +1,324 @@
+"""Deterministic proposers: grounded edits built only from what the pattern's evidence says.
+
+Owns: four proposers, tried in order for each pattern, the first that applies wins:
+  config-change      the pattern points at a mutable config key (evidence "config_hint", e.g. a
+                     timeout): raise it by a bounded factor, within the schema's maximum
+  tool-error-rule    a rule naming the tool and its normalised error message
+  correction-rule    a rule quoting the users' recurring correction
+  demonstrations     worked examples mined from similar successful traces, into the prompt's
+                     mutable examples section (only when the prompt declares one)
+Each candidate carries its evidence and why it should help.
+
+Must never: invent a fact (every tool name, error and quote comes from the evidence), quote trace
+text that reads like an instruction to the agent or about its prompt, or write anything. Whether a
+candidate is allowed is decided afterwards, by the policy checker, for every proposer alike.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from selfimprove.proposals.model import Candidate, Edit
+from selfimprove.proposals.text import append_lines, bullet_for, looks_like_injection, quote
+from selfimprove.proposals.workspace import Workspace
+
+FACTOR = 1.5  # the most a numeric config value is raised by one proposal
+MAX_DEMONSTRATIONS = 3
+DEMO_LIMIT = 400  # characters of one demonstration turn; longer (or truncated) ones are skipped, never cut
+
+Outcome = Candidate | str | None  # a candidate, a reason it cannot be made, or "does not apply"
+
+
+def propose_offline(pattern: Mapping[str, Any], ws: Workspace) -> Candidate | str:
+    """The first grounded candidate for `pattern`, or why there is none."""
+    outcomes = candidates(pattern, ws)
+    return next((c for c in outcomes if isinstance(c, Candidate)), None) or "; ".join(map(str, outcomes))
+
+
+def candidates(pattern: Mapping[str, Any], ws: Workspace) -> list[Candidate | str]:
+    """Every grounded candidate for `pattern` in order of preference, and the reasons of the proposers
+    that applied but could not make one (a single reason when none applied at all)."""
+    out: list[Candidate | str] = []
+    for proposer in PROPOSERS:
+        outcome = proposer(pattern, ws)
+        if outcome:
+            out.append(outcome)
+    if out:
+        return out
+    kind = pattern.get("kind", "?")
+    article = "an" if str(kind)[:1] in "aeiou" else "a"
+    return [f"no grounded offline edit for {article} {kind} pattern (its evidence has no tool error, user "
+            "correction, demonstration or config hint); try --model"]
+
+
+def _evidence(pattern: Mapping[str, Any]) -> Mapping[str, Any]:
+    evidence = pattern.get("evidence")
+    return evidence if isinstance(evidence, Mapping) else {}
+
+
+def _share(pattern: Mapping[str, Any]) -> str:
+    count = int(pattern.get("count") or 0)
+    share = float(pattern.get("share") or 0.0)
+    return f"{count} failing trace{'s' if count != 1 else ''} ({share:.0%} of failures)"
+
+
+def _rule_candidate(ws: Workspace, rule: str, *, title: str, proposer: str, rationale: str) -> Outcome:
+    target = ws.rules_target()
+    if target is None:
+        return "the prompts declare no mutable section to add a rule to"
+    path, section = target
+    before = ws.body(path, section)
+    after = append_lines(before, [bullet_for(before) + rule])
+    return Candidate(title=title, proposer=proposer, rationale=rationale,
+                     edits=(Edit(path, section, None, before, after),))
+
+
+# -- tool errors --------------------------------------------------------------------------------
+
+_ERROR_PREFIX = re.compile(r"^(?:error|exception|fatal|failed)\s*[:\-]\s*", re.IGNORECASE)
+
+
+def tool_error_rule(pattern: Mapping[str, Any], ws: Workspace) -> Outcome:
+    evidence = _evidence(pattern)
+    tool = evidence.get("tool")
+    error = evidence.get("error_template")
+    if not error:
+        samples = [s for s in evidence.get("error_samples") or () if isinstance(s, str) and s.strip()]
+        error = samples[0] if samples else None
+    if not isinstance(tool, str) or not tool.strip() or not isinstance(error, str) or not error.strip():
+        return None
+    if looks_like_injection(error) or looks_like_injection(tool):
+        return (f"the error text of tool {tool!r} reads like an instruction to the agent "
+                "(possible prompt injection); it is not quoted into the prompt")
+    name = quote(tool, 60).replace(" ", "_")
+    error = _ERROR_PREFIX.sub("", error.strip()) or error
+    message = quote(error, 120)
+    rule = (f'When `{name}` fails with "{message}", do not repeat the same call: check the arguments '
+            "you passed, and if it still fails, tell the user plainly what went wrong.")
+    return _rule_candidate(
+        ws, rule,
+        title=f'add a rule for {name} failing with "{quote(error, 50)}"',
+        proposer="offline/tool-error-rule",
+        rationale=(f"{_share(pattern)} hit this error from the `{name}` tool. A rule naming the tool and "
+                   "its error tells the agent to check its arguments and explain the failure instead of "
+                   "retrying the same call or carrying on as if it had worked."),
+    )
+
+
+# -- user corrections ---------------------------------------------------------------------------
+
+def correction_rule(pattern: Mapping[str, Any], ws: Workspace) -> Outcome:
+    evidence = _evidence(pattern)
+    phrases = [p for p in evidence.get("user_phrases") or () if isinstance(p, str) and p.strip()]
+    raw_signals = evidence.get("signals")
+    signals: Mapping[str, Any] = raw_signals if isinstance(raw_signals, Mapping) else {}
+    corrections = int(signals.get("user_correction", 0) or 0) + int(signals.get("rephrase", 0) or 0)
+    if not phrases or (pattern.get("kind") != "user_correction"
+                       and corrections * 2 < int(pattern.get("count") or 0)):
+        return None  # the phrases of an escalation or a refusal are not corrections
+    safe = [p for p in phrases if not looks_like_injection(p)]
+    if not safe:
+        return ("every user correction of this pattern reads like an instruction about the prompt "
+                "(possible prompt injection); none is quoted into the prompt")
+    short = [p for p in safe if len(" ".join(p.split())) <= 100] or safe
+    phrase = quote(_medoid(short), 100)
+    rule = (f'Users often had to correct answers ("{phrase}"): restate what the user asked for and check '
+            "your answer against it before replying.")
+    return _rule_candidate(
+        ws, rule,
+        title=f'add a rule from user corrections like "{quote(_medoid(short), 40)}"',
+        proposer="offline/correction-rule",
+        rationale=(f"In {_share(pattern)} the user had to correct the agent ({len(phrases)} correction"
+                   f"{'s' if len(phrases) != 1 else ''} in the evidence). Restating the request and "
+                   "checking the answer against it addresses the misunderstanding the corrections show."),
+    )
+
+
+def _medoid(phrases: list[str]) -> str:
+    """The correction most like the others (the pattern's most typical wording); first on ties."""
+    if len(phrases) <= 2:
+        return phrases[0]
+    from rapidfuzz import fuzz
+
+    scores = [sum(fuzz.token_set_ratio(p.lower(), q.lower()) for q in phrases if q is not p) for p in phrases]
+    return phrases[scores.index(max(scores))]
+
+
+# -- demonstrations -----------------------------------------------------------------------------
+
+_USER_LINE = re.compile(r"^User:\s*(.*)$", re.MULTILINE)
+
+
+def demonstrations(pattern: Mapping[str, Any], ws: Workspace) -> Outcome:
+    from selfimprove.proposals.dedupe import similarity
+
+    evidence = _evidence(pattern)
+    demos = [d for d in evidence.get("demonstrations") or () if isinstance(d, Mapping)]
+    if not demos:
+        return None
+    target = ws.examples_target()
+    if target is None:
+        return ("the evidence has demonstrations but no prompt declares a mutable examples section "
+                "(an id such as 'examples' or 'few-shot')")
+    path, section = target
+    before = ws.body(path, section)
+    present = _USER_LINE.findall(before)
+    budget = ws.settings.policy.max_added_chars
+    blocks: list[str] = []
+    used: list[Mapping[str, Any]] = []
+    for demo in demos:
+        user, assistant = demo.get("user"), demo.get("assistant")
+        if not isinstance(user, str) or not isinstance(assistant, str):
+            continue
+        if not user.strip() or not assistant.strip():
+            continue
+        if len(user) > DEMO_LIMIT or len(assistant) > DEMO_LIMIT:
+            continue
+        if user.rstrip().endswith(("…", "...")) or assistant.rstrip().endswith(("…", "...")):
+            continue  # cut short upstream: half an answer is no example
+        if looks_like_injection(user) or looks_like_injection(assistant):
+            continue
+        u, a = quote(user, DEMO_LIMIT), quote(assistant, DEMO_LIMIT)
+        if any(similarity(u, p) >= 90 for p in present):
+            continue
+        block = f"User: {u}\nAssistant: {a}"
+        if sum(len(b) + 2 for b in blocks) + len(block) + 2 > budget:
+            break
+        blocks.append(block)
+        present.append(u)
+        used.append(demo)
+        if len(blocks) == MAX_DEMONSTRATIONS:
+            break
+    if not blocks:
+        return ("no demonstration of this pattern can be used (already in the examples section, too long, "
+                "or reads like an instruction)")
+    after = append_lines(before, ["\n\n".join(blocks)], blank_line_before=bool(before.strip()))
+    ids = ", ".join(str(d.get("trace_id", "?")) for d in used)
+    name = quote(str(pattern.get("title") or pattern.get("id") or "this pattern"), 50)
+    return Candidate(
+        title=f"add {len(blocks)} example{'s' if len(blocks) != 1 else ''} for {name}",
+        proposer="offline/demonstrations",
+        rationale=(f"{_share(pattern)} resemble requests that succeeded elsewhere (traces {ids}). Showing "
+                   "the agent those worked examples steers similar requests the same way."),
+        edits=(Edit(path, section, None, before, after),),
+    )
+
+
+# -- structured config --------------------------------------------------------------------------
+
+def config_change(pattern: Mapping[str, Any], ws: Workspace) -> Outcome:
+    from selfimprove.prompts.structured import get_pointer
+
+    evidence = _evidence(pattern)
+    hint = evidence.get("config_hint")
+    if not isinstance(hint, str) or not hint.strip():
+        return None
+    match = _match_pointer(hint, evidence.get("tool"), ws)
+    if match is None:
+        return None  # the hint names no mutable key: another proposer may still apply
+    path, pointer = match
+    cfg = ws.configs[path]
+    try:
+        current = get_pointer(cfg.data, pointer)
+    except Exception:  # absent at the base: nothing grounded to raise
+        return f"{pointer} is not set in {path} at the base commit"
+    if isinstance(current, bool) or not isinstance(current, (int, float)):
+        return f"{pointer} in {path} is not a number ({current!r}); no bounded change can be made"
+    sub = _subschema(cfg.schema, pointer) if cfg.schema else {}
+    new = _raised(current, sub)
+    if new is None:
+        return f"{pointer} in {path} is already at its schema's maximum ({current})"
+    edit = Edit(path, None, pointer, json.dumps(current), json.dumps(new))
+    samples = [quote(s, 80) for s in evidence.get("error_samples") or () if isinstance(s, str)][:2]
+    seen = f' (e.g. "{samples[0]}")' if samples else ""
+    return Candidate(
+        title=f"raise {pointer.rsplit('/', 1)[-1]} of {path} from {current} to {new}",
+        proposer="offline/config-change",
+        rationale=(f"{_share(pattern)} point at `{hint}`{seen}. Raising {pointer} from {current} to {new} "
+                   f"(at most ×{FACTOR}, within the schema's bounds) gives it room without changing "
+                   "anything else."),
+        edits=(edit,),
+    )
+
+
+def _tokens(text: str) -> set[str]:
+    return {t for t in re.split(r"[^a-z0-9]+", text.lower()) if t}
+
+
+def _match_pointer(hint: str, tool: Any, ws: Workspace) -> tuple[str, str] | None:
+    """The mutable pointer the hint names (its last segment), for the pattern's tool when it has one.
+
+    With a tool, only a pointer under that tool's name or a top-level key qualifies: a timeout of
+    `search` is never raised because `lookup_order` timed out.
+    """
+    key = re.sub(r"[^a-z0-9]+", "_", hint.lower()).strip("_")
+    best: tuple[int, tuple[str, str]] | None = None
+    for path, pointer in ws.mutable_pointers():
+        segments = [s.lower() for s in pointer.strip("/").split("/")]
+        if not segments or not segments[-1]:
+            continue
+        named = isinstance(tool, str) and bool(tool) and tool.lower() in segments[:-1]
+        if isinstance(tool, str) and tool and not named and len(segments) > 1:
+            continue
+        last = re.sub(r"[^a-z0-9]+", "_", segments[-1])
+        if last == key:
+            score = 4
+        elif last.startswith(key) or key in last or _tokens(key) <= _tokens(last):
+            score = 3
+        else:
+            continue
+        score += 2 if named else 0
+        if best is None or score > best[0]:
+            best = (score, (path, pointer))
+    return best[1] if best else None
+
+
+def _subschema(schema: Mapping[str, Any], pointer: str) -> Mapping[str, Any]:
+    node: Any = schema
+    for raw in pointer.strip("/").split("/"):
+        part = raw.replace("~1", "/").replace("~0", "~")
+        if not isinstance(node, Mapping):
+            return {}
+        props = node.get("properties")
+        if isinstance(props, Mapping) and part in props:
+            node = props[part]
+        elif isinstance(node.get("items"), Mapping) and part.isdigit():
+            node = node["items"]
+        elif isinstance(node.get("additionalProperties"), Mapping):
+            node = node["additionalProperties"]
+        else:
+            return {}
+    return node if isinstance(node, Mapping) else {}
+
+
+def _raised(current: int | float, sub: Mapping[str, Any]) -> int | float | None:
+    """`current` raised by at most FACTOR (at least +1 for integers), clipped to the schema's maximum."""
+    integer = isinstance(current, int) or sub.get("type") == "integer"
+    if integer:
+        target: float = max(math.ceil(current * FACTOR), int(current) + 1) if current > 0 else current + 1
+    else:
+        target = current * FACTOR if current > 0 else current + 1
+    maximum = sub.get("maximum")
+    if isinstance(maximum, (int, float)) and not isinstance(maximum, bool):
+        target = min(target, maximum)
+    exclusive = sub.get("exclusiveMaximum")
+    if isinstance(exclusive, (int, float)) and not isinstance(exclusive, bool) and target >= exclusive:
+        if not integer:
+            return None  # no largest float below the bound worth proposing
+        target = math.ceil(exclusive) - 1
+    new: int | float = int(target) if integer else round(float(target), 6)
+    if not integer and float(new).is_integer() and isinstance(current, int):
+        new = int(new)
+    return new if new > current else None
+
+
+PROPOSERS: tuple[Callable[[Mapping[str, Any], Workspace], Outcome], ...] = (
+    config_change,
+    tool_error_rule,
+    correction_rule,
+    demonstrations,
+)

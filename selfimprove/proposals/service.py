@@ -1,0 +1,430 @@
+"""`propose`: failure patterns in, one checked git branch per proposal out.
+
+Owns the order of things, which is the safety argument:
+  1. the base is a commit (HEAD's by default); every managed file is read from it, never from disk;
+  2. per pattern, a branch an earlier run wrote for the same base and pattern is reported, not redone;
+  3. a proposer (offline, or the reflection model) suggests edits of mutable sections / pointers;
+  4. near-duplicate rules are dropped (against the section and earlier proposals); what remains is
+     applied to the base's bytes and passed through `prompts.policy.check` (immutable text, protected
+     phrases, caps, schemas) and `policy.contradicts` for every added line; any refusal is reported
+     under `rejected` with its reason and nothing is written;
+  5. only then, under the repo lock, one commit on the base and a new branch ref (compare-and-swap).
+
+Must never: write when `dry_run`, touch HEAD / the index / the working tree, or write a candidate the
+policy refused. Nothing is written half-way: each branch is one atomic ref update.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import difflib
+import json
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from selfimprove.errors import SelfImproveError
+from selfimprove.proposals import branch as branches
+from selfimprove.proposals.dedupe import Memory, near_duplicate, normalise
+from selfimprove.proposals.model import Candidate, Edit, Proposal, ProposeResult, Rejection
+from selfimprove.proposals.text import strip_bullet
+from selfimprove.proposals.workspace import Workspace, load_workspace
+
+if TYPE_CHECKING:
+    from selfimprove.config import Settings
+    from selfimprove.gitrepo import Repo
+    from selfimprove.llm import Completer
+
+ANALYSIS_SCHEMA = "selfimprove.analysis/v1"
+
+_ANALYSIS_SHAPE: dict[str, Any] = {
+    "type": "object",
+    "required": ["schema", "patterns"],
+    "properties": {
+        "schema": {"const": ANALYSIS_SCHEMA},
+        "patterns": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["id", "kind", "count"],
+                "properties": {
+                    "id": {"type": "string", "minLength": 1},
+                    "title": {"type": "string"},
+                    "kind": {"type": "string"},
+                    "count": {"type": "integer", "minimum": 0},
+                    "share": {"type": "number"},
+                    "trace_ids": {"type": "array", "items": {"type": "string"}},
+                    "examples": {"type": "array"},
+                    "evidence": {"type": "object"},
+                },
+            },
+        },
+    },
+}
+
+
+# -- input ----------------------------------------------------------------------------------------
+
+def load_analysis(path: Path) -> dict[str, Any]:
+    """A saved `analyze --json` document, checked before anything else runs."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SelfImproveError(f"{path} not found",
+                               hint="pass the file written by 'selfimprove analyze --json'") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SelfImproveError(f"cannot read {path}: {exc}") from None
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SelfImproveError(f"not valid JSON: {exc.msg}", where=f"{path}:{exc.lineno}",
+                               hint="pass the output of 'selfimprove analyze --json'") from None
+    check_analysis(doc, str(path))
+    return dict(doc)
+
+
+def check_analysis(doc: Any, source: str) -> None:
+    import jsonschema
+
+    errors = sorted(jsonschema.Draft202012Validator(_ANALYSIS_SHAPE).iter_errors(doc),
+                    key=lambda e: (len(list(e.absolute_path)), list(map(str, e.absolute_path))))
+    if not errors:
+        return
+    error = errors[0]
+    if error.validator == "const":
+        message = f"expected schema {ANALYSIS_SCHEMA!r}, got {error.instance!r}"
+    elif error.validator == "required":
+        message = str(error.message).replace("is a required property", "is required")
+    else:
+        message = str(error.message)[:160]
+    raise SelfImproveError(f"not an analysis document: {message}", where=f"{source}: {error.json_path}",
+                           hint="pass the output of 'selfimprove analyze --json'")
+
+
+def select_patterns(doc: Mapping[str, Any], pattern: str | None) -> list[Mapping[str, Any]]:
+    patterns = [p for p in doc.get("patterns") or () if isinstance(p, Mapping)]
+    if pattern is None:
+        return patterns
+    chosen = [p for p in patterns if p.get("id") == pattern]
+    if not chosen:
+        known = ", ".join(str(p.get("id")) for p in patterns[:20]) or "none"
+        raise SelfImproveError(f"no pattern '{pattern}' in the analysis (patterns: {known})",
+                               hint="pick an id from 'selfimprove analyze'")
+    return chosen
+
+
+def fresh_analysis(settings: Settings, *, completer: Completer | None = None,
+                   model: str | None = None) -> dict[str, Any]:
+    """Analyse the configured traces now (the input when no --from file is given)."""
+    if not settings.traces_path:
+        raise SelfImproveError("no traces configured to analyse", where=settings.path.name,
+                               hint="set traces.path in selfimprove.yaml, or pass --from ANALYSIS.json")
+    from selfimprove.analysis import analyze
+
+    path = settings.root / settings.traces_path
+    analysis = analyze([path], format=settings.traces_format, completer=completer, model=model)
+    doc: dict[str, Any] = analysis.to_json()
+    return doc
+
+
+# -- the run --------------------------------------------------------------------------------------
+
+def propose(settings: Settings, repo: Repo, analysis_doc: Mapping[str, Any], *,
+            completer: Completer | None = None, model: str | None = None, pattern: str | None = None,
+            max_n: int = 3, dry_run: bool = False, base: str | None = None,
+            progress: Callable[[str], None] | None = None) -> ProposeResult:
+    """Turn the analysis' top patterns into at most `max_n` proposals (branches unless `dry_run`)."""
+    check_analysis(analysis_doc, "analysis")
+    if max_n < 1:
+        raise SelfImproveError(f"--max must be at least 1, got {max_n}")
+    patterns = select_patterns(analysis_doc, pattern)
+    if base is None and repo.head_sha() is None:
+        raise SelfImproveError("the repository has no commits yet", where=str(repo.root),
+                               hint="commit your prompts first: proposals are built on a commit")
+    base_sha = repo.resolve(base or "HEAD")
+    ws = load_workspace(settings, repo, base_sha)
+    if model and completer is None:
+        from selfimprove.llm import make_completer
+
+        completer = make_completer(model)
+    say = progress or (lambda _: None)
+
+    proposals: list[Proposal] = []
+    rejected: list[Rejection] = []
+    tokens_in, tokens_out, cost = 0, 0, 0.0
+    guard = contextlib.nullcontext() if dry_run else repo.lock()
+    with guard:
+        earlier = branches.existing_proposals(repo)
+        memory = _memory(repo, ws, earlier)
+        for pat in patterns:
+            if len(proposals) >= max_n:
+                break
+            pid = str(pat["id"])
+            done = next((e for e in earlier if e.base == base_sha and e.pattern == pid), None)
+            if done is not None:
+                say(f"{pid}: already proposed on {done.branch}")
+                proposals.append(_existing(repo, ws, done))
+                continue
+            say(f"{pid}: proposing ({'llm:' + model if model else 'offline'})")
+            outcomes, (used_in, used_out, used_cost) = _candidates(pat, ws, completer, model)
+            tokens_in, tokens_out, cost = tokens_in + used_in, tokens_out + used_out, cost + used_cost
+            reasons: list[str] = []
+            accepted: tuple[Candidate, tuple[tuple[Edit, ...], dict[str, bytes], list[str]]] | None = None
+            for outcome in outcomes:
+                if isinstance(outcome, str):
+                    reasons.append(outcome)
+                    continue
+                checked = _checked(outcome, ws, memory)
+                if isinstance(checked, str):
+                    reasons.append(checked)
+                    if isinstance(checked, Pending):
+                        break
+                    continue
+                accepted = (outcome, checked)
+                break
+            if accepted is None:
+                proposer = next((o.proposer for o in outcomes if isinstance(o, Candidate)), _proposer(model))
+                rejected.append(Rejection(pid, "; ".join(reasons), proposer))
+                continue
+            candidate, checked = accepted
+            edits, files, new_lines = checked
+            proposal = _proposal(pat, candidate, edits, files, base_sha)
+            if dry_run:
+                proposal = dataclasses.replace(proposal, status="dry-run", diff=_diff(ws, files))
+            else:
+                sha = branches.write(repo, proposal, branches.commit_message(proposal, pat))
+                proposal = dataclasses.replace(proposal, commit=sha)
+            memory.add(new_lines, proposal.branch)
+            for edit in edits:
+                if edit.pointer is not None:
+                    memory.add_value(_value_key(edit), proposal.branch)
+            proposals.append(proposal)
+    return ProposeResult(base=base_sha, dry_run=dry_run, proposals=tuple(proposals), rejected=tuple(rejected),
+                         input_tokens=tokens_in, output_tokens=tokens_out, cost_usd=cost)
+
+
+Usage = tuple[int, int, float]  # input tokens, output tokens, cost in USD
+
+
+def _proposer(model: str | None) -> str:
+    return f"llm:{model}" if model else "offline"
+
+
+def _candidates(pattern: Mapping[str, Any], ws: Workspace, completer: Completer | None,
+                model: str | None) -> tuple[list[Candidate | str], Usage]:
+    """What the proposer suggests for one pattern, in order of preference (a reason where it could
+    not), with what the model calls cost."""
+    if completer is not None and model:
+        from selfimprove.proposals.llm import propose_llm
+
+        outcome = propose_llm(pattern, ws, completer, model)
+        usage = (outcome.input_tokens, outcome.output_tokens, outcome.cost_usd)
+        return [outcome.candidate if outcome.candidate is not None else outcome.reason], usage
+    from selfimprove.proposals.offline import candidates
+
+    return candidates(pattern, ws), (0, 0, 0.0)
+
+
+def added_lines(edit: Edit) -> tuple[list[str], list[str]]:
+    """New rules, and other new non-blank lines, of a section edit (a second copy of a line is new)."""
+    from collections import Counter
+
+    from selfimprove.prompts.sections import rules
+
+    old_rules = Counter(normalise(r) for r in rules(edit.before))
+    new_rules: list[str] = []
+    for rule in rules(edit.after):
+        key = normalise(rule)
+        if old_rules[key] > 0:
+            old_rules[key] -= 1
+        else:
+            new_rules.append(rule)
+    keys = {normalise(r) for r in new_rules}
+    old_lines = Counter(line.strip() for line in edit.before.splitlines())
+    other: list[str] = []
+    for line in (raw.strip() for raw in edit.after.splitlines()):
+        if not line:
+            continue
+        if old_lines[line] > 0:
+            old_lines[line] -= 1
+        elif normalise(line) not in keys:
+            other.append(line)
+    return new_rules, other
+
+
+class Pending(str):
+    """A refusal because an open proposal (another branch) already makes this change: the pattern is
+    being handled, so no alternative is proposed for it."""
+
+
+def _checked(candidate: Candidate, ws: Workspace,
+             memory: Memory) -> tuple[tuple[Edit, ...], dict[str, bytes], list[str]] | str:
+    """The candidate's edits without what was proposed before, their files and new lines; or a refusal."""
+    from selfimprove.prompts.policy import check, contradicts
+    from selfimprove.prompts.sections import rules
+
+    edits: list[Edit] = []
+    repeats: list[str] = []
+    new_lines: list[str] = []
+    for edit in candidate.edits:
+        if edit.section is None:
+            earlier_branch = memory.values.get(_value_key(edit))
+            if earlier_branch is not None:
+                repeats.append(f"{edit.pointer} of {edit.path} = {edit.after} was proposed on "
+                               f"{earlier_branch}")
+            else:
+                edits.append(edit)
+            continue
+        added, other = added_lines(edit)
+        kept = [r for r in rules(edit.before) if normalise(r) in {normalise(x) for x in rules(edit.after)}]
+        after = edit.after
+        fresh: list[str] = []
+        for rule in added:
+            same = near_duplicate(rule, kept + fresh)
+            earlier = memory.find(rule)
+            if same is not None:
+                where, text = f"a rule already in section '{edit.section}'", same
+            elif earlier is not None:
+                where, text = f"a rule proposed on {earlier[1]}", earlier[0]
+            else:
+                fresh.append(rule)
+                continue
+            same_text = normalise(text) == normalise(rule)
+            repeats.append(f'near-duplicate rule "{_short(rule)}" repeats {where}'
+                           + ("" if same_text else f' ("{_short(text)}")'))
+            after = _without_rule(after, rule)
+        seen = [memory.find(line) for line in other]
+        if other and all(seen) and not fresh:
+            branch = next(found[1] for found in seen if found)
+            repeats.append(f"the new text of section '{edit.section}' was already proposed on {branch}")
+            continue
+        if after != edit.before:
+            edits.append(Edit(edit.path, edit.section, None, edit.before, after))
+            new_lines += fresh + other
+    if not edits:
+        if not repeats:
+            return "the proposal changes nothing"
+        reason = "; ".join(repeats) + ", not added again"
+        return Pending(reason) if " proposed on " in reason else reason
+
+    files = ws.apply(edits)
+    if not files:
+        return "the proposal changes nothing"
+    violations = check(ws.settings.policy, ws.settings, dict(ws.before), {**ws.before, **files})
+    if violations:
+        return "refused by policy: " + "; ".join(
+            f"{v.kind}: {v.message} ({v.path}{f':{v.line}' if v.line else ''})" for v in violations
+        )
+    immutable = "\n".join(ws.immutable_text(path) for path in ws.prompts)
+    for edit in edits:
+        if edit.section is None:
+            continue
+        rules_added, lines_added = added_lines(edit)
+        for line in [*rules_added, *lines_added]:
+            conflict = contradicts(strip_bullet(line), immutable)
+            if conflict:
+                return f'refused: "{_short(line)}" {conflict}'
+    return tuple(edits), files, new_lines
+
+
+def _without_rule(body: str, rule: str) -> str:
+    lines = body.splitlines(keepends=True)
+    for i in range(len(lines) - 1, -1, -1):
+        if normalise(lines[i]) == normalise(rule):
+            return "".join(lines[:i] + lines[i + 1 :])
+    return body
+
+
+def _short(text: str, limit: int = 80) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _proposal(pattern: Mapping[str, Any], candidate: Candidate, edits: tuple[Edit, ...],
+              files: Mapping[str, bytes], base: str) -> Proposal:
+    pid = str(pattern["id"])
+    slug = branches.slugify(candidate.title)
+    evidence = pattern.get("evidence") if isinstance(pattern.get("evidence"), Mapping) else {}
+    return Proposal(
+        pattern=pid, title=candidate.title, slug=slug, proposer=candidate.proposer,
+        rationale=candidate.rationale, evidence=dict(evidence or {}), files=dict(files), edits=edits,
+        base=base, branch=branches.branch_name(slug, base, pid, files), commit=None, status="created",
+        input_tokens=candidate.input_tokens, output_tokens=candidate.output_tokens,
+        cost_usd=candidate.cost_usd,
+    )
+
+
+def _existing(repo: Repo, ws: Workspace, done: branches.Existing) -> Proposal:
+    files: dict[str, bytes] = {}
+    for path in ws.before:
+        data = repo.read_at(done.sha, path)
+        if data is not None and data != ws.before[path]:
+            files[path] = data
+    title = done.subject.removeprefix("selfimprove:").strip()
+    return Proposal(pattern=done.pattern, title=title, slug="", proposer=done.proposer,
+                    rationale=done.rationale, evidence={}, files=files, base=done.base, branch=done.branch,
+                    commit=done.sha, status="exists")
+
+
+def _memory(repo: Repo, ws: Workspace, earlier: Sequence[branches.Existing]) -> Memory:
+    """What other selfimprove branches add to the base's mutable sections and pointers."""
+    memory = Memory()
+    for done in earlier:
+        lines, values = _branch_changes(repo, ws, done)
+        memory.add(lines, done.branch)
+        for key in values:
+            memory.add_value(key, done.branch)
+    return memory
+
+
+def _branch_changes(repo: Repo, ws: Workspace, done: branches.Existing) -> tuple[list[str], list[str]]:
+    """Lines a branch adds to mutable sections, and "path#pointer=value" it sets, relative to the base."""
+    from selfimprove.prompts.sections import parse_prompt
+    from selfimprove.prompts.structured import get_pointer, load_structured
+
+    lines: list[str] = []
+    values: list[str] = []
+    for path, doc in ws.prompts.items():
+        data = repo.read_at(done.sha, path)
+        if data is None or data == ws.before.get(path):
+            continue
+        try:
+            other = parse_prompt(data.decode("utf-8"), path)
+        except (SelfImproveError, UnicodeDecodeError):
+            continue
+        for section in other.sections.values():
+            base_section = doc.sections.get(section.id)
+            if section.mutable and base_section is not None and base_section.body != section.body:
+                added, text = added_lines(Edit(path, section.id, None, base_section.body, section.body))
+                lines += added + text
+    for path, cfg in ws.configs.items():
+        data = repo.read_at(done.sha, path)
+        if data is None or data == ws.before.get(path):
+            continue
+        try:
+            theirs = load_structured(data.decode("utf-8"), path)
+        except (SelfImproveError, UnicodeDecodeError):
+            continue
+        for pointer in cfg.spec.mutable:
+            try:
+                value = get_pointer(theirs, pointer)
+            except Exception:  # the branch removed or never had it: nothing to compare
+                continue
+            try:
+                mine = get_pointer(cfg.data, pointer)
+            except Exception:
+                mine = None
+            if value != mine:
+                values.append(f"{path}#{pointer}={json.dumps(value)}")
+    return lines, values
+
+
+def _diff(ws: Workspace, files: Mapping[str, bytes]) -> str:
+    out: list[str] = []
+    for path in sorted(files):
+        old = (ws.before.get(path) or b"").decode("utf-8").splitlines(keepends=True)
+        new = files[path].decode("utf-8").splitlines(keepends=True)
+        for line in difflib.unified_diff(old, new, f"a/{path}", f"b/{path}"):
+            out.append(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n")
+    return "".join(out)

@@ -1,0 +1,219 @@
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+
+from selfimprove.config import load_settings
+from selfimprove.gitrepo import Repo
+from selfimprove.proposals.model import Candidate
+from selfimprove.proposals.offline import (
+    config_change,
+    correction_rule,
+    demonstrations,
+    propose_offline,
+    tool_error_rule,
+)
+from selfimprove.proposals.workspace import Workspace, load_workspace
+from tests.proposals.conftest import DATA, git
+
+RULES_BEFORE = "## Learned rules\n- Ask for the order number before looking up an order.\n"
+
+
+def patterns(name: str) -> dict[str, dict]:
+    doc = json.loads((DATA / name).read_text())
+    return {p["id"]: p for p in doc["patterns"]}
+
+
+@pytest.fixture
+def ws(prompt_repo: Path) -> Workspace:
+    settings = load_settings(prompt_repo)
+    with Repo.open(prompt_repo) as repo:
+        return load_workspace(settings, repo, repo.resolve("HEAD"))
+
+
+def test_workspace_reads_the_base_commit_not_the_working_tree(prompt_repo: Path, ws: Workspace):
+    (prompt_repo / "prompts" / "support_agent.md").write_text("uncommitted\n")
+    assert ws.body("prompts/support_agent.md", "learned-rules") == RULES_BEFORE
+    assert ws.rules_target() == ("prompts/support_agent.md", "learned-rules")
+    assert ws.examples_target() == ("prompts/support_agent.md", "examples")
+    assert ws.mutable_pointers() == [("config/agent.yaml", "/temperature"),
+                                     ("config/agent.yaml", "/tools/lookup_order/timeout_s"),
+                                     ("config/agent.yaml", "/tools/search/max_results")]
+
+
+def test_tool_error_rule_names_the_tool_and_the_error(ws: Workspace):
+    candidate = tool_error_rule(patterns("tool_error.json")["tool-error-5d0c7a21"], ws)
+    assert isinstance(candidate, Candidate)
+    assert candidate.proposer == "offline/tool-error-rule"
+    assert candidate.title == 'add a rule for lookup_order failing with "Order <id> not found"'
+    (edit,) = candidate.edits
+    assert (edit.path, edit.section, edit.pointer) == ("prompts/support_agent.md", "learned-rules", None)
+    assert edit.before == RULES_BEFORE
+    assert edit.after == RULES_BEFORE + (
+        '- When `lookup_order` fails with "Order <id> not found", do not repeat the same call: check the '
+        "arguments you passed, and if it still fails, tell the user plainly what went wrong.\n"
+    )
+    assert candidate.rationale.startswith(
+        "9 failing traces (75% of failures) hit this error from the `lookup_order` tool.")
+
+
+def test_tool_error_rule_needs_a_tool_and_an_error(ws: Workspace):
+    bare = {"id": "x", "kind": "tool_error", "count": 1, "evidence": {"signals": {}}}
+    assert tool_error_rule(bare, ws) is None
+    samples_only = {"id": "x", "kind": "tool_error", "count": 1,
+                    "evidence": {"tool": "search", "error_samples": ["index offline"]}}
+    candidate = tool_error_rule(samples_only, ws)
+    assert isinstance(candidate, Candidate)
+    assert '`search` fails with "index offline"' in candidate.edits[0].after
+
+
+def test_injected_error_text_is_never_quoted(ws: Workspace):
+    reason = tool_error_rule(patterns("injection.json")["tool-error-bad00002"], ws)
+    assert reason == ("the error text of tool 'search' reads like an instruction to the agent "
+                      "(possible prompt injection); it is not quoted into the prompt")
+
+
+def test_correction_rule_quotes_the_most_typical_correction(ws: Workspace):
+    candidate = correction_rule(patterns("mixed.json")["user-correction-41aa90cc"], ws)
+    assert isinstance(candidate, Candidate)
+    assert candidate.proposer == "offline/correction-rule"
+    assert candidate.edits[0].after == RULES_BEFORE + (
+        '- Users often had to correct answers ("No, I meant the order from last week, not today"): restate '
+        "what the user asked for and check your answer against it before replying.\n"
+    )
+    assert "4 corrections in the evidence" in candidate.rationale
+
+
+def test_correction_rule_refuses_injected_corrections(ws: Workspace):
+    reason = correction_rule(patterns("injection.json")["user-correction-bad00001"], ws)
+    assert reason == ("every user correction of this pattern reads like an instruction about the prompt "
+                      "(possible prompt injection); none is quoted into the prompt")
+
+
+def test_demonstrations_go_into_the_examples_section(ws: Workspace):
+    candidate = demonstrations(patterns("mixed.json")["abandonment-77c0e2f1"], ws)
+    assert isinstance(candidate, Candidate)
+    (edit,) = candidate.edits
+    assert edit.section == "examples"
+    assert edit.before == "## Examples\n"
+    assert edit.after == (
+        "## Examples\n\n"
+        "User: Where is my parcel? Order A-2001.\n"
+        "Assistant: I looked up order A-2001: it left our warehouse yesterday and should arrive on "
+        "Friday.\n\n"
+        "User: My delivery is late, order B-310.\n"
+        "Assistant: Order B-310 is delayed by one day at the carrier; it should arrive tomorrow. "
+        "I am sorry for the wait.\n"
+    )
+    assert candidate.title == "add 2 examples for users give up on delivery questions"
+    assert "t-050, t-052" in candidate.rationale
+
+
+def test_demonstrations_already_present_are_skipped(ws: Workspace):
+    pattern = patterns("mixed.json")["abandonment-77c0e2f1"]
+    (edit,) = demonstrations(pattern, ws).edits  # type: ignore[union-attr]
+    prompts = dict(ws.prompts)
+    doc = prompts["prompts/support_agent.md"]
+    prompts["prompts/support_agent.md"] = doc.with_body("examples", edit.after)
+    again = dataclasses.replace(ws, prompts=prompts)
+    assert demonstrations(pattern, again) == (
+        "no demonstration of this pattern can be used (already in the examples section, too long, or reads "
+        "like an instruction)"
+    )
+
+
+def test_demonstrations_need_an_examples_section(prompt_repo: Path):
+    path = prompt_repo / "prompts" / "support_agent.md"
+    path.write_text(path.read_text().replace("id=examples", "id=notes"))
+    git(prompt_repo, "commit", "-qam", "rename examples")
+    settings = load_settings(prompt_repo)
+    with Repo.open(prompt_repo) as repo:
+        ws = load_workspace(settings, repo, repo.resolve("HEAD"))
+    reason = demonstrations(patterns("mixed.json")["abandonment-77c0e2f1"], ws)
+    assert reason == ("the evidence has demonstrations but no prompt declares a mutable examples "
+                      "section (an id such as 'examples' or 'few-shot')")
+    # a rule goes to the rules section, not to the first mutable one
+    assert ws.rules_target() == ("prompts/support_agent.md", "learned-rules")
+
+
+def test_rule_goes_to_the_first_mutable_section_without_a_rules_section(prompt_repo: Path):
+    path = prompt_repo / "prompts" / "support_agent.md"
+    path.write_text(path.read_text().replace("id=learned-rules", "id=tips"))
+    git(prompt_repo, "commit", "-qam", "rename rules")
+    settings = load_settings(prompt_repo)
+    with Repo.open(prompt_repo) as repo:
+        ws = load_workspace(settings, repo, repo.resolve("HEAD"))
+    assert ws.rules_target() == ("prompts/support_agent.md", "tips")
+
+
+def test_config_change_raises_a_timeout_within_bounds(ws: Workspace):
+    candidate = config_change(patterns("mixed.json")["tool-error-9e41b003"], ws)
+    assert isinstance(candidate, Candidate)
+    (edit,) = candidate.edits
+    assert (edit.path, edit.section, edit.pointer, edit.before, edit.after) == (
+        "config/agent.yaml", None, "/tools/lookup_order/timeout_s", "5", "8")
+    assert candidate.title == "raise timeout_s of config/agent.yaml from 5 to 8"
+    files = ws.apply(candidate.edits)
+    assert files["config/agent.yaml"].decode() == (ws.before["config/agent.yaml"] or b"").decode().replace(
+        "timeout_s: 5", "timeout_s: 8")
+
+
+def test_config_change_stops_at_the_schema_maximum(prompt_repo: Path):
+    path = prompt_repo / "config" / "agent.yaml"
+    path.write_text(path.read_text().replace("timeout_s: 5", "timeout_s: 25"))
+    git(prompt_repo, "commit", "-qam", "longer timeout")
+    settings = load_settings(prompt_repo)
+    with Repo.open(prompt_repo) as repo:
+        ws = load_workspace(settings, repo, repo.resolve("HEAD"))
+    pattern = patterns("mixed.json")["tool-error-9e41b003"]
+    assert config_change(pattern, ws).edits[0].after == "30"  # type: ignore[union-attr]
+    path.write_text(path.read_text().replace("timeout_s: 25", "timeout_s: 30"))
+    git(prompt_repo, "commit", "-qam", "max timeout")
+    with Repo.open(prompt_repo) as repo:
+        ws = load_workspace(settings, repo, repo.resolve("HEAD"))
+    assert config_change(pattern, ws) == (
+        "/tools/lookup_order/timeout_s in config/agent.yaml is already at its schema's maximum (30)")
+    # the proposer chain then falls back to a rule naming the timeout
+    candidate = propose_offline(pattern, ws)
+    assert isinstance(candidate, Candidate) and candidate.proposer == "offline/tool-error-rule"
+
+
+def test_config_hint_without_a_matching_pointer_does_not_apply(ws: Workspace):
+    pattern = {"id": "x", "kind": "tool_error", "count": 2, "evidence": {"config_hint": "rate_limit"}}
+    assert config_change(pattern, ws) is None
+
+
+def test_no_grounded_edit_is_a_clear_reason(ws: Workspace):
+    assert propose_offline(patterns("mixed.json")["escalation-0b9d3e55"], ws) == (
+        "no grounded offline edit for an escalation pattern (its evidence has no tool error, user "
+        "correction, demonstration or config hint); try --model"
+    )
+
+
+def test_config_hint_for_another_tool_does_not_touch_this_tools_setting(ws: Workspace):
+    pattern = {"id": "x", "kind": "tool_error", "count": 2,
+               "evidence": {"config_hint": "timeout", "tool": "search", "error_template": "timed out"}}
+    assert config_change(pattern, ws) is None
+    pattern["evidence"] = {"config_hint": "max_results", "tool": "search"}
+    candidate = config_change(pattern, ws)
+    assert isinstance(candidate, Candidate)
+    assert (candidate.edits[0].pointer, candidate.edits[0].after) == ("/tools/search/max_results", "8")
+
+
+def test_escalation_phrases_are_not_corrections_and_cut_demos_are_skipped(ws: Workspace):
+    pattern = {"id": "escalation-1", "kind": "escalation", "count": 4,
+               "evidence": {"signals": {"escalation": 4, "user_correction": 1},
+                            "user_phrases": ["I really need this sooner, can you escalate?"],
+                            "demonstrations": [
+                                {"trace_id": "t-1", "user": "Can I talk to a person?",
+                                 "assistant": "Of course: I have handed you over to a colleague, who will…"},
+                                {"trace_id": "t-2", "user": "I want a human.",
+                                 "assistant": "I have handed you over; they reply within an hour."}]}}
+    assert correction_rule(pattern, ws) is None
+    candidate = propose_offline(pattern, ws)
+    assert isinstance(candidate, Candidate) and candidate.proposer == "offline/demonstrations"
+    assert candidate.edits[0].after == ("## Examples\n\nUser: I want a human.\n"
+                                        "Assistant: I have handed you over; they reply within an hour.\n")
