@@ -1,12 +1,87 @@
-"""`selfimprove eval`: not built yet in this version."""
+"""`selfimprove eval [REF]`: run the suite on base and candidate, apply the gate, show the diff on a pass."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
 from selfimprove.cli import options as opt
-from selfimprove.errors import SelfImproveError
+
+Ref = Annotated[str | None, typer.Argument(help="The candidate (default: the current branch).",
+                                           show_default=False)]
+Base = Annotated[str | None, typer.Option("--base", help="The base to compare with (default: the "
+                                                         "Selfimprove-Base trailer, else the merge-base "
+                                                         "with the default branch).")]
+Repeat = Annotated[int | None, typer.Option("--repeat", min=1, help="Ask each case N times per side.")]
+Concurrency = Annotated[int | None, typer.Option("--concurrency", min=1, help="Calls in flight at once.")]
+NoCache = Annotated[bool, typer.Option("--no-cache", help="Ask again even when an answer is cached.")]
+MaxCost = Annotated[float | None, typer.Option("--max-cost", min=0.0,
+                                               help="Refuse to start above this estimated cost (USD).")]
+Junit = Annotated[Path | None, typer.Option("--junit", help="Write a JUnit XML report here.")]
+Markdown = Annotated[Path | None, typer.Option("--markdown", help="Write a Markdown report here (for a PR).")]
 
 
-def command(repo: opt.Repo = None, config: opt.Config = None, json: opt.Json = False,
-            debug: opt.Debug = False) -> None:
-    """Not built yet."""
-    raise SelfImproveError("'selfimprove eval' is not built yet in this version")
+def command(ref: Ref = None, base: Base = None, repeat: Repeat = None, concurrency: Concurrency = None,
+            no_cache: NoCache = False, max_cost: MaxCost = None, model: opt.Model = None,
+            offline: opt.Offline = False, json: opt.Json = False, junit: Junit = None,
+            markdown: Markdown = None, repo: opt.Repo = None, config: opt.Config = None,
+            verbose: opt.Verbose = False, debug: opt.Debug = False) -> None:
+    """Evaluate a candidate against its base offline and refuse regressions (exit 1)."""
+    from selfimprove.cli.render import emit_json, err_console, progress_enabled
+    from selfimprove.config import load_settings
+    from selfimprove.errors import GateFailed, SelfImproveError
+    from selfimprove.evals import report
+    from selfimprove.evals.runner import run_eval
+    from selfimprove.gitrepo import Repo
+
+    settings = load_settings(repo, config)
+    chosen = model or settings.eval.model
+    if offline and chosen and not chosen.startswith("exec:"):
+        raise SelfImproveError("eval needs a model, and --offline forbids calling one",
+                               hint="drop --offline, or use an exec: provider for your own harness")
+    console = err_console()
+    with Repo.open(settings.root) as git_repo, _Progress(progress_enabled(json)) as progress:
+        result = run_eval(settings, git_repo, candidate=ref, base=base, model=model, repeat=repeat,
+                          concurrency=concurrency, use_cache=not no_cache, max_cost=max_cost,
+                          progress=progress, notice=None if json else console.print)
+    if junit is not None:
+        report.write_junit(result, junit)
+    if markdown is not None:
+        report.write_markdown(result, markdown)
+    if json:
+        emit_json(result.to_json())
+    else:
+        report.render(result, console, verbose=verbose)
+    if result.verdict != "pass":
+        raise GateFailed(f"eval gate failed for {result.candidate.ref}: {'; '.join(result.gate.reasons)}")
+
+
+class _Progress:
+    """A progress bar on stderr over (case, repeat, side) trials; off unless stderr is a terminal."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self._bar: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> _Progress | None:
+        if not self.enabled:
+            return None
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+        from selfimprove.cli.render import err_console
+
+        self._bar = Progress("evaluating", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                             console=err_console(), transient=True)
+        self._bar.start()
+        self._task = self._bar.add_task("eval", total=None)
+        return self
+
+    def __call__(self, done: int, total: int) -> None:
+        self._bar.update(self._task, completed=done, total=total)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()

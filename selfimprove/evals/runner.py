@@ -1,0 +1,462 @@
+"""`run_eval`: the suite on base and candidate, through one provider, then the gate and the git note.
+
+Owns: choosing the two commits (candidate: the current branch; base: `--base`, else the candidate's
+`Selfimprove-Base` trailer, else its merge-base with the default branch), reading every prompt and suite
+file from git objects at those commits, the policy check between them, the cost estimate printed
+before any call (and `--max-cost`), running every (case, repeat, side) call concurrently under a limit,
+with the on-disk cache and in-run de-duplication, grading, the gate, and the note on the candidate.
+
+Must never: read prompt or suite files from the working tree, or write to it, the index or HEAD (the
+only writes are the cache under `.selfimprove/cache/` and the note under `refs/notes/selfimprove`);
+make a call when the policy already refuses the candidate; or decide a verdict from an incomplete run —
+a call that fails after its retries stops the run with one clear line (answers already received stay
+cached, so re-running resumes).
+
+Identical requests share one answer: when a prompt change does not touch what a case sends, base and
+candidate ask once (the answer is the same cache entry either way).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from selfimprove.errors import SelfImproveError
+from selfimprove.evals.assertions import (
+    JUDGE_SCHEMA,
+    Grade,
+    Output,
+    Verdict,
+    grade,
+    judge_messages,
+    parse_verdict,
+)
+from selfimprove.evals.cache import CACHE_DIR, Cache, cache_key
+from selfimprove.evals.gate import CaseOutcome, GateResult, decide, refuse_policy
+from selfimprove.evals.providers import Provider, make_provider
+from selfimprove.evals.suite import Assertion, Case, Suite, load_suite, render_messages, suite_files_at
+
+if TYPE_CHECKING:
+    from selfimprove.config import Settings
+    from selfimprove.gitrepo import Repo
+    from selfimprove.llm import Completer
+    from selfimprove.prompts.policy import Violation
+
+SCHEMA = "selfimprove.eval/v1"
+SIDES = ("base", "candidate")
+_OUTPUT_CHARS = 600  # outputs kept per flipped case in the JSON document and the note
+_DEFAULT_OUTPUT_TOKENS = 256  # for the cost estimate when the suite sets no max_tokens
+_JUDGE_TOKENS = (400, 60)
+
+
+@dataclass(frozen=True)
+class Side:
+    ref: str
+    sha: str
+
+
+@dataclass(frozen=True)
+class Trial:
+    repeat: int
+    output: Output
+    grade: Grade
+    cached: bool
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    case: Case
+    base: tuple[Trial, ...]
+    candidate: tuple[Trial, ...]
+
+    def outcome(self) -> CaseOutcome:
+        return CaseOutcome(self.case.id, self.case.tags, len(self.base),
+                           sum(t.grade.passed for t in self.base),
+                           sum(t.grade.passed for t in self.candidate))
+
+
+@dataclass
+class Usage:
+    made: int = 0
+    cached: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+
+    def add(self, output: Output) -> None:
+        self.made += 1
+        self.input_tokens += output.input_tokens
+        self.output_tokens += output.output_tokens
+        self.cost_usd += output.cost_usd
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    base: Side
+    candidate: Side
+    model: str
+    repeats: int
+    alpha: float
+    gate: GateResult
+    cases: tuple[CaseResult, ...] = ()
+    violations: tuple[Violation, ...] = ()
+    usage: Usage = field(default_factory=Usage)
+    estimate_usd: float | None = None
+    diff: str = ""
+
+    @property
+    def verdict(self) -> str:
+        return self.gate.verdict
+
+    def flipped(self) -> list[tuple[str, CaseResult]]:
+        by_id = {r.case.id: r for r in self.cases}
+        return ([("regressed", by_id[i]) for i in self.gate.regressed]
+                + [("fixed", by_id[i]) for i in self.gate.fixed])
+
+    def to_json(self) -> dict[str, Any]:
+        gate = self.gate
+
+        def side(s: Side, rate: float | None) -> dict[str, Any]:
+            return {"ref": s.ref, "sha": s.sha, "pass_rate": None if rate is None else round(rate, 6)}
+
+        def trials(ts: Sequence[Trial]) -> dict[str, Any]:
+            last = ts[-1] if ts else None
+            return {
+                "pass_rate": round(sum(t.grade.passed for t in ts) / len(ts), 6) if ts else None,
+                "output": last.output.text[:_OUTPUT_CHARS] if last else None,
+                "failures": last.grade.failures if last else [],
+            }
+
+        return {
+            "schema": SCHEMA,
+            "verdict": gate.verdict,
+            "reasons": list(gate.reasons),
+            "base": side(self.base, gate.base_rate),
+            "candidate": side(self.candidate, gate.candidate_rate),
+            "regressed": list(gate.regressed),
+            "fixed": list(gate.fixed),
+            "p_value": None if gate.p_value is None else round(gate.p_value, 6),
+            "ci": None if gate.ci is None else [round(gate.ci[0], 6), round(gate.ci[1], 6)],
+            "alpha": self.alpha,
+            "slices": {tag: s.to_json() for tag, s in gate.slices.items()},
+            "calls": {"made": self.usage.made, "cached": self.usage.cached},
+            "tokens": {"input": self.usage.input_tokens, "output": self.usage.output_tokens},
+            "cost_usd": round(self.usage.cost_usd, 6),
+            "model": self.model,
+            "repeats": self.repeats,
+            "cases": len(self.cases),
+            "violations": [v.to_json() for v in self.violations],
+            "flipped": [
+                {"id": r.case.id, "status": status, "description": r.case.description, "where": r.case.where,
+                 "base": trials(r.base), "candidate": trials(r.candidate)}
+                for status, r in self.flipped()
+            ],
+        }
+
+
+# -- choosing commits -------------------------------------------------------------------------------
+
+def choose_commits(repo: Repo, candidate: str | None, base: str | None) -> tuple[Side, Side]:
+    """(base, candidate) as DESIGN §6 and issue 5 define the defaults."""
+    if candidate is None:
+        candidate = repo.current_branch() or "HEAD"
+    cand_sha = repo.resolve(candidate)
+    if base is None:
+        commits = repo.log(cand_sha, max_count=1)
+        trailer = commits[0].trailers.get("Selfimprove-Base", ()) if commits else ()
+        if trailer:
+            base = trailer[0]
+            if repo.try_resolve(base) is None:
+                raise SelfImproveError(f"the Selfimprove-Base trailer of {candidate} names {base!r}, "
+                                       "which is not in this repository", hint="pass --base REF")
+        else:
+            default = repo.default_branch()
+            merge_base = repo.merge_base(default, cand_sha) if repo.try_resolve(default) else None
+            if merge_base is None:
+                raise SelfImproveError(f"{candidate} has no merge-base with {default}",
+                                       hint="pass --base REF")
+            if merge_base == cand_sha:  # the candidate is already merged: compare with the branch tip
+                base = default
+            elif merge_base == repo.try_resolve(default):
+                base = default
+            else:
+                base = merge_base
+    base_sha = repo.resolve(base)
+    if base_sha == cand_sha:
+        raise SelfImproveError(f"base and candidate are the same commit ({cand_sha[:12]})",
+                               hint="eval a proposal branch (selfimprove eval BRANCH) or pass --base REF")
+    return Side(base, base_sha), Side(candidate, cand_sha)
+
+
+def _read_managed(repo: Repo, sha: str, paths: Sequence[str]) -> dict[str, bytes | None]:
+    return {p: repo.read_at(sha, p) for p in paths}
+
+
+# -- the run ----------------------------------------------------------------------------------------
+
+class _Prompts:
+    """System prompts rendered from a prompt file's bytes at a commit (markers stripped)."""
+
+    def __init__(self, repo: Repo) -> None:
+        self.repo = repo
+        self._memo: dict[tuple[str, str], str] = {}
+
+    def system(self, side: Side, path: str, where: str) -> str:
+        key = (side.sha, path)
+        if key not in self._memo:
+            from selfimprove.prompts.sections import parse_prompt
+
+            data = self.repo.read_at(side.sha, path)
+            if data is None:
+                raise SelfImproveError(f"prompt {path} not found at {side.ref} ({side.sha[:12]})",
+                                       where=where,
+                                       hint="check the suite's 'prompt:' and that the file is committed")
+            try:
+                text = data.decode("utf-8")
+            except UnicodeDecodeError:
+                raise SelfImproveError(f"prompt {path} at {side.ref} is not UTF-8 text") from None
+            self._memo[key] = parse_prompt(text, path).render()
+        return self._memo[key]
+
+
+@dataclass(frozen=True)
+class _Job:
+    case: Case
+    side: str
+    repeat: int
+    messages: list[dict[str, Any]]
+    params: Mapping[str, Any]
+    key: str
+
+
+class _Stopped(Exception):
+    """A call not started because another one already failed."""
+
+
+class _Engine:
+    """Runs calls with a concurrency limit, the cache and in-run de-duplication; counts usage."""
+
+    def __init__(self, cache: Cache, concurrency: int, usage: Usage) -> None:
+        self.cache = cache
+        self.semaphore = asyncio.Semaphore(concurrency)
+        self.usage = usage
+        self._pending: dict[str, asyncio.Future[Output]] = {}
+        self.failure: BaseException | None = None
+
+    async def answer(self, key: str, call: Callable[[], Awaitable[Output]]) -> tuple[Output, bool]:
+        """The answer for `key`: from the cache, from an identical call in flight, or a new call."""
+        if key in self._pending:
+            self.usage.cached += 1
+            return await asyncio.shield(self._pending[key]), True
+        hit = self.cache.get(key)
+        if hit is not None:
+            self.usage.cached += 1
+            return hit, True
+        future: asyncio.Future[Output] = asyncio.get_running_loop().create_future()
+        self._pending[key] = future
+        try:
+            async with self.semaphore:
+                if self.failure is not None:  # stop starting calls; those in flight finish and are cached
+                    raise _Stopped()
+                output = await call()
+        except BaseException as exc:
+            if self.failure is None and not isinstance(exc, _Stopped):
+                self.failure = exc
+            future.set_exception(exc)
+            future.exception()  # retrieved: waiters re-raise it, nobody logs it as lost
+            raise
+        self.usage.add(output)
+        self.cache.put(key, output)  # only answers are stored, never errors
+        future.set_result(output)
+        return output, False
+
+
+def _judge_for(engine: _Engine, completer: Completer | None, default_model: str | None,
+               timeout: float, repeat: int) -> Callable[[Assertion, Output, Sequence[Mapping[str, Any]]],
+                                                        Awaitable[Verdict]]:
+    async def judge(assertion: Assertion, output: Output, messages: Sequence[Mapping[str, Any]]) -> Verdict:
+        from selfimprove.llm import LiteLLMCompleter, parse_json
+
+        model = assertion.provider or default_model
+        if model is None or model.startswith("exec:"):
+            return Verdict(None, 0.0, "no judge model configured (eval.judge_model)")
+        judge_completer: Completer = completer or LiteLLMCompleter(timeout=timeout)
+        asked = judge_messages(str(assertion.value), output, messages)
+        problem = ""
+        for attempt in range(2):  # one retry with the problem spelled out, as complete_json does
+
+            async def call(msgs: list[dict[str, Any]] = asked) -> Output:
+                completion = await judge_completer.acomplete(model, msgs, temperature=0)
+                return Output(text=completion.text, input_tokens=completion.input_tokens,
+                              output_tokens=completion.output_tokens, cost_usd=completion.cost_usd)
+
+            key = cache_key(f"judge:{model}", asked, {"temperature": 0}, repeat)
+            reply, _ = await engine.answer(key, call)
+            try:
+                return parse_verdict(parse_json(reply.text, JUDGE_SCHEMA))
+            except ValueError as exc:
+                problem = str(exc)
+            if attempt == 0:
+                asked = [*asked, {"role": "assistant", "content": reply.text},
+                         {"role": "user", "content": f"That reply is not valid: {problem}. Answer again "
+                                                     "with only the JSON object."}]
+        return Verdict(None, 0.0, f"unparsable judge reply ({problem})")
+
+    return judge
+
+
+def _estimate(model: str, jobs: Sequence[_Job], cache: Cache) -> tuple[int, int, float | None]:
+    """(calls to make, calls cached, estimated USD or None when the price is unknown)."""
+    todo: dict[str, _Job] = {}
+    cached = 0
+    for job in jobs:
+        if job.key in todo:
+            cached += 1
+        elif cache.get(job.key) is not None:
+            cached += 1
+        else:
+            todo[job.key] = job
+    if model.startswith("exec:"):
+        return len(todo), cached, None
+    from selfimprove.llm import estimate_cost
+
+    input_tokens = sum(len(json.dumps(j.messages, ensure_ascii=False)) // 4 for j in todo.values())
+    output_tokens = sum(int(j.params.get("max_tokens") or _DEFAULT_OUTPUT_TOKENS) for j in todo.values())
+    cost = estimate_cost(model, input_tokens, output_tokens)
+    return len(todo), cached, cost
+
+
+def run_eval(
+    settings: Settings,
+    repo: Repo,
+    *,
+    candidate: str | None,
+    base: str | None,
+    model: str | None = None,
+    repeat: int | None = None,
+    concurrency: int | None = None,
+    use_cache: bool = True,
+    max_cost: float | None = None,
+    completer: Completer | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    notice: Callable[[str], None] | None = None,
+    write_note: bool = True,
+) -> EvalResult:
+    """Evaluate `candidate` against `base` and apply the gate; the verdict is also noted on the candidate."""
+    spec = settings.eval
+    model = model or spec.model
+    if not model:
+        raise SelfImproveError("no model configured for eval",
+                               hint="set eval.model in selfimprove.yaml or pass --model "
+                                    "(a litellm model string, or exec:COMMAND)")
+    if not spec.suite:
+        raise SelfImproveError("no eval suite configured", where=str(settings.path.name),
+                               hint="set eval.suite in selfimprove.yaml (a YAML/JSONL file or a directory)")
+    repeats = repeat if repeat is not None else spec.repeats
+    limit = concurrency if concurrency is not None else spec.concurrency
+    if repeats < 1:
+        raise SelfImproveError(f"--repeat must be at least 1, got {repeats}")
+    if limit < 1:
+        raise SelfImproveError(f"--concurrency must be at least 1, got {limit}")
+    say = notice or (lambda text: None)
+
+    base_side, cand_side = choose_commits(repo, candidate, base)
+    managed = settings.managed_paths()
+
+    from selfimprove.prompts.policy import check
+
+    violations = check(settings.policy, settings, _read_managed(repo, base_side.sha, managed),
+                       _read_managed(repo, cand_side.sha, managed))
+    diff = repo.diff(base_side.sha, cand_side.sha, managed) if managed else ""
+    if violations:
+        result = EvalResult(base_side, cand_side, model, repeats, spec.gate.alpha, refuse_policy(violations),
+                            violations=tuple(violations), diff=diff)
+        if write_note:
+            repo.note_add(cand_side.sha, json.dumps(result.to_json(), ensure_ascii=False))
+        return result
+
+    default_prompt = settings.prompts[0] if settings.prompts else None
+    suite = load_suite(suite_files_at(repo, cand_side.sha, spec.suite), default_prompt=default_prompt)
+    judge_model = spec.judge_model or (None if model.startswith("exec:") else model)
+    _require_judge(suite, judge_model)
+    provider = make_provider(model, root=settings.root, timeout=spec.timeout, completer=completer)
+    prompts = _Prompts(repo)
+    jobs = []
+    for case in suite.cases:
+        for name, side in (("base", base_side), ("candidate", cand_side)):
+            system = prompts.system(side, case.prompt or "", case.where)
+            messages = render_messages(case, system)
+            for r in range(repeats):
+                jobs.append(_Job(case, name, r, messages, dict(case.config),
+                                 cache_key(provider.name, messages, case.config, r)))
+
+    cache = Cache(settings.root / CACHE_DIR, enabled=use_cache)
+    todo, cached, estimate = _estimate(model, jobs, cache)
+    price = "unknown (no price for this model)" if estimate is None else f"${estimate:.4f}"
+    say(f"{len(suite.cases)} cases × {repeats} repeat{'s' if repeats != 1 else ''} × base and candidate: "
+        f"{todo} calls to make, {cached} cached; estimated cost {price}")
+    if max_cost is not None and estimate is not None and estimate > max_cost:
+        raise SelfImproveError(f"estimated cost ${estimate:.4f} is above --max-cost ${max_cost:.4f}",
+                               hint="lower --repeat, use a cheaper model, or raise --max-cost")
+
+    usage = Usage()
+    trials = asyncio.run(_run_jobs(jobs, provider, cache, usage, limit, completer, judge_model, spec.timeout,
+                                   progress))
+    results = []
+    for case in suite.cases:
+        by_side = {name: tuple(sorted(trials.get((case.id, name), []), key=lambda t: t.repeat))
+                   for name in SIDES}
+        results.append(CaseResult(case, by_side["base"], by_side["candidate"]))
+    gate = decide([r.outcome() for r in results], spec.gate)
+    result = EvalResult(base_side, cand_side, model, repeats, spec.gate.alpha, gate, tuple(results),
+                        usage=usage, estimate_usd=estimate, diff=diff)
+    if write_note:
+        repo.note_add(cand_side.sha, json.dumps(result.to_json(), ensure_ascii=False))
+    return result
+
+
+def _require_judge(suite: Suite, judge_model: str | None) -> None:
+    if judge_model is not None:
+        return
+    for case in suite.cases:
+        for assertion in case.asserts:
+            if assertion.base_type == "llm-rubric" and not assertion.provider:
+                raise SelfImproveError("llm-rubric needs a judge model, and an exec: provider cannot judge",
+                                       where=case.where,
+                                       hint="set eval.judge_model in selfimprove.yaml, or 'provider:' on "
+                                            "the assertion")
+
+
+async def _run_jobs(jobs: Sequence[_Job], provider: Provider, cache: Cache, usage: Usage, limit: int,
+                    completer: Completer | None, judge_model: str | None, timeout: float,
+                    progress: Callable[[int, int], None] | None) -> dict[tuple[str, str], list[Trial]]:
+    engine = _Engine(cache, limit, usage)
+    results: dict[tuple[str, str], list[Trial]] = {}
+    done = 0
+    if progress:
+        progress(0, len(jobs))
+
+    async def one(job: _Job) -> None:
+        nonlocal done
+
+        async def call() -> Output:
+            return await provider.call(job.messages, job.case.vars, job.params)
+
+        output, was_cached = await engine.answer(job.key, call)
+        judge = _judge_for(engine, completer, judge_model, timeout, job.repeat)
+        graded = await grade(job.case, output, job.messages, judge)
+        results.setdefault((job.case.id, job.side), []).append(Trial(job.repeat, output, graded, was_cached))
+        done += 1
+        if progress:
+            progress(done, len(jobs))
+
+    outcomes = await asyncio.gather(*(one(job) for job in jobs), return_exceptions=True)
+    if engine.failure is not None:
+        raise engine.failure
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+    return results
