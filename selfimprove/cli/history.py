@@ -1,12 +1,88 @@
-"""`selfimprove history`: not built yet in this version."""
+"""`selfimprove history`: proposals, eval verdicts, merges and rollbacks, with process metrics."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
 from selfimprove.cli import options as opt
-from selfimprove.errors import SelfImproveError
+from selfimprove.cli.render import emit_json, err_console
 
 
-def command(repo: opt.Repo = None, config: opt.Config = None, json: opt.Json = False,
-            debug: opt.Debug = False) -> None:
-    """Not built yet."""
-    raise SelfImproveError("'selfimprove history' is not built yet in this version")
+def command(
+    since: Annotated[str | None, typer.Option("--since", help="Metrics window: 30d, 2w, or a date.")] = None,
+    traces: Annotated[list[Path] | None, typer.Option("--traces", metavar="PATH",
+                      help="Production check: failure rate per pattern and prompt version.")] = None,
+    format: Annotated[str | None, typer.Option("--format", help="Trace format for --traces (default: "
+                                                "selfimprove.yaml's traces.format, else detect).")] = None,
+    repo: opt.Repo = None, config: opt.Config = None, json: opt.Json = False, debug: opt.Debug = False,
+) -> None:
+    """Show the loop's record, newest first, and whether it is working."""
+    from selfimprove import history
+    from selfimprove.gitrepo import Repo
+
+    window = history.parse_since(since)
+    if traces and format is None:  # the repo's settings are only needed to read traces
+        from selfimprove.config import CONFIG_NAME, find_root, load_settings
+
+        if config is not None or (find_root(repo or Path.cwd()) / CONFIG_NAME).is_file():
+            format = load_settings(repo, config).traces_format
+    with Repo.open(repo or Path.cwd()) as git_repo:
+        ledger = history.build_ledger(git_repo)
+        production = None
+        if traces:
+            production = history.production_check(git_repo, ledger, traces, format=format or "auto")
+    doc = history.to_json(ledger, since=window, production=production)
+    if json:
+        emit_json(doc)
+    else:
+        _render(doc)
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:g}"
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0%}"
+
+
+def _render(doc: dict[str, Any]) -> None:
+    from rich import box
+    from rich.table import Table
+
+    console = err_console()
+    table = Table(title=f"selfimprove history of {doc['branch'] or 'HEAD'}", title_justify="left",
+                  box=box.SIMPLE_HEAD, pad_edge=False)
+    for name in ("when", "event", "commit"):
+        table.add_column(name, no_wrap=True)
+    for name in ("what", "detail"):
+        table.add_column(name, overflow="fold")
+    for row in doc["events"]:
+        when = row["at"][:16].replace("T", " ")
+        table.add_row(when, row["event"], row["commit"][:7], row["what"], row["detail"])
+    console.print(table if doc["events"] else "no proposals, merges or rollbacks yet")
+    m = doc["metrics"]
+    console.print(
+        f"{m['proposals']} proposal{'' if m['proposals'] == 1 else 's'} ({m['evaluated']} evaluated), "
+        f"improvement rate {_pct(m['improvement_rate'])}; "
+        f"{m['merged']} merged, regression rate {_pct(m['regression_rate'])}, validation coverage "
+        f"{_pct(m['validation_coverage'])}; median hours to merge {_num(m['hours_to_merge']['median'])}")
+    for warning in doc["warnings"]:
+        console.print(f"warning: {warning}")
+    production = doc.get("production")
+    if production:
+        for version in production["versions"]:
+            rates = ", ".join(f"{k} {_pct(v['rate'])}" for k, v in version["patterns"].items())
+            console.print(f"v{version['version']} {version['label']}: {version['traces']} traces, "
+                          f"failure rate {_pct(version['failure_rate'])}; {rates or 'no failures'}")
+        for check in production["changes"]:
+            if check["kind"] == "change":
+                verdict = {True: "fix held", False: "fix did NOT hold", None: "not enough traces to tell"}
+                summary = verdict[check["held"]]
+            else:
+                summary = f"{check['traces_before']} traces before, {check['traces_after']} after"
+            worse = f"; worse: {', '.join(check['worse'])}" if check["worse"] else ""
+            console.print(f"{check['label']}: {summary}{worse}")
