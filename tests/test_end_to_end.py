@@ -1,0 +1,192 @@
+"""The whole loop on the bundled example, through the CLI, offline: analyze → propose → eval → merge →
+history → rollback, with a bad hand-made change and a config change the eval cannot measure both refused.
+
+One repo is built for the module (evals share its answer cache), and the steps run in order, so each
+test reads like the quickstart a user runs.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import Result, invoke
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "support-agent"
+PROMPT = "prompts/support_agent.md"
+ASK_RULE = "- Ask for the order number before looking up an order.\n"
+TOOL_RULE = (
+    '- When `lookup_order` fails with "invalid order_id format: expected <n> digits", do not repeat '
+    "the same call: check the arguments you passed, and if it still fails, tell the user plainly "
+    "what went wrong.\n"
+)
+ORDER_FORMAT = [f"order-format-{i}" for i in range(1, 7)]
+ASK_ORDER_NUMBER = [f"ask-order-number-{i}" for i in range(1, 5)]
+
+
+def git(repo: Path, *args: str) -> str:
+    proc = subprocess.run(
+        [
+            "git",
+            "-c",
+            "user.name=Test",
+            "-c",
+            "user.email=test@example.invalid",
+            "-c",
+            "commit.gpgsign=false",
+            *args,
+        ],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return proc.stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def acme(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """The example as a fresh git repo on `main`, plus a dict the ordered steps share."""
+    mp = pytest.MonkeyPatch()
+    home = tmp_path_factory.mktemp("home")
+    mp.setenv("HOME", str(home))
+    mp.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    mp.setenv("GIT_CONFIG_GLOBAL", str(home / ".gitconfig"))
+    repo = tmp_path_factory.mktemp("acme") / "repo"
+    shutil.copytree(EXAMPLE, repo)
+    git(repo, "init", "-q")
+    git(repo, "symbolic-ref", "HEAD", "refs/heads/main")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "Acme support agent")
+    try:
+        yield {"repo": repo, "base": git(repo, "rev-parse", "HEAD")}
+    finally:
+        mp.undo()
+
+
+def cli(acme: dict[str, Any], *args: str) -> Result:
+    return invoke(*args, cwd=acme["repo"])
+
+
+def test_1_analyze_finds_the_recurring_failures(acme: dict[str, Any], run: Callable[..., Result]) -> None:
+    result = run("analyze", "logs/", "--json", cwd=acme["repo"])
+    assert result.exit_code == 0, result.stderr
+    doc = result.json()
+    assert doc["traces"]["total"] == 300
+    assert doc["traces"]["skipped"] == 0
+    assert {s["format"] for s in doc["sources"] if s["traces"]} == {"openai", "otlp", "langfuse"}
+    assert sum(s["traces"] for s in doc["sources"]) == 300
+    tool = [
+        p
+        for p in doc["patterns"]
+        if p["evidence"].get("tool") == "lookup_order"
+        and "invalid order_id format" in p["evidence"].get("error_template", "")
+    ]
+    assert len(tool) == 1 and tool[0]["kind"] == "tool_error" and tool[0]["count"] >= 20
+    timeout = [p for p in doc["patterns"] if p["evidence"].get("config_hint") == "timeout"]
+    assert len(timeout) == 1
+    acme["timeout_pattern"] = timeout[0]["id"]
+
+
+def test_2_propose_offline_writes_branches_and_leaves_the_tree_alone(acme: dict[str, Any]) -> None:
+    repo = acme["repo"]
+    result = cli(acme, "propose", "--offline", "--max", "3", "--json")
+    assert result.exit_code == 0, result.stderr
+    doc = result.json()
+    assert doc["schema"] == "selfimprove.proposals/v1"
+    assert len(doc["proposals"]) == 3
+    assert all(p["branch"].startswith("selfimprove/") and p["base"] == acme["base"] for p in doc["proposals"])
+    assert all(p["files"] == [PROMPT] for p in doc["proposals"])
+    tool = [p for p in doc["proposals"] if p["proposer"] == "offline/tool-error-rule"]
+    assert len(tool) == 1
+    acme["tool_branch"] = tool[0]["branch"]
+    assert git(repo, "rev-parse", "HEAD") == acme["base"]
+    assert git(repo, "status", "--porcelain") == ""
+    candidate = git(repo, "show", f"{tool[0]['branch']}:{PROMPT}") + "\n"
+    assert candidate == (repo / PROMPT).read_text(encoding="utf-8").replace(ASK_RULE, ASK_RULE + TOOL_RULE)
+    trailers = git(repo, "log", "-1", "--format=%(trailers:only,unfold)", tool[0]["branch"])
+    assert "Selfimprove-Proposer: offline/tool-error-rule" in trailers
+    assert f"Selfimprove-Base: {acme['base']}" in trailers
+
+
+def test_3_eval_passes_the_tool_error_rule_with_exactly_the_cases_it_fixes(acme: dict[str, Any]) -> None:
+    result = cli(acme, "eval", acme["tool_branch"], "--json")
+    assert result.exit_code == 0, result.stderr
+    doc = result.json()
+    assert doc["verdict"] == "pass"
+    assert doc["reasons"] == []
+    assert doc["base"]["sha"] == acme["base"]
+    assert doc["base"]["pass_rate"] == pytest.approx(20 / 45, abs=1e-6)
+    assert doc["candidate"]["pass_rate"] == pytest.approx(26 / 45, abs=1e-6)
+    assert doc["fixed"] == ORDER_FORMAT
+    assert doc["regressed"] == []
+    assert doc["p_value"] == pytest.approx(2 * 0.5**6)
+    assert doc["calls"] == {"made": 90, "cached": 0}
+    again = cli(acme, "eval", acme["tool_branch"], "--json")
+    assert again.exit_code == 0, again.stderr
+    assert again.json()["calls"] == {"made": 0, "cached": 90}
+
+
+def test_4_a_hand_made_change_deleting_a_needed_rule_is_refused(acme: dict[str, Any]) -> None:
+    repo = acme["repo"]
+    prompt = repo / PROMPT
+    original = prompt.read_text(encoding="utf-8")
+    git(repo, "checkout", "-q", "-b", "hand/drop-ask-rule")
+    prompt.write_text(original.replace(ASK_RULE, ""), encoding="utf-8")
+    git(repo, "commit", "-q", "-am", "Drop the order-number rule")
+    git(repo, "checkout", "-q", "main")
+    result = cli(acme, "eval", "hand/drop-ask-rule", "--base", "main", "--json")
+    assert result.exit_code == 1, result.stderr
+    doc = result.json()
+    assert doc["verdict"] == "fail"
+    assert doc["regressed"] == ASK_ORDER_NUMBER
+    assert doc["fixed"] == []
+    assert any("ask-order-number" in reason for reason in doc["reasons"])
+
+
+def test_5_a_config_change_the_eval_cannot_measure_is_refused(acme: dict[str, Any]) -> None:
+    proposed = cli(acme, "propose", "--offline", "--pattern", acme["timeout_pattern"], "--json")
+    assert proposed.exit_code == 0, proposed.stderr
+    (proposal,) = proposed.json()["proposals"]
+    assert proposal["proposer"] == "offline/config-change"
+    assert proposal["files"] == ["config/agent.yaml"]
+    assert "timeout_s: 3.0" in git(acme["repo"], "show", f"{proposal['branch']}:config/agent.yaml")
+    result = cli(acme, "eval", proposal["branch"], "--json")
+    assert result.exit_code == 1, result.stderr
+    doc = result.json()
+    assert doc["fixed"] == [] and doc["regressed"] == []
+    assert doc["calls"]["made"] == 0
+    assert any("min_improvement" in reason for reason in doc["reasons"])
+
+
+def test_6_merge_history_rollback(acme: dict[str, Any]) -> None:
+    repo = acme["repo"]
+    original = (repo / PROMPT).read_bytes()
+    git(repo, "merge", "-q", "--no-ff", "--no-edit", acme["tool_branch"])
+    merge = git(repo, "rev-parse", "HEAD")
+    assert TOOL_RULE in (repo / PROMPT).read_text(encoding="utf-8")
+
+    history = cli(acme, "history", "--json")
+    assert history.exit_code == 0, history.stderr
+    doc = history.json()
+    (merged,) = doc["merges"]
+    assert merged["commit"] == merge and merged["validated"] is True
+    proposal = next(p for p in doc["proposals"] if p["branch"] == acme["tool_branch"])
+    assert proposal["verdict"] == "pass" and proposal["merged_by"] == merge
+
+    rollback = cli(acme, "rollback", "--json")
+    assert rollback.exit_code == 0, rollback.stderr
+    assert (repo / PROMPT).read_bytes() == original
+    assert git(repo, "rev-parse", "HEAD~1") == merge
+    assert git(repo, "show", f"HEAD:{PROMPT}").encode() + b"\n" == original
+    assert git(repo, "status", "--porcelain") == ""
+
+    after = cli(acme, "history", "--json").json()
+    (rolled,) = after["rollbacks"]
+    assert after["merges"][0]["rolled_back_by"] == rolled["commit"] == git(repo, "rev-parse", "HEAD")
+    assert after["metrics"]["regression_rate"] == 1.0
