@@ -89,6 +89,7 @@ class StubOpenAI:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body go out in separate writes: no 40 ms stalls
 
             def log_message(self, format: str, *args: Any) -> None:  # keep test output clean
                 pass
@@ -228,3 +229,25 @@ def _completion_body(request: dict[str, Any], reply: Reply, number: int) -> byte
         "usage": usage,
     }
     return json.dumps(doc).encode()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m tests.stub_openai --latency 0.2`: serve until stdin closes; prints the API base first."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(description="A stub OpenAI-compatible server on 127.0.0.1.")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds before every answer")
+    parser.add_argument("--fail-every", type=int, default=0, help="every Nth request answers 500")
+    args = parser.parse_args(argv)
+
+    def reply(body: dict[str, Any]) -> str:
+        return f"echo: {last_user(body)}"
+
+    with StubOpenAI(reply, latency=args.latency, fail_every=args.fail_every) as stub:
+        print(stub.url, flush=True)
+        sys.stdin.read()  # the parent closes our stdin to stop us
+
+
+if __name__ == "__main__":
+    main()

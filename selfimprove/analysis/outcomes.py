@@ -115,6 +115,9 @@ def count_feature(n: int) -> float:
     return 0.0 if n <= 0 else 1.0 + math.log(n)
 
 
+MIN_RUNS_FOR_MEDIAN = 10  # fewer runs of a kind than this say nothing about what "usual" is
+
+
 def long_run_feature(turns: int, median: float) -> float:
     """How much longer than the median run this one was, on a log scale; 0 when not longer."""
     if turns <= 0 or median <= 0:
@@ -143,10 +146,11 @@ def decide(label: bool | None, x: Sequence[float], model: Model) -> tuple[str, f
     if label is False:
         return "success", 0.0
     score = model.score(x)
-    if score >= FAILURE_THRESHOLD:
+    evidence = any(v > 0 for name, v in zip(FEATURES, x, strict=True) if name != "long_run")
+    if score >= FAILURE_THRESHOLD and evidence:
         return "failure", score
-    if any(v > 0 for v in x):
-        return "unknown", score
+    if evidence or score >= FAILURE_THRESHOLD:
+        return "unknown", score  # a long run alone raises the score but proves nothing
     return "success", score
 
 

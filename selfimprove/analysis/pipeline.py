@@ -49,6 +49,7 @@ class Summary:
     turns: int
     last_tool: str | None
     prompt_version: str | None
+    kind: str = ""  # the reader that produced it: runs are only compared in length with their own kind
     x: tuple[float, ...] = ()
 
 
@@ -130,7 +131,7 @@ def observe(trace: Trace, col: Collected) -> None:
     last_tool = next((c.name for m in reversed(trace.messages) for c in reversed(m.tool_calls)), None)
     index = len(col.summaries)
     col.summaries.append(Summary(trace.id, trace.source, label, labels, tuple(found), dict(counts), turns,
-                                 last_tool, trace.prompt_version))
+                                 last_tool, trace.prompt_version, trace.format))
     if label is not False and (found or label):
         user = first_user(trace)
         keys = found + [s for s in labels if s.name == "run_error"]
@@ -178,9 +179,13 @@ def _remember(col: Collected, s: Signal, index: int, user: str) -> None:
 
 def score(col: Collected) -> tuple[list[oc.Outcome], oc.Fit, list[tuple[int, Signal | None]]]:
     """Fit the weights, decide every outcome, and choose the signal that best explains each failure."""
-    median = statistics.median(s.turns for s in col.summaries) if col.summaries else 0.0
+    by_kind: dict[str, list[int]] = {}
     for s in col.summaries:
-        s.x = oc.features(s.counts, oc.long_run_feature(s.turns, median))
+        by_kind.setdefault(s.kind, []).append(s.turns)
+    medians = {kind: float(statistics.median(turns)) if len(turns) >= oc.MIN_RUNS_FOR_MEDIAN else 0.0
+               for kind, turns in by_kind.items()}
+    for s in col.summaries:
+        s.x = oc.features(s.counts, oc.long_run_feature(s.turns, medians[s.kind]))
     fit = oc.fit([(s.x, s.label) for s in col.summaries if s.label is not None])
     model = fit.model
     outcomes: list[oc.Outcome] = []
@@ -191,7 +196,7 @@ def score(col: Collected) -> tuple[list[oc.Outcome], oc.Fit, list[tuple[int, Sig
         weighted = [_weighted(sig, contrib, s.counts) for sig in s.implicit]
         if contrib.get("long_run", 0.0) > 0 and s.turns:
             weighted.append(Signal("long_run", contrib["long_run"],
-                                   f"{s.turns} turns, the median run has {median:g}"))
+                                   f"{s.turns} turns, the median run has {medians[s.kind]:g}"))
         signals = tuple(s.explicit) + tuple(weighted)
         outcomes.append(oc.Outcome(s.id, s.source, outcome, failure_score, signals))
         if outcome == "failure":

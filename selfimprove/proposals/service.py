@@ -3,11 +3,13 @@
 Owns the order of things, which is the safety argument:
   1. the base is a commit (HEAD's by default); every managed file is read from it, never from disk;
   2. per pattern, a branch an earlier run wrote for the same base and pattern is reported, not redone;
-  3. a proposer (offline, or the reflection model) suggests edits of mutable sections / pointers;
+  3. a proposer (offline, or the reflection model) suggests edits of mutable sections / pointers,
+     in order of preference;
   4. near-duplicate rules are dropped (against the section and earlier proposals); what remains is
      applied to the base's bytes and passed through `prompts.policy.check` (immutable text, protected
-     phrases, caps, schemas) and `policy.contradicts` for every added line; any refusal is reported
-     under `rejected` with its reason and nothing is written;
+     phrases, caps, schemas) and `policy.contradicts` for every added line. The first candidate that
+     passes is written; a refused one gives way to the next (unless an open branch already makes the
+     same change: then the pattern is being handled); refusals are reported under `rejected`;
   5. only then, under the repo lock, one commit on the base and a new branch ref (compare-and-swap).
 
 Must never: write when `dry_run`, touch HEAD / the index / the working tree, or write a candidate the
@@ -251,6 +253,10 @@ def added_lines(edit: Edit) -> tuple[list[str], list[str]]:
         elif normalise(line) not in keys:
             other.append(line)
     return new_rules, other
+
+
+def _value_key(edit: Edit) -> str:
+    return f"{edit.path}#{edit.pointer}={edit.after}"
 
 
 class Pending(str):

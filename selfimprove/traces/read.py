@@ -47,7 +47,7 @@ NOISE_SUFFIXES = frozenset({
 NOISE_NAMES = frozenset({"license", "licence", "copying", "notice", "makefile", "dockerfile",
                          "readme", "changelog", "authors", "owners", "codeowners"})
 # Extensions that promise trace data: a file like this that cannot be read is a skip, not noise.
-DATA_SUFFIXES = frozenset({".json", ".jsonl", ".ndjson", ".jsonlines", ".traj", ".eval", ".log"})
+DATA_SUFFIXES = frozenset({".json", ".jsonl", ".ndjson", ".jsonlines", ".traj", ".eval"})
 
 
 def _display(path: Path) -> str:
@@ -143,14 +143,10 @@ class TraceStream:
             report = SourceReport(path=display, strict=self.strict)
             self.sources.append(report)
             whole = span == (0, u.file_size(path))
-            u.set_byte_range(None if whole else span)
-            try:
-                for trace in self._read_file(path, report, explicit, span[1] - span[0]):
-                    trace = _unique(trace, seen_ids, path)
-                    report.traces += 1
-                    yield trace
-            finally:
-                u.set_byte_range(None)
+            for trace in self._read_file(path, report, explicit, None if whole else span):
+                trace = _unique(trace, seen_ids, path)
+                report.traces += 1
+                yield trace
 
     def _span(self, index: int, path: Path) -> tuple[int, int] | None:
         """The byte range of a file this stream reads: all of it, a shard's slice of a big JSONL file
@@ -167,10 +163,12 @@ class TraceStream:
 
     # -- one file ------------------------------------------------------------------------------
 
-    def _read_file(self, path: Path, report: SourceReport, explicit: bool, size: int) -> Iterator[Trace]:
+    def _read_file(self, path: Path, report: SourceReport, explicit: bool,
+                   span: tuple[int, int] | None) -> Iterator[Trace]:
         from selfimprove.traces.formats import REGISTRY, choose
 
         consumed = [0]
+        size = span[1] - span[0] if span else u.file_size(path)
 
         def on_progress(n: int) -> None:
             n = min(n, size - consumed[0])  # read-ahead past a shard's end is not its progress
@@ -184,11 +182,7 @@ class TraceStream:
             if reader is None:
                 return
             report.format = reader.name
-            u.set_progress_hook(on_progress)
-            try:
-                yield from reader.read(path, report)
-            finally:
-                u.set_progress_hook(None)
+            yield from _scoped(reader.read(path, report), on_progress, span)
         except SelfImproveError:
             raise
         except RecursionError:
@@ -265,6 +259,9 @@ class TraceStream:
         if u.looks_binary(head) and suffix not in DATA_SUFFIXES and not u.is_gzip(path):
             report.ignore("binary file, not a trace format")
             return None
+        if suffix not in DATA_SUFFIXES and u.first_char(head) not in ("{", "["):
+            report.ignore("plain text, not JSON (a log file?)")  # app logs often sit beside traces
+            return None
         report.status = "skipped"
         if u.looks_binary(head):
             why = "binary data, not a trace format"
@@ -279,13 +276,35 @@ class TraceStream:
 SHARD_SPLIT_MIN_BYTES = 1 << 20
 
 
+def _scoped(traces: Iterator[Trace], hook: Callable[[int], None], span: tuple[int, int] | None
+            ) -> Iterator[Trace]:
+    """Run a reader with this file's progress hook and byte range set only while its code runs, so
+    that two streams iterated side by side never see each other's settings."""
+    try:
+        while True:
+            u.set_progress_hook(hook)
+            u.set_byte_range(span)
+            try:
+                trace = next(traces)
+            except StopIteration:
+                return
+            finally:
+                u.set_progress_hook(None)
+                u.set_byte_range(None)
+            yield trace
+    finally:
+        close = getattr(traces, "close", None)
+        if close is not None:
+            close()
+
+
 def _splittable(path: Path) -> bool:
     """JSONL with one whole trace per line (not one message per line, which must be grouped)."""
     try:
         head = u.read_head(path, 1 << 20)
     except (OSError, EOFError, zlib.error):
         return False
-    if not u.is_jsonl(path, head):
+    if not u.looks_jsonl(path, head):
         return False
     first = u.text_head(head).split(b"\n", 1)[0]
     try:

@@ -285,13 +285,20 @@ scalars = st.one_of(
 )
 
 
-@settings(max_examples=250, deadline=None)
-@given(
-    st.sampled_from(["agent.yaml", "agent.json"]),
-    st.sampled_from(["/temperature", "/greeting", "/tools/search/max_results", "/model"]),
-    scalars,
-)
-def test_any_scalar_edit_changes_exactly_one_line(name: str, pointer: str, value: Any) -> None:
+EDITABLE = [
+    ("agent.yaml", p)
+    for p in ("/temperature", "/greeting", "/model", "/escalation/1", "/tools/refunds/window_days")
+]
+EDITABLE += [
+    ("agent.json", p)
+    for p in ("/temperature", "/greeting", "/tools/lookup/fields/0", "/tools/search/timeout")
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(EDITABLE), scalars)
+def test_any_scalar_edit_changes_exactly_one_line(case: tuple[str, str], value: Any) -> None:
+    name, pointer = case
     text = read(name)
     out = set_pointer(text, name, pointer, value)
     doc = load_structured(out, name)

@@ -298,3 +298,23 @@ def test_when_the_rule_is_already_merged_the_next_grounded_edit_is_proposed(prom
     assert p.files.keys() == {"prompts/support_agent.md"}
     assert "User: Where is order A-2001?\nAssistant: Order A-2001 arrives on Friday.\n" in \
         p.files["prompts/support_agent.md"].decode()
+
+
+def test_an_exact_copy_of_a_rule_is_a_duplicate(prompt_repo: Path):
+    path = prompt_repo / "prompts" / "support_agent.md"
+    text = path.read_text().replace("looking up an order.\n", "looking up an order.\n" + RULE + "\n")
+    path.write_text(text)
+    git(prompt_repo, "commit", "-qam", "merged the rule")
+    (r,) = run(prompt_repo, "tool_error.json").rejected
+    assert r.reason == (f'near-duplicate rule "{RULE[2:81]}…" repeats a rule already in section '
+                        "'learned-rules', not added again")
+
+
+def test_a_concurrent_run_is_refused_while_the_lock_is_held(prompt_repo: Path):
+    settings = load_settings(prompt_repo)
+    doc = load_analysis(DATA / "tool_error.json")
+    with Repo.open(prompt_repo) as holder, holder.lock(), Repo.open(prompt_repo) as repo:
+        with pytest.raises(SelfImproveError, match="another selfimprove command is running"):
+            propose(settings, repo, doc)
+        assert propose(settings, repo, doc, dry_run=True).proposals[0].status == "dry-run"
+    assert branches(prompt_repo) == ["main"]

@@ -232,13 +232,21 @@ def test_records_of_the_wrong_type(tmp_path: Path) -> None:
                              (4, "a JSON NoneType, not an object"), (5, "no messages")]
 
 
-def test_plain_text_log_with_a_data_extension(tmp_path: Path) -> None:
-    path = tmp_path / "app.log"
+def test_plain_text_with_a_trace_extension_or_as_a_log(tmp_path: Path) -> None:
+    path = tmp_path / "app.jsonl"
     path.write_text("2025-01-01 INFO started\n2025-01-01 ERROR boom\n")
     ids, report = read_one(path)
     assert ids == [] and report.status == "skipped"
     assert report.errors == [(None, "not a JSON object or array, and no reader recognised it "
                                     "(use --format to force a reader)")]
+    log = tmp_path / "app.log"
+    log.write_text("2025-01-01 INFO started\n")
+    ids, report = read_one(log)
+    assert (ids, report.status, report.reason, report.skipped) == (
+        [], "ignored", "plain text, not JSON (a log file?)", 0)
+    log.write_text(good(1).decode())  # a .log of JSON lines is read
+    ids, report = read_one(log)
+    assert ids == ["good-000001"]
 
 
 def test_strict_raises_on_the_first_bad_file(tmp_path: Path) -> None:
@@ -255,3 +263,21 @@ def test_errors_are_capped_but_all_counted(tmp_path: Path) -> None:
     ids, report = read_one(path)
     assert ids == ["good-000001"] and report.skipped == 250 and len(report.errors) == 100
     assert report.errors[-1][0] == 101
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_a_fifo_is_never_opened(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe.jsonl")
+    (tmp_path / "ok.jsonl").write_bytes(good(1))
+    stream = read_traces([tmp_path])
+    assert [t.id for t in stream] == ["good-000001"]
+    assert [(Path(s.path).name, s.status, s.reason) for s in stream.sources] == [
+        ("ok.jsonl", "read", None), ("pipe.jsonl", "ignored", "not a regular file")]
+
+
+def test_json_lines_with_records_longer_than_the_sniffed_head(tmp_path: Path) -> None:
+    path = tmp_path / "runs.json"  # JSONL content under a .json name, first record > 64 KiB
+    long = {**GOOD, "id": "long-000001", "messages": [{"role": "user", "content": "x" * 100_000}]}
+    path.write_bytes(json.dumps(long).encode() + b"\n" + good(2))
+    ids, report = read_one(path)
+    assert ids == ["long-000001", "good-000002"] and report.skipped == 0

@@ -150,3 +150,27 @@ def test_shards_partition_the_input(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         assert sorted(got) == sorted(expected) and skipped == 1
     with pytest.raises(ValueError):
         read_traces([tmp_path], shard=(2, 2))
+
+
+def test_two_streams_side_by_side_keep_their_own_settings(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from selfimprove.traces import read as read_module
+
+    monkeypatch.setattr(read_module, "SHARD_SPLIT_MIN_BYTES", 1000)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "big.jsonl").write_text("".join(chat(i) + "\n" for i in range(300)))
+    (tmp_path / "b.jsonl").write_text("".join(chat(1000 + i) + "\n" for i in range(300)))
+    alone = [t.id for t in read_traces([tmp_path / "a"], shard=(1, 2))]
+    assert 100 < len(alone) < 200 and alone[-1] == "conv-000299"
+    a_seen: list[int] = []
+    half = read_traces([tmp_path / "a"], shard=(1, 2), progress=a_seen.append)
+    whole = read_traces([tmp_path / "b.jsonl"])
+    it_a, it_b = iter(half), iter(whole)
+    got_a, got_b = [next(it_a).id], [next(it_b).id]
+    for x, y in zip(it_a, it_b, strict=False):  # interleaved: one trace from each, in turn
+        got_a.append(x.id)
+        got_b.append(y.id)
+    got_a.extend(t.id for t in it_a)
+    assert got_a == alone
+    assert got_b == [f"conv-{1000 + i:06d}" for i in range(len(alone))]
+    assert sum(a_seen) == half.total_bytes

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeGuard
 
 import orjson
 
@@ -188,6 +188,11 @@ def human_size(n: int) -> str:
         if n >= size:
             return f"{n / size:g} {unit}"
     return f"{n} bytes"
+
+
+def _is_map(value: Any) -> TypeGuard[Mapping[str, Any]]:
+    """isinstance(value, Mapping), fast for the dicts JSON parsing produces."""
+    return value.__class__ is dict or isinstance(value, Mapping)
 
 
 def is_gzip(path: Path) -> bool:
@@ -711,7 +716,7 @@ def is_message_like(value: Any) -> bool:
         role_value = value.get("role")
         if role_value.__class__ is str and role_value and ("content" in value or "tool_calls" in value):
             return True
-    if not isinstance(value, Mapping):
+    if not _is_map(value):
         return False
     if value.get("type") in _ITEM_TYPES:  # OpenAI Responses API input/output items
         return True
@@ -721,7 +726,7 @@ def is_message_like(value: Any) -> bool:
         if isinstance(candidate, str) and candidate:
             role = candidate
             break
-        if key == "author" and isinstance(candidate, Mapping) and isinstance(candidate.get("role"), str):
+        if key == "author" and _is_map(candidate) and isinstance(candidate.get("role"), str):
             role = candidate["role"]
             break
     if role is None:
@@ -736,7 +741,7 @@ def is_message_like(value: Any) -> bool:
 def is_message_list(value: Any, min_share: float = 0.6) -> bool:
     if not isinstance(value, list) or not value:
         return False
-    sample = value[:20]
+    sample = value[:8]
     hits = sum(1 for item in sample if is_message_like(item))
     return hits >= max(1, int(len(sample) * min_share + 0.999))
 
@@ -752,7 +757,7 @@ def find_message_list(record: Mapping[str, Any], depth: int = 0) -> tuple[str, l
         value = record.get(key)
         if isinstance(value, list) and is_message_list(value):
             return key, value
-        if isinstance(value, Mapping):  # {"messages": {"messages": [...]}} or {"history": {"messages": …}}
+        if _is_map(value):  # {"messages": {"messages": [...]}} or {"history": {"messages": …}}
             inner = find_message_list(value, depth + 1) if depth < 3 else None
             if inner:
                 return f"{key}.{inner[0]}", inner[1]
@@ -760,7 +765,7 @@ def find_message_list(record: Mapping[str, Any], depth: int = 0) -> tuple[str, l
         return None
     for key in _WRAPPER_KEYS:
         value = record.get(key)
-        if isinstance(value, Mapping):
+        if _is_map(value):
             inner = find_message_list(value, depth + 1)
             if inner:
                 return f"{key}.{inner[0]}", inner[1]
@@ -830,35 +835,70 @@ _FAST_ROLES = {"user": "user", "assistant": "assistant", "system": "system", "to
                "developer": "system", "function": "tool"}
 
 
-def _fast_factory(cls: type, fields: tuple[str, ...]) -> Callable[..., Any]:
-    """Build instances of a frozen dataclass from positional `fields` without the per-field frozen
-    `__setattr__` guard (about twice as fast; readers create millions of messages). Falls back to the
-    normal constructor if the class's fields are not exactly `fields` or are not kept in a plain
-    instance `__dict__` (e.g. after a change to the model)."""
+def _fast_message_init(role: str, content: str, tool_calls: tuple[ToolCall, ...], tool_call_id: str | None,
+                       is_error: bool, name: str | None) -> Message:
+    obj: Any = _new(Message)
+    d = obj.__dict__
+    d["role"] = role
+    d["content"] = content
+    d["tool_calls"] = tool_calls
+    d["tool_call_id"] = tool_call_id
+    d["is_error"] = is_error
+    d["name"] = name
+    return obj  # type: ignore[no-any-return]
+
+
+def _fast_call_init(name: str, arguments: Any, id: str | None) -> ToolCall:
+    obj: Any = _new(ToolCall)
+    d = obj.__dict__
+    d["name"] = name
+    d["arguments"] = arguments
+    d["id"] = id
+    return obj  # type: ignore[no-any-return]
+
+
+def _fast_trace_init(id: str, source: str, messages: tuple[Message, ...], feedback: tuple[Feedback, ...],
+                     started_at: datetime | None, prompt_version: str | None, metadata: Mapping[str, Any],
+                     format: str) -> Trace:
+    obj: Any = _new(Trace)
+    d = obj.__dict__
+    d["id"] = id
+    d["source"] = source
+    d["messages"] = messages
+    d["feedback"] = feedback
+    d["started_at"] = started_at
+    d["prompt_version"] = prompt_version
+    d["metadata"] = metadata
+    d["format"] = format
+    return obj  # type: ignore[no-any-return]
+
+
+_new = object.__new__
+
+
+def _fast_or_safe(cls: type, fast: Callable[..., Any], fields: tuple[str, ...]) -> Callable[..., Any]:
+    """Readers create millions of messages; filling a frozen dataclass's `__dict__` directly skips its
+    per-field frozen `__setattr__` guard (3-4x faster). The fast path is used only while the model's
+    fields are exactly `fields` (in order) and live in a plain `__dict__`, and only if it builds a
+    record equal to the normal constructor's; otherwise the normal constructor is used."""
     import dataclasses
 
-    if hasattr(cls, "__slots__") or tuple(f.name for f in dataclasses.fields(cls)) != fields:
-        return cls
-    new = object.__new__
-
-    def make(*args: Any) -> Any:
-        obj: Any = new(cls)
-        obj.__dict__.update(zip(fields, args, strict=True))
-        return obj
-
     try:
-        probe = make(*[None] * len(fields))
-        if dataclasses.astuple(probe) != tuple([None] * len(fields)):
+        if hasattr(cls, "__slots__") or tuple(f.name for f in dataclasses.fields(cls)) != fields:
+            return cls
+        args = [f"probe-{i}" for i in range(len(fields))]
+        if fast(*args) != cls(*args):
             return cls
     except Exception:  # noqa: BLE001 - any surprise: use the safe constructor
         return cls
-    return make
+    return fast
 
 
-_make_message = _fast_factory(Message, ("role", "content", "tool_calls", "tool_call_id", "is_error", "name"))
-_make_call = _fast_factory(ToolCall, ("name", "arguments", "id"))
-_make_trace = _fast_factory(Trace, ("id", "source", "messages", "feedback", "started_at", "prompt_version",
-                                    "metadata", "format"))
+_make_message = _fast_or_safe(Message, _fast_message_init,
+                              ("role", "content", "tool_calls", "tool_call_id", "is_error", "name"))
+_make_call = _fast_or_safe(ToolCall, _fast_call_init, ("name", "arguments", "id"))
+_make_trace = _fast_or_safe(Trace, _fast_trace_init, ("id", "source", "messages", "feedback", "started_at",
+                                                      "prompt_version", "metadata", "format"))
 
 
 def _fast_message(raw: dict[str, Any], names: dict[str, str] | None = None) -> Message | None:
@@ -1192,7 +1232,7 @@ def feedback_from_record(record: Mapping[str, Any],
     seen: set[str] = set()
     containers: list[Mapping[str, Any]] = [record]
     for sub in ("metadata", "meta", "info", "labels", "annotations", "outcome"):
-        if isinstance(record.get(sub), Mapping):
+        if _is_map(record.get(sub)):
             containers.append(record[sub])
     for container in containers:
         for key in keys:
@@ -1200,7 +1240,7 @@ def feedback_from_record(record: Mapping[str, Any],
                 value = container[key]
                 if key == "status" and not isinstance(value, str):
                     continue
-                if key in ("result", "outcome", "evaluation", "eval") and isinstance(value, Mapping):
+                if key in ("result", "outcome", "evaluation", "eval") and _is_map(value):
                     if container is record and key == "outcome":
                         continue  # handled as a container above
                 items = feedback_from_value(key, value)
@@ -1246,7 +1286,7 @@ def file_stem(path: Path) -> str:
 
 def prompt_version_of(record: Mapping[str, Any]) -> str | None:
     for container in (record, record.get("metadata"), record.get("meta")):
-        if isinstance(container, Mapping):
+        if _is_map(container):
             for key in ("prompt_version", "promptVersion", "prompt_sha", "prompt_commit", "prompt_ref"):
                 value = container.get(key)
                 if isinstance(value, str | int) and not isinstance(value, bool) and value != "":
@@ -1264,7 +1304,7 @@ def scalar_metadata(record: Mapping[str, Any], skip: Iterable[str] = (), limit: 
         if isinstance(value, str) and len(value) <= 200 or isinstance(value, int | float | bool):
             out[str(key)] = value
     meta = record.get("metadata")
-    if isinstance(meta, Mapping):
+    if _is_map(meta):
         for key, value in meta.items():
             if len(out) >= limit:
                 break
@@ -1319,10 +1359,43 @@ def iter_records(path: Path, report: SourceReport) -> Iterator[tuple[int, Any]]:
     except (OSError, *_DECOMPRESS_ERRORS) as exc:
         report.skip(None, describe_read_error(exc))
         return
-    if is_jsonl(path, head):
+    if looks_jsonl(path, head):
         yield from iter_jsonl(path, report)
     else:
         yield from iter_json_records(path, report)
+
+
+def looks_jsonl(path: Path, head: bytes) -> bool:
+    """JSON Lines (by extension, or by content even when the first record is longer than `head`)."""
+    return is_jsonl(path, head) or _long_first_line_jsonl(path, head)
+
+
+def _long_first_line_jsonl(path: Path, head: bytes) -> bool:
+    """JSON Lines whose first line is longer than the head (big records in a `.json` file): the
+    first line parses on its own and another record follows it."""
+    body = text_head(head)
+    if not body.startswith(b"{") or b"\n" in body.rstrip():
+        return False
+    try:
+        with open_plain_or_gz(path) as stream:
+            first = stream.readline(MAX_LINE_BYTES + 1)
+            if not first.endswith(b"\n"):
+                return False
+            orjson.loads(strip_bom(first))
+            while True:
+                nxt = stream.readline(1 << 16)
+                if not nxt:
+                    return False
+                if nxt.strip():
+                    return nxt.lstrip().startswith(b"{")
+    except (OSError, ValueError, *_DECOMPRESS_ERRORS):
+        return False
+
+
+def open_plain_or_gz(path: Path) -> IO[bytes]:
+    """Open (decompressing `.gz`) without progress reporting: for looking, not reading."""
+    raw: IO[bytes] = open(path, "rb")  # noqa: SIM115 - returned to the caller, who closes it
+    return gzip.GzipFile(fileobj=raw, mode="rb") if is_gzip(path) else raw  # type: ignore[return-value]
 
 
 def response_messages(body: Any) -> list[Any]:
@@ -1392,7 +1465,7 @@ def system_messages(record: Mapping[str, Any]) -> list[Any]:
         value = record.get(key)
         if isinstance(value, str) and value.strip():
             return [{"role": "system", "content": value}]
-        if isinstance(value, list) and value and all(isinstance(v, Mapping) for v in value):
+        if isinstance(value, list) and value and all(_is_map(v) for v in value):
             text = text_of(value)
             if text:
                 return [{"role": "system", "content": text}]
@@ -1411,7 +1484,7 @@ def conversation_of(record: Mapping[str, Any]) -> tuple[str, list[Any]] | None:
         # request/response pairs with the messages under a body key
         for key in ("request", "request_body", "input", "inputs"):
             inner = record.get(key)
-            if isinstance(inner, Mapping):
+            if _is_map(inner):
                 found = find_message_list(inner)
                 if found:
                     found = (f"{key}.{found[0]}", found[1])
@@ -1423,9 +1496,9 @@ def conversation_of(record: Mapping[str, Any]) -> tuple[str, list[Any]] | None:
     container: Mapping[str, Any] = record
     if "." in key:
         outer = key.split(".")[0]
-        if isinstance(record.get(outer), Mapping):
+        if _is_map(record.get(outer)):
             container = record[outer]
-    if not any(isinstance(m, Mapping) and normalise_role(m.get("role")) == "system" for m in msgs[:3]):
+    if not any(_is_map(m) and normalise_role(m.get("role")) == "system" for m in msgs[:3]):
         system = system_messages(container)
         if not system and container is not record:
             system = system_messages(record)
@@ -1460,7 +1533,7 @@ def trace_from_record(record: Any, *, source: str, stem: str, index: int, fmt: s
                       report: SourceReport, line: int | None) -> Any:
     """One record → one Trace, or None after deferring it (no messages in it)."""
 
-    if not isinstance(record, Mapping):
+    if not _is_map(record):
         report.defer(line, f"a JSON {type(record).__name__}, not an object")
         return None
     conv = conversation_of(record)
@@ -1621,7 +1694,7 @@ def read_record_file(path: Path, report: SourceReport, fmt: str) -> Iterator[Any
     per_line: list[tuple[int, Mapping[str, Any]]] | None = None
     jsonl = False
     try:
-        jsonl = is_jsonl(path, read_head(path, 65536))
+        jsonl = looks_jsonl(path, read_head(path, 65536))
     except (OSError, *_DECOMPRESS_ERRORS):
         pass
 
