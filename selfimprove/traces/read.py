@@ -22,6 +22,7 @@ import os
 import stat
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -183,6 +184,12 @@ class TraceStream:
                 return
             report.format = reader.name
             yield from _scoped(reader.read(path, report), on_progress, span)
+            fallback = REGISTRY.get("generic")
+            if report.traces == 0 and self.format == "auto" and fallback not in (None, reader):
+                # the reader that claimed the file found nothing: perhaps a look-alike of its format
+                # with ordinary messages inside; the generic reader gets a go before giving up
+                assert fallback is not None
+                yield from self._fallback(path, report, fallback, on_progress, span)
         except SelfImproveError:
             raise
         except RecursionError:
@@ -201,6 +208,20 @@ class TraceStream:
         report.settle()
         if report.status == "read" and report.traces == 0 and report.skipped == 0:
             report.ignore("no traces found")
+
+    def _fallback(self, path: Path, report: SourceReport, fallback: Reader, hook: Callable[[int], None],
+                  span: tuple[int, int] | None) -> Iterator[Trace]:
+        """Read with the fallback reader into a separate report; adopt it only if it finds traces,
+        otherwise the first reader's report (its reasons) stands."""
+        trial = SourceReport(path=report.path, format=fallback.name, strict=self.strict)
+        found = False
+        for trace in _scoped(fallback.read(path, trial), hook, span):
+            if not found:
+                found = True
+                _copy_into(report, trial)
+            yield trace
+        if found:
+            _copy_into(report, trial)
 
     def _pick(self, path: Path, report: SourceReport, explicit: bool, registry: Mapping[str, Reader],
               choose: Callable[[Path, bytes], tuple[Reader | None, int]]) -> Reader | None:
@@ -244,7 +265,9 @@ class TraceStream:
                 return None
             return registry[self.format]
         reader, score = choose(path, head)
-        if reader is not None and (not noise or score >= 30 and u.first_char(head) in ("{", "[")):
+        # a noise name (.txt, .zip, …) is overridden only by a reader sure of data that looks like data
+        sure = score >= 30 and (u.first_char(head) in ("{", "[") or head.startswith(b"PK\x03\x04"))
+        if reader is not None and (not noise or sure):
             return reader
         if noise:
             report.ignore(f"not a trace file ({suffix or name})")
@@ -274,6 +297,13 @@ class TraceStream:
 
 
 SHARD_SPLIT_MIN_BYTES = 1 << 20
+
+
+def _copy_into(target: SourceReport, source: SourceReport) -> None:
+    for f in fields(SourceReport):
+        if f.name != "traces":  # counted by the stream as traces are yielded
+            value = getattr(source, f.name)
+            setattr(target, f.name, list(value) if isinstance(value, list) else value)
 
 
 def _scoped(traces: Iterator[Trace], hook: Callable[[int], None], span: tuple[int, int] | None

@@ -18,10 +18,18 @@ def test_recorded_request_with_tool_result_and_its_response() -> None:
     assert trace.id == "anthropic_messages_tool_use_in_input:0"
     assert [m.role for m in trace.messages] == ["user", "assistant", "tool", "assistant"]
     assert trace.messages[1].tool_calls == (
-        ToolCall("get_weather", {"location": "San Francisco, CA", "unit": "fahrenheit"},
-                 "toolu_01KBqpqR73qWGsMaW3vBzEjz"),)
-    assert trace.messages[2] == Message("tool", '{"weather": "sunny", "temperature": "75"}',
-                                        tool_call_id="toolu_01KBqpqR73qWGsMaW3vBzEjz", name="get_weather")
+        ToolCall(
+            "get_weather",
+            {"location": "San Francisco, CA", "unit": "fahrenheit"},
+            "toolu_01KBqpqR73qWGsMaW3vBzEjz",
+        ),
+    )
+    assert trace.messages[2] == Message(
+        "tool",
+        '{"weather": "sunny", "temperature": "75"}',
+        tool_call_id="toolu_01KBqpqR73qWGsMaW3vBzEjz",
+        name="get_weather",
+    )
     assert trace.messages[3].content.startswith("The current weather in San Francisco, CA is **sunny**")
     assert trace.metadata["finish_reason"] == "end_turn"
 
@@ -29,21 +37,39 @@ def test_recorded_request_with_tool_result_and_its_response() -> None:
 def test_parallel_tool_calls_in_one_response() -> None:
     [trace] = list(read_traces([DATA / "anthropic_messages_multiple_tool_calling.json"]))
     assert [c.name for c in trace.messages[1].tool_calls] == ["get_weather", "get_time"]
-    assert trace.messages[1].content == "Sure! Let me fetch the current weather and time in New York simultaneously!"
+    assert (
+        trace.messages[1].content
+        == "Sure! Let me fetch the current weather and time in New York simultaneously!"
+    )
     assert trace.metadata["finish_reason"] == "tool_use"
 
 
 def test_request_body_with_system_and_failed_tool_result(tmp_path: Path) -> None:
     body = {
-        "model": "claude-sonnet-4-6", "system": "You are a support agent.", "max_tokens": 100,
+        "model": "claude-sonnet-4-6",
+        "system": "You are a support agent.",
+        "max_tokens": 100,
         "messages": [
             {"role": "user", "content": "refund order 7"},
-            {"role": "assistant", "content": [{"type": "thinking", "thinking": "hmm"},
-                                              {"type": "tool_use", "id": "t1", "name": "refund",
-                                               "input": {"order": 7}}]},
-            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "is_error": True,
-                                          "content": [{"type": "text", "text": "order 7 not found"}]},
-                                         {"type": "text", "text": "well?"}]},
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "thinking", "thinking": "hmm"},
+                    {"type": "tool_use", "id": "t1", "name": "refund", "input": {"order": 7}},
+                ],
+            },
+            {
+                "role": "user",
+                "content": [
+                    {
+                        "type": "tool_result",
+                        "tool_use_id": "t1",
+                        "is_error": True,
+                        "content": [{"type": "text", "text": "order 7 not found"}],
+                    },
+                    {"type": "text", "text": "well?"},
+                ],
+            },
         ],
     }
     path = tmp_path / "req.json"

@@ -16,7 +16,10 @@ from selfimprove.errors import SelfImproveError
 from selfimprove.traces.formats import _util
 from selfimprove.traces.read import SourceReport, read_traces
 
-GOOD = {"id": "good-000001", "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}
+GOOD = {
+    "id": "good-000001",
+    "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}],
+}
 
 
 def good(i: int = 1) -> bytes:
@@ -43,7 +46,12 @@ def test_binary_file_without_extension_is_ignored(tmp_path: Path) -> None:
     path = tmp_path / "core"
     path.write_bytes(b"\x7fELF\x00\x00" + bytes(range(256)) * 10)
     ids, report = read_one(path)
-    assert (ids, report.status, report.reason, report.skipped) == ([], "ignored", "binary file, not a trace format", 0)
+    assert (ids, report.status, report.reason, report.skipped) == (
+        [],
+        "ignored",
+        "binary file, not a trace format",
+        0,
+    )
 
 
 def test_invalid_utf8_line_is_skipped_and_counted(tmp_path: Path) -> None:
@@ -56,7 +64,9 @@ def test_invalid_utf8_line_is_skipped_and_counted(tmp_path: Path) -> None:
 
 def test_latin1_json_document(tmp_path: Path) -> None:
     path = tmp_path / "t.json"
-    path.write_bytes(json.dumps({"messages": [{"role": "user", "content": "caf"}]}).encode().replace(b"caf", b"caf\xe9"))
+    path.write_bytes(
+        json.dumps({"messages": [{"role": "user", "content": "caf"}]}).encode().replace(b"caf", b"caf\xe9")
+    )
     ids, report = read_one(path)
     assert (ids, report.errors) == ([], [(1, "invalid UTF-8")])
 
@@ -114,8 +124,11 @@ def test_deep_content_inside_the_parser_limit(tmp_path: Path) -> None:
     for _ in range(400):  # 800 nested containers: inside the parser limit, deep for Python code
         content = [{"type": "text", "text": content}]
     path = tmp_path / "t.jsonl"
-    path.write_bytes(json.dumps({"id": "deep-000001", "messages": [{"role": "user", "content": content}]}).encode()
-                     + b"\n" + good(2))
+    path.write_bytes(
+        json.dumps({"id": "deep-000001", "messages": [{"role": "user", "content": content}]}).encode()
+        + b"\n"
+        + good(2)
+    )
     ids, report = read_one(path)
     assert ids == ["deep-000001", "good-000002"] and report.skipped == 0
 
@@ -136,7 +149,9 @@ def test_empty_and_blank_files(tmp_path: Path) -> None:
     stream = read_traces([tmp_path])
     assert list(stream) == []
     assert [(s.status, s.reason, s.skipped) for s in stream.sources] == [
-        ("ignored", "empty file", 0), ("ignored", "blank file", 0)]
+        ("ignored", "empty file", 0),
+        ("ignored", "blank file", 0),
+    ]
 
 
 @pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root can read any file")
@@ -217,19 +232,25 @@ def test_streamed_array_reads_in_small_chunks(tmp_path: Path) -> None:
 
 def test_nan_and_bom_are_accepted(tmp_path: Path) -> None:
     path = tmp_path / "t.jsonl"
-    path.write_bytes(b"\xef\xbb\xbf" + good(1) + b'{"id": "nan-000002", "score": NaN, "messages": [{"role": "user", '
-                     b'"content": "x"}]}\n')
+    path.write_bytes(
+        b"\xef\xbb\xbf" + good(1) + b'{"id": "nan-000002", "score": NaN, "messages": [{"role": "user", '
+        b'"content": "x"}]}\n'
+    )
     ids, report = read_one(path)
     assert ids == ["good-000001", "nan-000002"] and report.skipped == 0
 
 
 def test_records_of_the_wrong_type(tmp_path: Path) -> None:
     path = tmp_path / "t.jsonl"
-    path.write_bytes(good(1) + b"42\n\"text\"\nnull\n" + b'{"messages": "not a list"}\n')
+    path.write_bytes(good(1) + b'42\n"text"\nnull\n' + b'{"messages": "not a list"}\n')
     ids, report = read_one(path)
     assert ids == ["good-000001"]
-    assert report.errors == [(2, "a JSON int, not an object"), (3, "a JSON str, not an object"),
-                             (4, "a JSON NoneType, not an object"), (5, "no messages")]
+    assert report.errors == [
+        (2, "a JSON int, not an object"),
+        (3, "a JSON str, not an object"),
+        (4, "a JSON NoneType, not an object"),
+        (5, "no messages"),
+    ]
 
 
 def test_plain_text_with_a_trace_extension_or_as_a_log(tmp_path: Path) -> None:
@@ -237,13 +258,18 @@ def test_plain_text_with_a_trace_extension_or_as_a_log(tmp_path: Path) -> None:
     path.write_text("2025-01-01 INFO started\n2025-01-01 ERROR boom\n")
     ids, report = read_one(path)
     assert ids == [] and report.status == "skipped"
-    assert report.errors == [(None, "not a JSON object or array, and no reader recognised it "
-                                    "(use --format to force a reader)")]
+    assert report.errors == [
+        (None, "not a JSON object or array, and no reader recognised it (use --format to force a reader)")
+    ]
     log = tmp_path / "app.log"
     log.write_text("2025-01-01 INFO started\n")
     ids, report = read_one(log)
     assert (ids, report.status, report.reason, report.skipped) == (
-        [], "ignored", "plain text, not JSON (a log file?)", 0)
+        [],
+        "ignored",
+        "plain text, not JSON (a log file?)",
+        0,
+    )
     log.write_text(good(1).decode())  # a .log of JSON lines is read
     ids, report = read_one(log)
     assert ids == ["good-000001"]
@@ -272,7 +298,9 @@ def test_a_fifo_is_never_opened(tmp_path: Path) -> None:
     stream = read_traces([tmp_path])
     assert [t.id for t in stream] == ["good-000001"]
     assert [(Path(s.path).name, s.status, s.reason) for s in stream.sources] == [
-        ("ok.jsonl", "read", None), ("pipe.jsonl", "ignored", "not a regular file")]
+        ("ok.jsonl", "read", None),
+        ("pipe.jsonl", "ignored", "not a regular file"),
+    ]
 
 
 def test_json_lines_with_records_longer_than_the_sniffed_head(tmp_path: Path) -> None:
@@ -281,3 +309,15 @@ def test_json_lines_with_records_longer_than_the_sniffed_head(tmp_path: Path) ->
     path.write_bytes(json.dumps(long).encode() + b"\n" + good(2))
     ids, report = read_one(path)
     assert ids == ["long-000001", "good-000002"] and report.skipped == 0
+
+
+def test_big_gzipped_array_is_streamed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_util, "STREAM_ARRAY_MIN_BYTES", 1000)
+    records = [{**GOOD, "id": f"arr-{i:06d}"} for i in range(200)]
+    path = tmp_path / "t.json.gz"
+    path.write_bytes(gzip.compress(json.dumps(records, indent=1).encode()))
+    calls: list[Path] = []
+    real = _util.iter_json_array
+    monkeypatch.setattr(_util, "iter_json_array", lambda p, r, **kw: calls.append(p) or real(p, r, **kw))
+    ids, report = read_one(path)
+    assert ids == [f"arr-{i:06d}" for i in range(200)] and report.skipped == 0 and calls == [path]

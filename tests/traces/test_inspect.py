@@ -38,13 +38,28 @@ def test_tool_errors() -> None:
 
 
 def test_sample_errors_limits_and_numeric_scores(tmp_path: Path) -> None:
-    header = {"version": 2, "status": "error", "eval": {"task": "t", "model": "m", "created": "2025-01-01T00:00:00Z"},
-              "plan": {}, "results": None, "stats": {}}
+    header = {
+        "version": 2,
+        "status": "error",
+        "eval": {"task": "t", "model": "m", "created": "2025-01-01T00:00:00Z"},
+        "plan": {},
+        "results": None,
+        "stats": {},
+    }
     samples = [
-        {"id": "a", "epoch": 1, "messages": [{"role": "user", "content": "q"}],
-         "scores": {"acc": {"value": 0.5}, "multi": {"value": {"x": "C", "y": 1}}}},
-        {"id": "b", "epoch": 2, "messages": [{"role": "user", "content": "q"}],
-         "error": {"message": "RuntimeError('boom')", "traceback": "..."}, "limit": {"type": "message", "limit": 10}},
+        {
+            "id": "a",
+            "epoch": 1,
+            "messages": [{"role": "user", "content": "q"}],
+            "scores": {"acc": {"value": 0.5}, "multi": {"value": {"x": "C", "y": 1}}},
+        },
+        {
+            "id": "b",
+            "epoch": 2,
+            "messages": [{"role": "user", "content": "q"}],
+            "error": {"message": "RuntimeError('boom')", "traceback": "..."},
+            "limit": {"type": "message", "limit": 10},
+        },
     ]
     path = tmp_path / "run.eval"
     with zipfile.ZipFile(path, "w") as zf:
@@ -53,10 +68,15 @@ def test_sample_errors_limits_and_numeric_scores(tmp_path: Path) -> None:
             zf.writestr(f"samples/{s['id']}_epoch_{s['epoch']}.json", json.dumps(s))
     traces = list(read_traces([path]))
     assert [t.id for t in traces] == ["run:a/1", "run:b/2"]
-    assert traces[0].feedback == (Feedback("score", 0.5, name="acc"), Feedback("label", "C", None, True, "multi.x"),
-                                  Feedback("score", 1.0, name="multi.y"))
-    assert traces[1].feedback == (Feedback("error", "RuntimeError('boom')", name="error"),
-                                  Feedback("error", "message limit reached (10)", name="limit"))
+    assert traces[0].feedback == (
+        Feedback("score", 0.5, name="acc"),
+        Feedback("label", "C", None, True, "multi.x"),
+        Feedback("score", 1.0, name="multi.y"),
+    )
+    assert traces[1].feedback == (
+        Feedback("error", "RuntimeError('boom')", name="error"),
+        Feedback("error", "message limit reached (10)", name="limit"),
+    )
     assert traces[1].metadata["eval_status"] == "error" and traces[1].metadata["limit"] == "message"
 
 
@@ -68,3 +88,10 @@ def test_corrupt_zip_is_reported(tmp_path: Path) -> None:
     [report] = stream.sources
     assert report.skipped == 1 and report.errors[0][0] is None
     assert report.errors[0][1].startswith("not a readable .eval zip")
+
+
+def test_eval_zip_under_another_name(tmp_path: Path) -> None:
+    path = tmp_path / "log.zip"
+    path.write_bytes((DATA / "log_formats.eval").read_bytes())
+    stream = read_traces([tmp_path])
+    assert [t.id for t in stream] == ["log.zip:1/1"] and stream.sources[0].format == "inspect"

@@ -29,13 +29,27 @@ def test_tau_bench_runs_become_traces_with_their_reward() -> None:
     assert dict(traces[0].metadata) == {"task_id": 0, "trial": 0, "messages_key": "traj"}
     first = traces[0]
     assert len(first.messages) == 28
-    assert [m.role for m in first.messages[:6]] == ["system", "user", "assistant", "user", "assistant", "tool"]
+    assert [m.role for m in first.messages[:6]] == [
+        "system",
+        "user",
+        "assistant",
+        "user",
+        "assistant",
+        "tool",
+    ]
     assert first.messages[4].tool_calls == (
-        ToolCall("find_user_id_by_name_zip", {"first_name": "Yusuf", "last_name": "Rossi", "zip": "19122"},
-                 "call_OEikVFXK8h7goki7yiodLeIo"),
+        ToolCall(
+            "find_user_id_by_name_zip",
+            {"first_name": "Yusuf", "last_name": "Rossi", "zip": "19122"},
+            "call_OEikVFXK8h7goki7yiodLeIo",
+        ),
     )
-    assert first.messages[5] == Message("tool", "yusuf_rossi_9620", tool_call_id="call_OEikVFXK8h7goki7yiodLeIo",
-                                        name="find_user_id_by_name_zip")
+    assert first.messages[5] == Message(
+        "tool",
+        "yusuf_rossi_9620",
+        tool_call_id="call_OEikVFXK8h7goki7yiodLeIo",
+        name="find_user_id_by_name_zip",
+    )
     assert first.messages[2].content.startswith("To assist you with the exchange")
     [report] = stream.sources
     assert (report.format, report.traces, report.skipped, report.errors) == ("openai", 2, 0, [])
@@ -59,11 +73,22 @@ def test_same_records_as_jsonl_and_gzip_give_the_same_traces(tmp_path: Path) -> 
 
 def test_messages_under_other_keys_and_outcome_fields(tmp_path: Path) -> None:
     lines = [
-        {"id": "conv-000001", "history": [{"role": "user", "content": "hi"},
-                                          {"role": "assistant", "content": [{"type": "text", "text": "hello"}]}],
-         "score": 0.25, "feedback": {"thumbs": "down", "comment": "rude"}},
-        {"conversation": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}],
-         "success": False, "label": "incorrect", "prompt_version": "v7", "timestamp": 1717243200},
+        {
+            "id": "conv-000001",
+            "history": [
+                {"role": "user", "content": "hi"},
+                {"role": "assistant", "content": [{"type": "text", "text": "hello"}]},
+            ],
+            "score": 0.25,
+            "feedback": {"thumbs": "down", "comment": "rude"},
+        },
+        {
+            "conversation": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}],
+            "success": False,
+            "label": "incorrect",
+            "prompt_version": "v7",
+            "timestamp": 1717243200,
+        },
         {"messages": [{"role": "user", "content": "q"}], "thumbs_up": True, "reward": "0.5"},
     ]
     path = tmp_path / "chats.jsonl"
@@ -72,10 +97,14 @@ def test_messages_under_other_keys_and_outcome_fields(tmp_path: Path) -> None:
     assert [t.id for t in traces] == ["conv-000001", "chats:2", "chats:3"]  # no id field: file:line
     assert traces[0].messages == (Message("user", "hi"), Message("assistant", "hello"))
     assert traces[0].feedback == (Feedback("score", 0.25), Feedback("thumbs", -1, "rude", False))
-    assert traces[1].feedback == (Feedback("success", False, passed=False),
-                                  Feedback("label", "incorrect", passed=False))
+    assert traces[1].feedback == (
+        Feedback("success", False, passed=False),
+        Feedback("label", "incorrect", passed=False),
+    )
     assert traces[1].prompt_version == "v7"
-    assert traces[1].started_at is not None and traces[1].started_at.isoformat() == "2024-06-01T12:00:00+00:00"
+    assert (
+        traces[1].started_at is not None and traces[1].started_at.isoformat() == "2024-06-01T12:00:00+00:00"
+    )
     assert traces[2].feedback == (Feedback("reward", 0.5), Feedback("thumbs", 1, passed=True))
 
 
@@ -84,8 +113,9 @@ def test_request_response_log_and_recording() -> None:
     [trace] = traces
     assert trace.format == "openai"
     assert [m.role for m in trace.messages] == ["user", "assistant", "tool", "assistant"]
-    assert trace.messages[1].tool_calls == (ToolCall("unreliable_search", {"query": "Python tutorials"},
-                                                     "call_llgjFMkgf1Ye6zguvv9zXtDq"),)
+    assert trace.messages[1].tool_calls == (
+        ToolCall("unreliable_search", {"query": "Python tutorials"}, "call_llgjFMkgf1Ye6zguvv9zXtDq"),
+    )
     assert trace.messages[2].content == "Search service unavailable for: Python tutorials"
     assert trace.messages[2].name == "unreliable_search"
     assert trace.metadata["finish_reason"] == "stop"
@@ -93,14 +123,30 @@ def test_request_response_log_and_recording() -> None:
 
 def test_record_with_separate_response(tmp_path: Path) -> None:
     path = tmp_path / "log.jsonl"
-    path.write_text(json.dumps({
-        "request": {"model": "gpt-4o", "messages": [{"role": "system", "content": "be brief"},
-                                                     {"role": "user", "content": "2+2?"}]},
-        "response": {"choices": [{"message": {"role": "assistant", "content": "4"}, "finish_reason": "stop"}]},
-        "status": "error",
-    }) + "\n")
+    path.write_text(
+        json.dumps(
+            {
+                "request": {
+                    "model": "gpt-4o",
+                    "messages": [
+                        {"role": "system", "content": "be brief"},
+                        {"role": "user", "content": "2+2?"},
+                    ],
+                },
+                "response": {
+                    "choices": [{"message": {"role": "assistant", "content": "4"}, "finish_reason": "stop"}]
+                },
+                "status": "error",
+            }
+        )
+        + "\n"
+    )
     [trace], _ = read(path)
-    assert trace.messages == (Message("system", "be brief"), Message("user", "2+2?"), Message("assistant", "4"))
+    assert trace.messages == (
+        Message("system", "be brief"),
+        Message("user", "2+2?"),
+        Message("assistant", "4"),
+    )
     assert trace.feedback == (Feedback("status", "error"),)
 
 

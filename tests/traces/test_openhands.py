@@ -30,7 +30,10 @@ def test_actions_and_observations() -> None:
     roles = [m.role for m in trace.messages]
     assert roles == ["user", "assistant", "tool", "assistant", "tool", "assistant", "tool", "assistant"]
     call = trace.messages[3].tool_calls[0]
-    assert call.name == "execute_bash" and call.arguments["command"] == "mv /workspace/game_2048.py /workspace/2048.py"
+    assert (
+        call.name == "execute_bash"
+        and call.arguments["command"] == "mv /workspace/game_2048.py /workspace/2048.py"
+    )
     assert trace.messages[4].tool_call_id == call.id and trace.messages[4].name == "execute_bash"
     assert not any(m.is_error for m in trace.messages)
     assert trace.metadata["model"] == "claude-3-5-sonnet-20241022"
@@ -38,24 +41,55 @@ def test_actions_and_observations() -> None:
 
 def test_error_observations_and_error_state(tmp_path: Path) -> None:
     events = [
-        {"id": 0, "timestamp": "2025-01-01T00:00:00", "source": "user", "action": "message",
-         "message": "fix it", "args": {"content": "fix it"}},
-        {"id": 1, "source": "agent", "action": "run", "message": "Running command: make",
-         "args": {"command": "make", "thought": "build"},
-         "tool_call_metadata": {"function_name": "execute_bash", "tool_call_id": "c1"}},
-        {"id": 2, "source": "agent", "observation": "run", "cause": 1, "content": "make: *** Error 2",
-         "extras": {"command": "make", "metadata": {"exit_code": 2}},
-         "tool_call_metadata": {"function_name": "execute_bash", "tool_call_id": "c1"}},
-        {"id": 3, "source": "agent", "observation": "error", "content": "Agent got stuck in a loop",
-         "extras": {}},
-        {"id": 4, "source": "environment", "observation": "agent_state_changed", "content": "",
-         "extras": {"agent_state": "error", "reason": "RuntimeError: budget exceeded"}},
+        {
+            "id": 0,
+            "timestamp": "2025-01-01T00:00:00",
+            "source": "user",
+            "action": "message",
+            "message": "fix it",
+            "args": {"content": "fix it"},
+        },
+        {
+            "id": 1,
+            "source": "agent",
+            "action": "run",
+            "message": "Running command: make",
+            "args": {"command": "make", "thought": "build"},
+            "tool_call_metadata": {"function_name": "execute_bash", "tool_call_id": "c1"},
+        },
+        {
+            "id": 2,
+            "source": "agent",
+            "observation": "run",
+            "cause": 1,
+            "content": "make: *** Error 2",
+            "extras": {"command": "make", "metadata": {"exit_code": 2}},
+            "tool_call_metadata": {"function_name": "execute_bash", "tool_call_id": "c1"},
+        },
+        {
+            "id": 3,
+            "source": "agent",
+            "observation": "error",
+            "content": "Agent got stuck in a loop",
+            "extras": {},
+        },
+        {
+            "id": 4,
+            "source": "environment",
+            "observation": "agent_state_changed",
+            "content": "",
+            "extras": {"agent_state": "error", "reason": "RuntimeError: budget exceeded"},
+        },
     ]
     path = tmp_path / "run.json"
     path.write_text(json.dumps(events))
     [trace] = list(read_traces([path]))
     assert [(m.role, m.is_error) for m in trace.messages] == [
-        ("user", False), ("assistant", False), ("tool", True), ("tool", True)]
+        ("user", False),
+        ("assistant", False),
+        ("tool", True),
+        ("tool", True),
+    ]
     assert trace.messages[2].content == "make: *** Error 2"
     assert trace.feedback == (Feedback("error", "RuntimeError: budget exceeded", name="agent_state"),)
     assert trace.started_at is not None

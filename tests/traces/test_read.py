@@ -14,12 +14,25 @@ from selfimprove.traces.read import read_traces
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "traces"
 
-MY_FORMATS = {"openai", "anthropic", "claude-code", "swe-agent", "openhands", "multi-agent", "inspect", "generic"}
+MY_FORMATS = {
+    "openai",
+    "anthropic",
+    "claude-code",
+    "swe-agent",
+    "openhands",
+    "multi-agent",
+    "inspect",
+    "generic",
+}
 
 
 def chat(i: int) -> str:
-    return json.dumps({"id": f"conv-{i:06d}", "messages": [{"role": "user", "content": f"q{i}"},
-                                                           {"role": "assistant", "content": f"a{i}"}]})
+    return json.dumps(
+        {
+            "id": f"conv-{i:06d}",
+            "messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"a{i}"}],
+        }
+    )
 
 
 def test_registry_has_every_format_and_generic_last() -> None:
@@ -42,8 +55,12 @@ def test_directory_walk_is_sorted_recursive_and_skips_hidden(tmp_path: Path) -> 
     stream = read_traces([tmp_path])
     assert [t.id for t in stream] == ["conv-000001", "conv-000002"]
     rel = [(Path(s.path).relative_to(tmp_path).as_posix(), s.status, s.reason) for s in stream.sources]
-    assert rel == [("README.md", "ignored", "not a trace file (.md)"), ("a/y.jsonl", "read", None),
-                   ("b/x.jsonl", "read", None), ("notes.txt", "ignored", "not a trace file (.txt)")]
+    assert rel == [
+        ("README.md", "ignored", "not a trace file (.md)"),
+        ("a/y.jsonl", "read", None),
+        ("b/x.jsonl", "read", None),
+        ("notes.txt", "ignored", "not a trace file (.txt)"),
+    ]
     assert stream.skipped == 0 and stream.traces == 2
 
 
@@ -59,8 +76,10 @@ def test_given_paths_are_shown_as_given(tmp_path: Path, monkeypatch: pytest.Monk
 def test_missing_path_and_unknown_format_are_errors(tmp_path: Path) -> None:
     with pytest.raises(SelfImproveError) as err:
         read_traces([tmp_path / "nope.jsonl"])
-    assert err.value.one_line() == (f"{tmp_path}/nope.jsonl: no such file or directory: {tmp_path}/nope.jsonl "
-                                    "(hint: check the path (traces can be files, directories or .gz files))")
+    assert err.value.one_line() == (
+        f"{tmp_path}/nope.jsonl: no such file or directory: {tmp_path}/nope.jsonl "
+        "(hint: check the path (traces can be files, directories or .gz files))"
+    )
     with pytest.raises(SelfImproveError, match="unknown trace format 'csv'"):
         read_traces([tmp_path], format="csv")
 
@@ -109,10 +128,22 @@ def test_sources_json_shape(tmp_path: Path) -> None:
     stream = read_traces([tmp_path])
     list(stream)
     assert [s.to_json() for s in stream.sources] == [
-        {"path": f"{tmp_path}/README.md", "format": "", "traces": 0, "skipped": 0, "errors": [],
-         "status": "ignored", "reason": "not a trace file (.md)"},
-        {"path": f"{tmp_path}/t.jsonl", "format": "openai", "traces": 1, "skipped": 1,
-         "errors": [{"line": 2, "reason": "a JSON list, not an object"}]},
+        {
+            "path": f"{tmp_path}/README.md",
+            "format": "",
+            "traces": 0,
+            "skipped": 0,
+            "errors": [],
+            "status": "ignored",
+            "reason": "not a trace file (.md)",
+        },
+        {
+            "path": f"{tmp_path}/t.jsonl",
+            "format": "openai",
+            "traces": 1,
+            "skipped": 1,
+            "errors": [{"line": 2, "reason": "a JSON list, not an object"}],
+        },
     ]
 
 
@@ -128,8 +159,10 @@ def test_shards_partition_the_input(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
     monkeypatch.setattr(read_module, "SHARD_SPLIT_MIN_BYTES", 1000)
     big = tmp_path / "big.jsonl"
-    lines = [chat(i) if i % 7 else json.dumps({"messages": [{"role": "user", "content": f"n{i}"}]})
-             for i in range(500)]
+    lines = [
+        chat(i) if i % 7 else json.dumps({"messages": [{"role": "user", "content": f"n{i}"}]})
+        for i in range(500)
+    ]
     lines[250] = "{broken"
     big.write_text("\n".join(lines) + "\n")
     (tmp_path / "one.jsonl").write_text(chat(9001) + "\n")
@@ -152,8 +185,9 @@ def test_shards_partition_the_input(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         read_traces([tmp_path], shard=(2, 2))
 
 
-def test_two_streams_side_by_side_keep_their_own_settings(tmp_path: Path,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_two_streams_side_by_side_keep_their_own_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from selfimprove.traces import read as read_module
 
     monkeypatch.setattr(read_module, "SHARD_SPLIT_MIN_BYTES", 1000)
@@ -174,3 +208,57 @@ def test_two_streams_side_by_side_keep_their_own_settings(tmp_path: Path,
     assert got_a == alone
     assert got_b == [f"conv-{1000 + i:06d}" for i in range(len(alone))]
     assert sum(a_seen) == half.total_bytes
+
+
+def test_files_beside_traces_that_are_not_traces() -> None:
+    stream = read_traces([DATA / "not-traces"])
+    assert list(stream) == []
+    assert {Path(s.path).name: (s.status, s.reason) for s in stream.sources} == {
+        "README.md": ("ignored", "not a trace file (.md)"),
+        "all_preds.jsonl": ("ignored", "no traces in 1 record (no messages)"),
+        "steps_by_id.json": ("ignored", "no traces in 1 record (no messages)"),
+        "tau_ground_truth_2.json": ("ignored", "no traces in 2 records (no messages)"),
+        "tools_structure.json": (
+            "ignored",
+            "a list of assistant/tool messages with no user, system or agent input: a fragment "
+            "(e.g. example tool calls), not a conversation",
+        ),
+    }
+    assert stream.skipped == 0
+
+
+def test_every_fixture_folder_reads_cleanly() -> None:
+    expected = {
+        "tau-bench": 2,
+        "magentic": 1,
+        "claude-code": 1,
+        "swe-agent": 2,
+        "openhands": 2,
+        "inspect": 3,
+        "provider-native": 3,
+    }
+    for folder, count in expected.items():
+        stream = read_traces([DATA / folder])
+        assert sum(1 for _ in stream) == count, folder
+        assert stream.skipped == 0, folder
+
+
+def test_look_alike_of_a_format_falls_back_to_the_generic_reader(tmp_path: Path) -> None:
+    # keys that make it look like an OpenHands event stream, but the events hold ordinary messages
+    records = [
+        {
+            "source": "web",
+            "action": "chat",
+            "observation": None,
+            "cause": 1,
+            "extras": {},
+            "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}],
+        }
+    ]
+    path = tmp_path / "events.json"
+    path.write_text(json.dumps(records))
+    stream = read_traces([path])
+    [trace] = list(stream)
+    assert [m.content for m in trace.messages] == ["hi", "hello"]
+    [report] = stream.sources
+    assert (report.format, report.traces, report.skipped, report.status) == ("generic", 1, 0, "read")

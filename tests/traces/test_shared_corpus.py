@@ -43,14 +43,19 @@ EXPECTED_IGNORED = {
     "agentrx/policies/retail_policy.txt": "not a trace file (.txt)",
     "agentrx/tool_schemas/tools_structure.json": (
         "a list of assistant/tool messages with no user, system or agent input: a fragment (e.g. example "
-        "tool calls), not a conversation"),
+        "tool calls), not a conversation"
+    ),
     "langfuse-framework-traces/README.md": "not a trace file (.md)",
     "swe-agent/all_preds.jsonl": "no traces in 1 record (no messages)",
 }
 
 MY_FORMATS = {
-    "agentrx/magentic_dataset": "multi-agent", "agentrx/tau_retail": "openai", "claude-code-jsonl": "claude-code",
-    "inspect-ai": "inspect", "openhands": "openhands", "swe-agent": "swe-agent",
+    "agentrx/magentic_dataset": "multi-agent",
+    "agentrx/tau_retail": "openai",
+    "claude-code-jsonl": "claude-code",
+    "inspect-ai": "inspect",
+    "openhands": "openhands",
+    "swe-agent": "swe-agent",
 }
 
 
@@ -83,8 +88,11 @@ def test_whole_corpus(shared_traces: Path) -> None:
 
     # each of these folders is read by its own reader
     for folder, fmt in MY_FORMATS.items():
-        formats = {s.format for s in stream.sources if s.status == "read" and
-                   Path(rel[s.path]).parent.as_posix() == folder}
+        formats = {
+            s.format
+            for s in stream.sources
+            if s.status == "read" and Path(rel[s.path]).parent.as_posix() == folder
+        }
         assert formats == {fmt}, folder
 
 

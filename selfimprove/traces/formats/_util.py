@@ -35,7 +35,7 @@ from selfimprove.traces.model import Feedback, Message, ToolCall, Trace
 
 HEAD_BYTES = 64 * 1024  # what sniffers see
 MAX_LINE_BYTES = 64 * 1024 * 1024  # a longer JSONL line is skipped (memory stays bounded)
-MAX_JSON_FILE_BYTES = 512 * 1024 * 1024  # a bigger whole-file JSON document is refused, not loaded
+MAX_JSON_FILE_BYTES = 256 * 1024 * 1024  # a bigger whole-file JSON document is refused, not loaded
 STREAM_ARRAY_MIN_BYTES = 16 * 1024 * 1024  # top-level JSON arrays above this are streamed element-wise
 MAX_ERRORS_KEPT = 100
 
@@ -414,7 +414,8 @@ def iter_json_records(path: Path, report: SourceReport) -> Iterator[tuple[int, A
     memory stays flat), otherwise the document itself once. Line is 1 for whole-file JSON (the
     document is the record); for streamed arrays it is the line the element starts on.
     """
-    if not is_gzip(path) and file_size(path) >= STREAM_ARRAY_MIN_BYTES:
+    threshold = STREAM_ARRAY_MIN_BYTES // 10 if is_gzip(path) else STREAM_ARRAY_MIN_BYTES  # ~10x ratio
+    if file_size(path) >= threshold:
         try:
             head = read_head(path, 4096)
         except (OSError, *_DECOMPRESS_ERRORS) as exc:
@@ -1148,6 +1149,9 @@ def feedback_from_value(kind_hint: str, value: Any, name: str | None = None) -> 
     if value is None:
         return []
     hint = kind_hint.lower()
+    if hint in ("error", "exception") and isinstance(value, Mapping):
+        message = value.get("message") or value.get("msg") or value.get("type") or value.get("name")
+        return [Feedback("error", str(message), name=name)] if message else []
     if isinstance(value, Mapping):
         comment = value.get("comment") or value.get("explanation") or value.get("reason") or value.get("text")
         comment = comment if isinstance(comment, str) else None
@@ -1206,6 +1210,9 @@ def feedback_from_value(kind_hint: str, value: Any, name: str | None = None) -> 
             return [Feedback("error", value.strip(), name=name)]
         return []
     num = _number(value)
+    if hint in ("rating", "grade") and num is not None and not 0.0 <= num <= 1.0:
+        # a rating on an unknown scale (1-5 stars, 0-10): kept, but not passed off as a [0, 1] score
+        return [Feedback("label", str(value), name=name or hint)]
     if hint in ("score", "rating", "grade", "accuracy", "eval_score", "feedback", "outcome", "result",
                 "label") and num is not None and not isinstance(value, str):
         return [Feedback("score", num, name=name)]

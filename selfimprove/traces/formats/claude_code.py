@@ -4,7 +4,9 @@ content: string | [blocks]}}`. One trace per `sessionId` (a file may hold severa
 fine). `tool_use` blocks are tool calls, `tool_result` blocks tool messages with `is_error`.
 
 Lines that are not conversation turns (summaries, snapshots, hook/system notices) belong to the
-format and are not errors: summaries go into the trace's metadata, the rest is passed over.
+format and are not errors: summaries go into the trace's metadata, the rest is passed over. Sub-agent
+turns (`isSidechain`) and text Claude Code injects as a user turn (`isMeta`) are left out of the
+conversation (counted in `metadata["left_out_turns"]`): they are not what the user said.
 Assistant replies that Claude Code wrote as several lines (one per content block, same message id)
 are merged back into one message.
 """
@@ -38,6 +40,7 @@ class ClaudeCodeReader:
 
     def read(self, path: Path, report: u.SourceReport) -> Iterator[Trace]:
         summaries: dict[str, str] = {}
+        side: dict[str, int] = {}
         stem = u.file_stem(path)
 
         def turns() -> Iterator[tuple[int, Mapping[str, Any]]]:
@@ -51,6 +54,12 @@ class ClaudeCodeReader:
                     continue
                 if kind not in _TURN_TYPES or not isinstance(record.get("message"), Mapping | str):
                     continue  # snapshots, system/hook notices, progress lines: part of the format
+                if record.get("isSidechain") is True or record.get("isMeta") is True:
+                    # a sub-agent's own conversation, or text Claude Code injected as a "user" turn:
+                    # not what the user said to the main agent
+                    session = str(record.get("sessionId", ""))
+                    side[session] = side.get(session, 0) + 1
+                    continue
                 yield line, record
 
         pending: list[tuple[str, int, list[Any]]] = []
@@ -58,11 +67,12 @@ class ClaudeCodeReader:
             pending.append((key, line, records))
             # summaries may come after the turns they describe: hold only one finished group
             while len(pending) > 1:
-                trace = self._trace(*pending.pop(0), report=report, stem=stem, summaries=summaries)
+                trace = _with_side(self._trace(*pending.pop(0), report=report, stem=stem,
+                                               summaries=summaries), side)
                 if trace is not None:
                     yield trace
         for item in pending:
-            trace = self._trace(*item, report=report, stem=stem, summaries=summaries)
+            trace = _with_side(self._trace(*item, report=report, stem=stem, summaries=summaries), side)
             if trace is not None:
                 yield trace
 
@@ -110,6 +120,12 @@ class ClaudeCodeReader:
 
         result: Trace | None = u.guarded(report, line, build)
         return result
+
+
+def _with_side(trace: Trace | None, side: dict[str, int]) -> Trace | None:
+    if trace is None or not side.get(trace.id):
+        return trace
+    return replace(trace, metadata={**trace.metadata, "left_out_turns": side[trace.id]})
 
 
 READER = ClaudeCodeReader()

@@ -23,8 +23,12 @@ _SKIP_OBSERVATIONS = {"null", "agent_state_changed", "recall", "condensation"}
 _SKIP_ACTIONS = {"change_agent_state", "recall", "system", "condensation", "null"}
 
 
+_SOURCES = frozenset({"user", "agent", "environment"})
+
+
 def _is_event(value: Any) -> bool:
-    return isinstance(value, Mapping) and "source" in value and ("action" in value or "observation" in value)
+    return (isinstance(value, Mapping) and value.get("source") in _SOURCES
+            and ("action" in value or "observation" in value))
 
 
 def events_to_messages(events: list[Any]) -> tuple[list[Message], list[Feedback]]:
