@@ -22,12 +22,15 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from selfimprove.analysis import outcomes as oc
 from selfimprove.analysis.signals import IMPLICIT, Signal, detect, excerpt, explicit
 from selfimprove.errors import SelfImproveError
 from selfimprove.traces.model import Trace
+
+if TYPE_CHECKING:
+    from selfimprove.analysis.report import Analysis
 
 MAX_KEYS = 5000  # distinct grouping keys that keep evidence; beyond that keys are only counted
 MAX_EXAMPLES_PER_KEY = 8
@@ -132,8 +135,8 @@ def observe(trace: Trace, col: Collected) -> None:
     index = len(col.summaries)
     col.summaries.append(Summary(trace.id, trace.source, label, labels, tuple(found), dict(counts), turns,
                                  last_tool, trace.prompt_version, trace.format))
+    user = first_user(trace) if found or label is not None else ""
     if label is not False and (found or label):
-        user = first_user(trace)
         keys = found + [s for s in labels if s.name == "run_error"]
         if label:  # the key of a labelled failure no signal explains: label and last action
             key = f"explicit_failure|{_label_name(labels)}|{last_tool or ''}"
@@ -142,7 +145,7 @@ def observe(trace: Trace, col: Collected) -> None:
             _remember(col, s, index, user)
     if (label is False or (label is None and not found)) and len(col.demos) < MAX_DEMO_POOL:
         reply = last_assistant(trace)
-        user = first_user(trace)
+        user = user or first_user(trace)
         if user and reply:
             tools = frozenset(c.name for m in trace.messages for c in m.tool_calls)
             col.demos.append(Demo(trace.id, user, reply, tools, index))
@@ -250,7 +253,7 @@ class SourceInfo:
 def analyze(paths: Sequence[Path], *, format: str = "auto", since: datetime | None = None,
             until: datetime | None = None, strict: bool = False, completer: Any = None,
             model: str | None = None, progress: Callable[[int], None] | None = None,
-            workers: int | None = None) -> Any:
+            workers: int | None = None) -> Analysis:
     """Read, score, group and (with a model) reflect: the whole of `selfimprove analyze`.
 
     Large inputs are read by `workers` processes (default: one per CPU, up to 4, when the input is
@@ -361,7 +364,7 @@ def iter_failing(paths: Sequence[Path], ids: Iterable[str], *, format: str = "au
             yield trace
 
 
-def export_cases(analysis: Any, path: Path) -> int:
+def export_cases(analysis: Analysis, path: Path) -> int:
     """Write the failing traces of `analysis` as eval cases; re-reads its inputs one trace at a time."""
     from selfimprove.analysis.report import write_cases
     from selfimprove.traces.read import read_traces

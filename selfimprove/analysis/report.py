@@ -181,7 +181,8 @@ def _fit_line(fit: Fit) -> str:
     if fit.auroc_prior is not None:
         parts.append(f"prior AUROC {fit.auroc_prior:.2f} on {fit.labelled} labelled traces")
     if fit.auroc_learned is not None:
-        parts.append(f"learned AUROC {fit.auroc_learned:.2f} (5-fold cross-validation)")
+        parts.append(f"learned AUROC {fit.auroc_learned:.2f} against {fit.auroc_prior_cv or 0:.2f} for the "
+                     "prior (3x5-fold cross-validation)")
     if fit.labelled == 0:
         parts.append("no labelled traces, so unlabelled outcomes rest on prior weights")
     return "; ".join(parts)
@@ -283,8 +284,9 @@ def case_for(trace: Trace, outcome: Outcome, pattern: Pattern | None) -> dict[st
     index_map = [i for i, m in enumerate(trace.messages) if m.role != "system"]
     cut = len(msgs)
     asserts: list[dict[str, Any]] = []
-    if explaining is not None and explaining.message_index is not None:
-        at = index_map.index(explaining.message_index) if explaining.message_index in index_map else len(msgs)
+    if explaining is not None and explaining.message_index is not None \
+            and explaining.message_index in index_map:
+        at = index_map.index(explaining.message_index)
         original = trace.messages[explaining.message_index]
         if explaining.name == "tool_error":
             # cut before the assistant turn that made the failing call
@@ -303,8 +305,13 @@ def case_for(trace: Trace, outcome: Outcome, pattern: Pattern | None) -> dict[st
         elif explaining.name in ("user_correction", "rephrase", "escalation") and original.role == "user":
             # the reply before the correction is what went wrong: ask for a better one
             cut = at - 1 if at > 0 and msgs[at - 1].role == "assistant" else at
-            asserts.append({"type": "llm-rubric", "value": "The reply avoids the mistake the user then "
-                            f"pointed out: \u201c{excerpt(original.content, 300)}\u201d"})
+            said = excerpt(original.content, 300)
+            if explaining.name == "escalation":
+                rubric = ("The reply meets the user's need so that they have no reason to ask for a human; "
+                          f"in production they then said: \u201c{said}\u201d")
+            else:
+                rubric = f"The reply avoids the mistake the user then pointed out: \u201c{said}\u201d"
+            asserts.append({"type": "llm-rubric", "value": rubric})
         elif explaining.name == "refusal":
             cut = at
             phrase = first_line(explaining.detail, 60)
@@ -338,11 +345,12 @@ def _kind(signal: str) -> str:
 
 def cases(analysis: Analysis, traces: Iterable[Trace]) -> list[dict[str, Any]]:
     """Eval cases for the failing traces among `traces`, in analysis order."""
-    failing = {o.source: (i, o) for i, o in analysis.failing()}
+    # a source names the record a trace starts at; one record (a JSON array file) can hold many traces
+    failing = {(o.source, o.trace_id): (i, o) for i, o in analysis.failing()}
     pattern_of = {p.id: p for p in analysis.patterns}
     found: list[tuple[int, dict[str, Any]]] = []
     for trace in traces:
-        hit = failing.get(trace.source)
+        hit = failing.get((trace.source, trace.id))
         if hit is None:
             continue
         index, outcome = hit

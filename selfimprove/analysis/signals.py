@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rapidfuzz import fuzz
+from rapidfuzz.utils import default_process
 
 from selfimprove.traces.model import Feedback, Message, Trace
 
@@ -91,7 +92,7 @@ def first_line(text: str, limit: int = DETAIL_CHARS) -> str:
 
 
 def excerpt(text: str, limit: int = DETAIL_CHARS) -> str:
-    text = _SPACE.sub(" ", text).strip()
+    text = _SPACE.sub(" ", text[: limit * 4]).strip()
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -179,14 +180,13 @@ _CORRECTION = re.compile(
       |try\s+again|please\s+re-?read|no,?\s+i\s+(?:want|need|meant|said)|useless|not\s+helpful
       |(?:this\s+is|that'?s|so|how)\s+(?:frustrating|annoying|ridiculous|unacceptable)|frustrat(?:ed|ing)
       |seriously\?|what\s+the\s+hell)""",
-    re.I | re.X,
+    re.X,
 )
-_CORRECTION_OPENERS = re.compile(r"^\s*(?:no|nope|wrong|incorrect|actually)\b[,.!]?", re.I)
+_CORRECTION_OPENERS = re.compile(r"^\s*(?:no|nope|wrong|incorrect|actually)\b[,.!]?")
 # "No, thanks" closes a conversation and "No need to" declines an offer; "No, the blue one" corrects
 _NOT_A_CORRECTION = re.compile(
     r"^\s*no\W*(?:thanks|thank|that'?s\s+(?:all|it|ok|okay|fine)|i'?m\s+(?:good|all)|need|problem|worries|"
     r"rush|,?\s*that\s+(?:is|will\s+be)\s+all|nothing|other|more|further)",
-    re.I,
 )
 _CUE_SPACE = re.compile(r"[\s’']+")
 
@@ -206,20 +206,18 @@ def user_corrections(trace: Trace) -> list[Signal]:
         if m.role != "user" or not seen_assistant or not m.content:
             continue
         text = m.content[:1000].replace("’", "'")
-        hit = _CORRECTION.search(text)
+        low = text.lower()  # the patterns are lowercase: cheaper than case-insensitive matching
+        hit = _CORRECTION.search(low)
         cue = _cue(hit.group(0)) if hit else None
         if cue is None:
-            opener = _CORRECTION_OPENERS.match(text)
-            if opener and not _NOT_A_CORRECTION.match(text):
+            opener = _CORRECTION_OPENERS.match(low)
+            if opener and not _NOT_A_CORRECTION.match(low):
                 cue = _cue(opener.group(0))
         if cue is None:
             continue
         found.append(Signal("user_correction", detail=excerpt(text), message_index=i,
                             key=f"user_correction|{cue}"))
     return found
-
-
-_WORDS = re.compile(r"\w+")
 
 
 @detector("rephrase")
@@ -229,8 +227,9 @@ def rephrasings(trace: Trace) -> list[Signal]:
     for i, m in enumerate(trace.messages):
         if m.role != "user" or not m.content.strip():
             continue
-        text = " ".join(_WORDS.findall(m.content.lower()))[:500]
-        if previous is not None and len(text) >= 20 and fuzz.token_set_ratio(previous, text) >= 85:
+        text = m.content[:500]
+        if previous is not None and len(text) >= 20 and \
+                fuzz.token_set_ratio(previous, text, processor=default_process) >= 85:
             found.append(Signal("rephrase", detail=excerpt(m.content), message_index=i,
                                 key="user_correction|rephrase"))
         previous = text
@@ -243,12 +242,12 @@ _ESCALATE_USER = re.compile(
       |(?:transfer|connect|escalate|put)\s+(?:me|this|it)\b.{0,40}?\b(?:human|person|manager|supervisor|
           representative|agent|someone|support)
       |human\s+(?:agent|representative|support)|real\s+person|live\s+agent|escalate)""",
-    re.I | re.X | re.S,
+    re.X | re.S,
 )
 _ESCALATE_AGENT = re.compile(
     r"\b(?:transferr?(?:ing|ed)?\s+you\s+to|escalat(?:e|ing|ed)\s+(?:this|your)|hand(?:ing)?\s+(?:you\s+)?"
     r"(?:off|over)\s+to)\b.{0,40}?\b(?:human|agent|team|specialist|representative|supervisor)",
-    re.I | re.S,
+    re.S,
 )
 _ESCALATE_TOOL = re.compile(r"transfer|escalat|handoff|hand_off|human", re.I)
 # every escalation phrase contains one of these words: a cheap test before the regexes
@@ -270,11 +269,11 @@ def escalations(trace: Trace) -> list[Signal]:
         low = m.content[:2000].lower()
         if not any(word in low for word in _ESCALATE_WORDS):
             continue
-        if m.role == "user" and _ESCALATE_USER.search(m.content[:2000]):
+        if m.role == "user" and _ESCALATE_USER.search(low):
             found.append(Signal("escalation", detail=f"user asked: {excerpt(m.content, 160)}",
                                 message_index=i, key="escalation|user request"))
             return found
-        if m.role == "assistant" and _ESCALATE_AGENT.search(m.content[:2000]):
+        if m.role == "assistant" and _ESCALATE_AGENT.search(low):
             found.append(Signal("escalation", detail=f"agent: {excerpt(m.content, 160)}",
                                 message_index=i, key="escalation|agent handoff"))
             return found
@@ -284,12 +283,10 @@ def escalations(trace: Trace) -> list[Signal]:
 _GIVE_UP = re.compile(
     r"\b(?:forget\s+(?:it|about\s+it)|never\s*mind|i\s+give\s+up|(?:this\s+is\s+)?pointless|waste\s+of\s+"
     r"(?:my\s+)?time|i'?ll\s+(?:do\s+it\s+myself|go\s+elsewhere|figure\s+it\s+out)|not\s+worth\s+it)\b",
-    re.I,
 )
 _CLOSING = re.compile(
     r"thank|\bthanks\b|that'?s\s+(?:all|it|everything)|\bbye\b|all\s+set|\bperfect\b|\bgreat\b|###stop###"
     r"|\bdone\b|\bgood\b|appreciate",
-    re.I,
 )
 
 
@@ -301,10 +298,11 @@ def abandonment(trace: Trace) -> list[Signal]:
         return []
     i, last_user = users[-1]
     text = last_user.content.replace("’", "'")[:1000]
-    if _GIVE_UP.search(text):
+    low = text.lower()
+    if _GIVE_UP.search(low):
         return [Signal("abandonment", detail=f"user gave up: {excerpt(text, 160)}", message_index=i,
                        key="abandonment|gave up")]
-    if msgs and msgs[-1][1] is last_user and len(users) > 1 and not _CLOSING.search(text):
+    if msgs and msgs[-1][1] is last_user and len(users) > 1 and not _CLOSING.search(low):
         return [Signal("abandonment", detail=f"conversation ends on an unanswered user turn: "
                                              f"{excerpt(text, 120)}", message_index=i,
                        key="abandonment|unanswered")]
@@ -353,7 +351,6 @@ _REFUSAL = re.compile(
     r"(?:help|assist|do|provide|comply|process|proceed|complete|make|change|modify|cancel|fulfil|fulfill)"
     r"|unfortunately,?\s+(?:\w+\s+){0,12}?(?:can(?:no|')?t|unable|not\s+(?:possible|able|eligible|allowed))"
     r"|i\s+(?:must|have\s+to)\s+decline|as\s+an\s+ai(?:\s+language\s+model)?,?\s+i)",
-    re.I,
 )
 
 
@@ -365,9 +362,10 @@ def refusals(trace: Trace) -> list[Signal]:
         if m.role != "assistant" or not m.content:
             continue
         text = m.content[:2000].replace("’", "'")
-        hit = _REFUSAL.search(text)
+        low = text.lower()
+        hit = _REFUSAL.search(low)
         if hit:
-            sentence = _sentence_at(text, hit.start())
+            sentence = _sentence_at(text if len(low) == len(text) else low, hit.start())
             found.append(Signal("refusal", detail=excerpt(sentence, 160), message_index=i,
                                 key=f"refusal|{normalize(sentence, 80)}"))
     return found
@@ -390,7 +388,6 @@ _LIMIT_TEXT = re.compile(
     r"\b(?:max(?:imum)?\s+(?:number\s+of\s+)?(?:turns|steps|iterations|tokens)|(?:turn|step|iteration|"
     r"token|context)\s+limit)\s*(?:\(?\d+\)?\s*)?(?:was\s+|has\s+been\s+)?(?:reached|exceeded|hit)\b"
     r"|\bcontext\s+length\s+exceeded\b",
-    re.I,
 )
 
 
@@ -413,11 +410,11 @@ def max_turns(trace: Trace) -> list[Signal]:
                        key=f"max_turns|{found.split('=', 1)[1].lower()}")]
     for fb in trace.feedback:
         text = f"{fb.value} {fb.comment or ''}" if fb.kind == "error" else ""
-        if text and _LIMIT_TEXT.search(text):
+        if text and _LIMIT_TEXT.search(text.lower()):
             return [Signal("max_turns", detail=excerpt(text, 160), key="max_turns|run limit")]
     for i in range(len(trace.messages) - 1, max(-1, len(trace.messages) - 3), -1):
         m = trace.messages[i]
-        if m.content and _LIMIT_TEXT.search(m.content[-500:]):
+        if m.content and _LIMIT_TEXT.search(m.content[-500:].lower()):
             return [Signal("max_turns", detail=excerpt(m.content[-200:], 160), message_index=i,
                            key="max_turns|limit message")]
     return []

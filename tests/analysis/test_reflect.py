@@ -6,9 +6,10 @@ from selfimprove.analysis.patterns import Pattern
 from selfimprove.analysis.reflect import reflect
 from selfimprove.llm import Completion, ScriptedCompleter
 
-PATTERN = Pattern(id="tool-error-1", title="lookup fails: Error: timeout after <n>s", kind="tool_error", count=3,
-                  share=0.5, trace_ids=("a", "b", "c"),
-                  examples=({"trace_id": "a", "source": "x:1", "excerpt": "lookup: Error: timeout after 30s"},),
+PATTERN = Pattern(id="tool-error-1", title="lookup fails: Error: timeout after <n>s", kind="tool_error",
+                  count=3, share=0.5, trace_ids=("a", "b", "c"),
+                  examples=({"trace_id": "a", "source": "x:1",
+                             "excerpt": "lookup: Error: timeout after 30s"},),
                   evidence={"signals": {"tool_error": 3}, "tool": "lookup",
                             "error_template": "Error: timeout after <n>s", "config_hint": "timeout"})
 GOOD = {"name": "lookup times out", "root_cause": "The lookup tool waits on a slow database.",

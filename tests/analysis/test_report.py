@@ -83,3 +83,15 @@ def test_parse_time_accepts_iso_and_relative_spans() -> None:
     assert parse_time(None, "--since") is None
     with pytest.raises(SelfImproveError, match="--until 'yesterday' is not a date or time"):
         parse_time("yesterday", "--until")
+
+
+def test_cases_from_a_json_array_file_match_each_trace_not_just_its_record(shared_traces: Path,
+                                                                          tmp_path: Path) -> None:
+    # every tau-bench run in the array shares the file's source line; cases must still match by trace
+    tau = shared_traces / "agentrx/tau_retail/tau_dataset_full.json"
+    result = analyze([tau])
+    out = tmp_path / "cases.yaml"
+    assert export_cases(result, out) == 27
+    cases = parse_suite_file(out.read_text(encoding="utf-8"), "evals/cases.yaml", default_prompt="p.md")
+    failing = {o.trace_id for o in result.outcomes if o.outcome == "failure"}
+    assert {c.metadata["trace_id"] for c in cases} == failing
