@@ -148,19 +148,27 @@ _RETRYABLE_STATUS = frozenset({408, 409, 425, 429})
 _import_lock = threading.Lock()
 
 
+_module: Any = None
+
+
 def _litellm() -> Any:
     """Import litellm once, offline: the local cost map, no banners, no debug chatter."""
+    global _module
+    if _module is not None:
+        return _module
     with _import_lock:
-        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-        import litellm
+        if _module is None:
+            os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+            import logging
 
-        litellm.suppress_debug_info = True
-        litellm.telemetry = False
-        import logging
+            import litellm
 
-        for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "httpx"):
-            logging.getLogger(name).setLevel(logging.ERROR)
-        return litellm
+            litellm.suppress_debug_info = True
+            litellm.telemetry = False
+            for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "httpx"):
+                logging.getLogger(name).setLevel(logging.ERROR)
+            _module = litellm
+        return _module
 
 
 def _status(exc: BaseException) -> int | None:
@@ -208,10 +216,23 @@ def _retry_after(exc: BaseException) -> float | None:
     return None
 
 
+_NOISE = (
+    (re.compile(r"\blitellm\."), ""),
+    (re.compile(r"\b\w+Exception - "), ""),  # "OpenAIException - "
+    (re.compile(r"\berror - "), ""),
+    (re.compile(r",? Received response - .*$"), ""),  # litellm appends the SDK object's repr
+    (re.compile(r"<[A-Za-z_][^<>]*(?:<[^<>]*>[^<>]*)*>"), ""),  # any other <Object ...> repr
+    (re.compile(r"\bLiteLLM: "), ""),
+)
+_REPEATED_NAME = re.compile(r"\b(\w+(?:Error|Exception)): (?:\1: )+")
+
+
 def _short(exc: BaseException) -> str:
+    """The provider's message without litellm's wrapping: one plain line, at most 240 characters."""
     text = " ".join(str(exc).split())
-    for noise in ("litellm.", "OpenAIException - "):
-        text = text.replace(noise, "")
+    for pattern, replacement in _NOISE:
+        text = pattern.sub(replacement, text)
+    text = _REPEATED_NAME.sub(r"\1: ", text).strip(" ,")
     return text[:240] + ("…" if len(text) > 240 else "")
 
 
@@ -221,6 +242,9 @@ def _hint(exc: BaseException, model: str) -> str | None:
         return "check the API key for this provider (e.g. OPENAI_API_KEY)"
     if status == 404:
         return f"check the model name '{model}' and the API base"
+    raw = str(exc)
+    if "Received response" in raw or "no 'choices'" in raw or "Expecting " in raw:
+        return "the server did not answer like an OpenAI-compatible chat-completions API; check the API base"
     if _retryable(exc):
         return "the provider is unavailable or rate-limited; retry later or lower --concurrency"
     return None
@@ -318,18 +342,25 @@ def _to_completion(litellm: Any, response: Any, model: str) -> Completion:
         for call in (getattr(message, "tool_calls", None) or [])
     )
     usage = getattr(response, "usage", None)
-    try:
-        cost = float(litellm.completion_cost(completion_response=response) or 0.0)
-    except Exception:  # unknown models (local servers, stubs) have no price: cost is unknown, not an error
-        cost = 0.0
     return Completion(
         text=message.content or "",
         tool_calls=calls,
         input_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
         output_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
-        cost_usd=cost,
+        cost_usd=_cost(litellm, response),
         model=str(getattr(response, "model", None) or model),
     )
+
+
+def _cost(litellm: Any, response: Any) -> float:
+    """The call's price: litellm already computed it for the response (None = unpriced model → 0.0)."""
+    hidden = getattr(response, "_hidden_params", None)
+    if isinstance(hidden, Mapping) and "response_cost" in hidden:
+        return float(hidden["response_cost"] or 0.0)
+    try:
+        return float(litellm.completion_cost(completion_response=response) or 0.0)
+    except Exception:  # unknown models (local servers, stubs) have no price: cost is unknown, not an error
+        return 0.0
 
 
 # -- scripted ---------------------------------------------------------------------------------------

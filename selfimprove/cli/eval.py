@@ -9,7 +9,7 @@ import typer
 
 from selfimprove.cli import options as opt
 
-Ref = Annotated[str | None, typer.Argument(help="The candidate (default: the current branch).",
+Ref = Annotated[str | None, typer.Argument(metavar="REF", help="The candidate (default: the current branch).",
                                            show_default=False)]
 Base = Annotated[str | None, typer.Option("--base", help="The base to compare with (default: the "
                                                          "Selfimprove-Base trailer, else the merge-base "

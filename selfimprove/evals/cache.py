@@ -14,9 +14,9 @@ the same suite finds all three answers again.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -64,6 +64,20 @@ class Cache:
     def __init__(self, directory: Path, *, enabled: bool = True) -> None:
         self.directory = directory
         self.enabled = enabled
+        self._made: set[Path] = set()
+        self._counter = itertools.count()
+
+    def _ignore_in_git(self) -> None:
+        """Keep the cache out of `git status`, as .pytest_cache does: a `.gitignore` of `*` at the top
+        of `.selfimprove/`, written once and never over a file the user made."""
+        top = self.directory.parent if self.directory.name == "cache" else self.directory
+        marker = top / ".gitignore"
+        if not marker.exists():
+            try:
+                with open(marker, "x", encoding="utf-8") as handle:
+                    handle.write("# created by selfimprove: answers cached by `selfimprove eval`\n*\n")
+            except OSError:
+                pass  # another writer made it first, or the directory is read-only: not worth failing
 
     def _path(self, key: str) -> Path:
         return self.directory / key[:2] / f"{key}.json"
@@ -83,12 +97,17 @@ class Cache:
         if not self.enabled:
             return
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=path.parent)
+        if path.parent not in self._made:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._made.add(path.parent)
+            self._ignore_in_git()
+        # a name no other writer uses (process id + counter), then an atomic rename over the entry
+        tmp = path.parent / f".tmp-{os.getpid()}-{next(self._counter)}-{key[:8]}"
+        data = json.dumps(_to_json(output), ensure_ascii=False, default=str).encode("utf-8")
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(_to_json(output), handle, ensure_ascii=False, default=str)
+            with open(tmp, "xb") as handle:
+                handle.write(data)
             os.replace(tmp, path)
         except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
             raise

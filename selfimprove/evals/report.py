@@ -48,6 +48,11 @@ def _last_output(trials: tuple[Trial, ...]) -> str:
     return text
 
 
+def _side(ref: str, sha: str) -> str:
+    """`main (1a2b3c4)`, or just the short sha when the ref is a sha."""
+    return sha[:7] if sha.startswith(ref) else f"{ref} ({sha[:7]})"
+
+
 def _stats_line(result: EvalResult) -> str | None:
     gate = result.gate
     if gate.p_value is None or gate.ci is None:
@@ -69,8 +74,8 @@ def render(result: EvalResult, console: Console, *, verbose: bool = False) -> No
     from rich.table import Table
 
     gate = result.gate
-    console.print(f"eval {result.candidate.ref} ({result.candidate.sha[:7]}) against {result.base.ref} "
-                  f"({result.base.sha[:7]}) · {result.model} · {len(result.cases)} cases × "
+    console.print(f"eval {_side(result.candidate.ref, result.candidate.sha)} against "
+                  f"{_side(result.base.ref, result.base.sha)} · {result.model} · {len(result.cases)} cases × "
                   f"{result.repeats} repeat{'s' if result.repeats != 1 else ''}")
     if result.violations:
         console.print("policy violations (the candidate is refused whatever its scores):")

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -245,6 +246,18 @@ class _Engine:
         self.usage = usage
         self._pending: dict[str, asyncio.Future[Output]] = {}
         self.failure: BaseException | None = None
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="selfimprove-cache")
+        self._writes: list[asyncio.Future[None]] = []
+
+    async def flush(self) -> None:
+        """Wait for every cache write; one that failed (disk full, permissions) is a clear error."""
+        try:
+            await asyncio.gather(*self._writes)
+        except OSError as exc:
+            raise SelfImproveError(f"cannot write the eval cache: {exc}", where=str(self.cache.directory),
+                                   hint="check the disk and its permissions, or use --no-cache") from None
+        finally:
+            self._writer.shutdown(wait=True)
 
     async def answer(self, key: str, call: Callable[[], Awaitable[Output]]) -> tuple[Output, bool]:
         """The answer for `key`: from the cache, from an identical call in flight, or a new call."""
@@ -269,21 +282,24 @@ class _Engine:
             future.exception()  # retrieved: waiters re-raise it, nobody logs it as lost
             raise
         self.usage.add(output)
-        self.cache.put(key, output)  # only answers are stored, never errors
+        # only answers are stored, never errors; files are written by a thread so the loop keeps calling
+        loop = asyncio.get_running_loop()
+        self._writes.append(loop.run_in_executor(self._writer, self.cache.put, key, output))
         future.set_result(output)
         return output, False
 
 
-def _judge_for(engine: _Engine, completer: Completer | None, default_model: str | None,
-               timeout: float, repeat: int) -> Callable[[Assertion, Output, Sequence[Mapping[str, Any]]],
-                                                        Awaitable[Verdict]]:
+_JudgeFn = Callable[[Assertion, Output, Sequence[Mapping[str, Any]]], Awaitable[Verdict]]
+
+
+def _judge_for(engine: _Engine, completer: Completer, default_model: str | None, repeat: int) -> _JudgeFn:
     async def judge(assertion: Assertion, output: Output, messages: Sequence[Mapping[str, Any]]) -> Verdict:
-        from selfimprove.llm import LiteLLMCompleter, parse_json
+        from selfimprove.llm import parse_json
 
         model = assertion.provider or default_model
         if model is None or model.startswith("exec:"):
             return Verdict(None, 0.0, "no judge model configured (eval.judge_model)")
-        judge_completer: Completer = completer or LiteLLMCompleter(timeout=timeout)
+        judge_completer = completer
         asked = judge_messages(str(assertion.value), output, messages)
         problem = ""
         for attempt in range(2):  # one retry with the problem spelled out, as complete_json does
@@ -319,6 +335,8 @@ def _estimate(model: str, jobs: Sequence[_Job], cache: Cache) -> tuple[int, int,
             cached += 1
         else:
             todo[job.key] = job
+    if not todo:
+        return 0, cached, 0.0  # nothing to ask: no need to load price tables
     if model.startswith("exec:"):
         return len(todo), cached, None
     from selfimprove.llm import estimate_cost
@@ -434,6 +452,12 @@ async def _run_jobs(jobs: Sequence[_Job], provider: Provider, cache: Cache, usag
                     completer: Completer | None, judge_model: str | None, timeout: float,
                     progress: Callable[[int, int], None] | None) -> dict[tuple[str, str], list[Trial]]:
     engine = _Engine(cache, limit, usage)
+    if completer is not None:
+        judge_completer: Completer = completer
+    else:
+        from selfimprove.llm import LiteLLMCompleter
+
+        judge_completer = LiteLLMCompleter(timeout=timeout)
     results: dict[tuple[str, str], list[Trial]] = {}
     done = 0
     if progress:
@@ -446,14 +470,17 @@ async def _run_jobs(jobs: Sequence[_Job], provider: Provider, cache: Cache, usag
             return await provider.call(job.messages, job.case.vars, job.params)
 
         output, was_cached = await engine.answer(job.key, call)
-        judge = _judge_for(engine, completer, judge_model, timeout, job.repeat)
+        judge = _judge_for(engine, judge_completer, judge_model, job.repeat)
         graded = await grade(job.case, output, job.messages, judge)
         results.setdefault((job.case.id, job.side), []).append(Trial(job.repeat, output, graded, was_cached))
         done += 1
         if progress:
             progress(done, len(jobs))
 
-    outcomes = await asyncio.gather(*(one(job) for job in jobs), return_exceptions=True)
+    try:
+        outcomes = await asyncio.gather(*(one(job) for job in jobs), return_exceptions=True)
+    finally:
+        await engine.flush()
     if engine.failure is not None:
         raise engine.failure
     for outcome in outcomes:

@@ -51,3 +51,22 @@ def test_disabled_cache_neither_reads_nor_writes(tmp_path):
     assert off.get("ab" * 32) is None
     off.put("cd" * 32, Output("new"))
     assert not (tmp_path / "cd").exists()
+
+
+def test_the_cache_keeps_itself_out_of_git_status(tmp_path):
+    import subprocess
+
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    cache = Cache(tmp_path / ".selfimprove" / "cache")
+    cache.put(cache_key("m", MSGS, {}, 0), Output("hi", (), 0, 0, 0.0))
+    assert (tmp_path / ".selfimprove" / ".gitignore").read_text().splitlines()[-1] == "*"
+    status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=tmp_path,
+                            capture_output=True, text=True, check=True).stdout
+    assert status == ""
+
+
+def test_a_users_own_gitignore_is_never_overwritten(tmp_path):
+    (tmp_path / ".selfimprove").mkdir()
+    (tmp_path / ".selfimprove" / ".gitignore").write_text("mine\n")
+    Cache(tmp_path / ".selfimprove" / "cache").put(cache_key("m", MSGS, {}, 0), Output("hi", (), 0, 0, 0.0))
+    assert (tmp_path / ".selfimprove" / ".gitignore").read_text() == "mine\n"

@@ -99,6 +99,13 @@ def test_a_second_identical_run_makes_zero_calls(eval_repo, stub_openai):
     assert second["tokens"] == {"input": 0, "output": 0}
     for key in ("verdict", "fixed", "regressed", "slices", "base", "candidate"):
         assert second[key] == first[key]
+    said: list[str] = []
+    seen: list[tuple[int, int]] = []
+    evaluate(eval_repo, "fix-refunds", repeat=2, notice=said.append,
+             progress=lambda done, total: seen.append((done, total)))
+    assert said == ["5 cases × 2 repeats × base and candidate: 0 calls to make, 20 cached; "
+                    "estimated cost $0.0000"]
+    assert seen[0] == (0, 20) and seen[-1] == (20, 20) and len(seen) == 21
     # an unchanged base is never asked again: a different candidate only pays for its own side
     eval_repo.branch("drop-rule", {"prompts/agent.md": PROMPT.replace(ORDER_RULE, "")})
     third = evaluate(eval_repo, "drop-rule", repeat=2).to_json()
