@@ -142,73 +142,17 @@ def load_schema(name: str) -> dict[str, Any]:
 def _validate(data: Any, text: str, source: str) -> None:
     import jsonschema
 
-    validator = jsonschema.Draft202012Validator(load_schema("config.schema.json"))
-    errors = sorted(validator.iter_errors(data), key=lambda e: (list(e.absolute_path), e.message))
-    if not errors:
+    from selfimprove.validation import deepest_error, describe, error_location, json_path, yaml_text_line
+
+    error = deepest_error(jsonschema.Draft202012Validator(load_schema("config.schema.json")), data)
+    if error is None:
         return
-    error = min(errors, key=lambda e: len(list(e.absolute_path)) * -1)  # the most specific location
-    location = list(error.absolute_path)
-    json_path = "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in location)
-    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
-        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
-        line = _line_of(text, [*location, extra[0]]) if extra else _line_of(text, location)
-    else:
-        line = _line_of(text, location)
-    where = f"{source}:{line}" if line else source
+    line = yaml_text_line(text, error_location(error))
     raise SelfImproveError(
-        f"{json_path}: {_expected(error)}",
-        where=where,
+        f"{json_path(list(error.absolute_path))}: {describe(error)}",
+        where=f"{source}:{line}" if line else source,
         hint="see the file format in the README (selfimprove.yaml)",
     )
-
-
-def _expected(error: Any) -> str:
-    """jsonschema's message, shortened to what was expected (values can be huge)."""
-    validator = error.validator
-    if validator == "additionalProperties":
-        return f"unknown key ({error.message.split('(')[-1].rstrip(')')})"
-    if validator == "required":
-        return str(error.message).replace("is a required property", "is required")
-    if validator == "type":
-        return f"expected {error.validator_value}, got {type(error.instance).__name__}"
-    if validator == "pattern":
-        if str(error.schema.get("description", "")).startswith("A path relative"):
-            return f"{error.instance!r} must be a path relative to the repo root, inside it"
-        if str(error.schema.get("description", "")).startswith("A JSON pointer"):
-            return f"{error.instance!r} must be a JSON pointer such as '/temperature'"
-        return f"{error.instance!r} does not match {error.validator_value}"
-    if validator == "const":
-        return f"expected {error.validator_value!r}, got {error.instance!r}"
-    message: str = error.message
-    return message if len(message) <= 160 else message[:157] + "..."
-
-
-def _line_of(text: str, location: list[Any]) -> int | None:
-    """1-based line of the YAML node at `location` (the deepest existing ancestor), if it can be found."""
-    import yaml
-
-    try:
-        node = yaml.compose(text)
-    except yaml.YAMLError:
-        return None
-    if node is None:
-        return None
-    line: int = node.start_mark.line + 1
-    for key in location:
-        child = None
-        if isinstance(node, yaml.MappingNode):
-            for key_node, value_node in node.value:
-                if key_node.value == str(key):
-                    child = value_node
-                    line = key_node.start_mark.line + 1
-                    break
-        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
-            child = node.value[key]
-            line = child.start_mark.line + 1
-        if child is None:
-            break
-        node = child
-    return line
 
 
 def _freeze(data: dict[str, Any], *, root: Path, path: Path) -> Settings:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -32,7 +32,7 @@ def command(paths: Paths = None, format: Format = None, strict: Strict = False, 
     from selfimprove.analysis import report
     from selfimprove.analysis.pipeline import analyze, parse_time, resolve_inputs
     from selfimprove.analysis.pipeline import export_cases as export
-    from selfimprove.cli.render import emit_json, err_console, progress_enabled
+    from selfimprove.cli.render import ProgressBar, emit_json, err_console, progress_enabled
 
     inputs, fmt, reflection_model = resolve_inputs(paths or [], format, repo, config, model, offline)
     console = err_console()
@@ -41,7 +41,7 @@ def command(paths: Paths = None, format: Format = None, strict: Strict = False, 
         from selfimprove.llm import make_completer
 
         completer = make_completer(reflection_model)
-    with _Progress(progress_enabled(json)) as progress:
+    with ProgressBar(progress_enabled(json), "reading traces", unit="bytes") as progress:
         result = analyze(inputs, format=fmt, since=parse_time(since, "--since"),
                          until=parse_time(until, "--until"), strict=strict, completer=completer,
                          model=reflection_model, progress=progress)
@@ -60,34 +60,3 @@ def command(paths: Paths = None, format: Format = None, strict: Strict = False, 
     if written is not None:
         console.print(f"wrote {written} eval case(s) to {export_cases}")
 
-
-class _Progress:
-    """A byte-based progress bar on stderr (only when stderr is a terminal and not --json)."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self._bar: Any = None
-        self._task: Any = None
-
-    def __enter__(self) -> _Progress | None:
-        if not self.enabled:
-            return None
-        from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
-
-        from selfimprove.cli.render import err_console
-
-        self._bar = Progress("reading traces", BarColumn(), DownloadColumn(), TimeRemainingColumn(),
-                             console=err_console(), transient=True)
-        self._bar.start()
-        self._task = self._bar.add_task("read", total=None)
-        return self
-
-    def set_total(self, total: int) -> None:
-        self._bar.update(self._task, total=total)
-
-    def __call__(self, n: int) -> None:
-        self._bar.advance(self._task, n)
-
-    def __exit__(self, *exc: object) -> None:
-        if self._bar is not None:
-            self._bar.stop()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -29,7 +29,7 @@ def command(ref: Ref = None, base: Base = None, repeat: Repeat = None, concurren
             markdown: Markdown = None, repo: opt.Repo = None, config: opt.Config = None,
             verbose: opt.Verbose = False, debug: opt.Debug = False) -> None:
     """Evaluate a candidate against its base offline and refuse regressions (exit 1)."""
-    from selfimprove.cli.render import emit_json, err_console, progress_enabled
+    from selfimprove.cli.render import ProgressBar, emit_json, err_console, progress_enabled
     from selfimprove.config import load_settings
     from selfimprove.errors import GateFailed, SelfImproveError
     from selfimprove.evals import report
@@ -42,10 +42,10 @@ def command(ref: Ref = None, base: Base = None, repeat: Repeat = None, concurren
         raise SelfImproveError("eval needs a model, and --offline forbids calling one",
                                hint="drop --offline, or use an exec: provider for your own harness")
     console = err_console()
-    with Repo.open(settings.root) as git_repo, _Progress(progress_enabled(json)) as progress:
+    with Repo.open(settings.root) as git_repo, ProgressBar(progress_enabled(json), "evaluating") as bar:
         result = run_eval(settings, git_repo, candidate=ref, base=base, model=model, repeat=repeat,
                           concurrency=concurrency, use_cache=not no_cache, max_cost=max_cost,
-                          progress=progress, notice=None if json else console.print)
+                          progress=bar.update if bar else None, notice=None if json else console.print)
     if junit is not None:
         report.write_junit(result, junit)
     if markdown is not None:
@@ -57,31 +57,3 @@ def command(ref: Ref = None, base: Base = None, repeat: Repeat = None, concurren
     if result.verdict != "pass":
         raise GateFailed(f"eval gate failed for {result.candidate.ref}: {'; '.join(result.gate.reasons)}")
 
-
-class _Progress:
-    """A progress bar on stderr over (case, repeat, side) trials; off unless stderr is a terminal."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self._bar: Any = None
-        self._task: Any = None
-
-    def __enter__(self) -> _Progress | None:
-        if not self.enabled:
-            return None
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
-        from selfimprove.cli.render import err_console
-
-        self._bar = Progress("evaluating", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                             console=err_console(), transient=True)
-        self._bar.start()
-        self._task = self._bar.add_task("eval", total=None)
-        return self
-
-    def __call__(self, done: int, total: int) -> None:
-        self._bar.update(self._task, completed=done, total=total)
-
-    def __exit__(self, *exc: object) -> None:
-        if self._bar is not None:
-            self._bar.stop()

@@ -29,3 +29,42 @@ def emit_json(doc: Any) -> None:
 
 def progress_enabled(json_mode: bool) -> bool:
     return not json_mode and sys.stderr.isatty()
+
+
+class ProgressBar:
+    """A transient progress bar on stderr, off (None from `with`) unless stderr is a terminal.
+
+    Called with a byte count it advances (`bar(n)`, with `set_total`); `update(done, total)` sets it.
+    """
+
+    def __init__(self, enabled: bool, label: str, *, unit: str = "items") -> None:
+        self.enabled = enabled
+        self.label = label
+        self.unit = unit
+        self._bar: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> ProgressBar | None:
+        if not self.enabled:
+            return None
+        from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+        amount = DownloadColumn() if self.unit == "bytes" else MofNCompleteColumn()
+        self._bar = Progress(self.label, BarColumn(), amount, TimeRemainingColumn(),
+                             console=err_console(), transient=True)
+        self._bar.start()
+        self._task = self._bar.add_task(self.label, total=None)
+        return self
+
+    def __call__(self, n: int) -> None:
+        self._bar.advance(self._task, n)
+
+    def set_total(self, total: int) -> None:
+        self._bar.update(self._task, total=total)
+
+    def update(self, done: int, total: int) -> None:
+        self._bar.update(self._task, completed=done, total=total)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()

@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from selfimprove.errors import SelfImproveError
+from selfimprove.validation import deepest_error, describe, json_path, yaml_line
 
 SUITE_EXTENSIONS = (".yaml", ".yml", ".jsonl", ".json")
 _VAR = re.compile(r"\{\{\s*([A-Za-z_][\w.-]*)\s*\}\}")
@@ -83,62 +84,15 @@ def _case_schema() -> dict[str, Any]:
     return {"$schema": full["$schema"], "$defs": full["$defs"], "$ref": "#/$defs/case"}
 
 
-def _json_path(location: Sequence[Any], prefix: str = "$") -> str:
-    return prefix + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in location)
-
-
 def _describe(error: Any) -> str:
-    validator = error.validator
     both = isinstance(error.instance, dict) and {"input", "messages"} <= set(error.instance)
-    if validator == "not" and both:
+    if error.validator == "not" and both:
         return "a case has either input or messages, not both"
-    if validator == "additionalProperties":
-        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
-        return f"unknown key {extra[0]!r}" if extra else str(error.message)
-    if validator == "required":
-        return str(error.message).replace("is a required property", "is required")
-    if validator == "type":
-        return f"expected {error.validator_value}, got {type(error.instance).__name__}"
-    if validator == "pattern" and error.path and error.path[-1] == "type":
+    if error.validator == "pattern" and error.path and error.path[-1] == "type":
         return f"unknown assertion type {error.instance!r}"
-    if validator == "pattern" and "relative" in str(error.schema.get("description", "")):
-        return f"{error.instance!r} must be a path relative to the repo root, inside it"
-    if validator == "oneOf" and error.path and error.path[-1] == "value":
+    if error.validator == "oneOf" and error.path and error.path[-1] == "value":
         return "tool-called takes a tool name or {name, arguments}"
-    message = str(error.message)
-    return message if len(message) <= 160 else message[:157] + "..."
-
-
-def _first_error(validator: Any, doc: Any) -> Any | None:
-    errors = list(validator.iter_errors(doc))
-    if not errors:
-        return None
-    # the deepest error is the most specific one; among equals, the first in document order
-    return max(errors, key=lambda e: len(list(e.absolute_path)))
-
-
-# -- YAML line numbers ------------------------------------------------------------------------------
-
-def _yaml_line(node: Any, location: Sequence[Any]) -> int | None:
-    import yaml
-
-    if node is None:
-        return None
-    line: int = node.start_mark.line + 1
-    for key in location:
-        child = None
-        if isinstance(node, yaml.MappingNode):
-            for key_node, value_node in node.value:
-                if key_node.value == str(key):
-                    child, line = value_node, key_node.start_mark.line + 1
-                    break
-        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
-            child = node.value[key]
-            line = child.start_mark.line + 1
-        if child is None:
-            break
-        node = child
-    return line
+    return describe(error)
 
 
 # -- parsing ----------------------------------------------------------------------------------------
@@ -171,19 +125,19 @@ def _parse_yaml(text: str, path: str, default_prompt: str | None) -> list[Case]:
     if doc is None:
         raise SelfImproveError("empty suite file", where=path, hint="add a 'tests:' list of cases")
     validator = jsonschema.Draft202012Validator(_schema())
-    error = _first_error(validator, doc)
+    error = deepest_error(validator, doc)
     if error is not None:
         location = list(error.absolute_path)
         node_location = location if location_prefix else location[1:]
-        line = _yaml_line(root, node_location)
-        raise SelfImproveError(f"{_json_path(location)}: {_describe(error)}",
+        line = yaml_line(root, node_location)
+        raise SelfImproveError(f"{json_path(location)}: {_describe(error)}",
                                where=f"{path}:{line}" if line else path, hint=HINT)
     prompt = doc.get("prompt", default_prompt)
     default = doc.get("defaultTest") or {}
     config = doc.get("config") or {}
     cases = []
     for index, raw in enumerate(doc["tests"]):
-        line = _yaml_line(root, [*location_prefix, index]) or 1
+        line = yaml_line(root, [*location_prefix, index]) or 1
         cases.append(_build(raw, default, config, prompt, path, line, f"$.tests[{index}]"))
     return cases
 
@@ -201,9 +155,9 @@ def _parse_jsonl(text: str, path: str, default_prompt: str | None) -> list[Case]
         except ValueError as exc:
             raise SelfImproveError(f"invalid JSON: {exc}", where=f"{path}:{number}",
                                    hint="one JSON object per line") from None
-        error = _first_error(validator, raw)
+        error = deepest_error(validator, raw)
         if error is not None:
-            raise SelfImproveError(f"{_json_path(list(error.absolute_path))}: {_describe(error)}",
+            raise SelfImproveError(f"{json_path(list(error.absolute_path))}: {_describe(error)}",
                                    where=f"{path}:{number}", hint=HINT)
         cases.append(_build(raw, {}, {}, default_prompt, path, number, "$"))
     return cases
