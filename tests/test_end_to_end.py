@@ -21,9 +21,13 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "support-agent"
 PROMPT = "prompts/support_agent.md"
 ASK_RULE = "- Ask for the order number before looking up an order.\n"
 TOOL_RULE = (
-    '- When `lookup_order` fails with "invalid order_id format: expected <n> digits", do not repeat '
-    "the same call: check the arguments you passed, and if it still fails, tell the user plainly "
-    "what went wrong.\n"
+    '- When `lookup_order` fails with "invalid order_id format: expected 5 digits", do not repeat '
+    'the same call: pass `order_id` the way calls that worked did (e.g. "86386", not "#54822"), and if '
+    "it still fails, tell the user plainly what went wrong.\n"
+)
+HANDED_OVER = (
+    "Of course. I'm connecting you with a human agent now; someone from our team will join this chat "
+    "shortly."
 )
 ORDER_FORMAT = [f"order-format-{i}" for i in range(1, 7)]
 ASK_ORDER_NUMBER = [f"ask-order-number-{i}" for i in range(1, 5)]
@@ -90,6 +94,22 @@ def test_1_analyze_finds_the_recurring_failures(acme: dict[str, Any], run: Calla
     assert len(tool) == 1 and tool[0]["kind"] == "tool_error" and tool[0]["count"] >= 20
     timeout = [p for p in doc["patterns"] if p["evidence"].get("config_hint") == "timeout"]
     assert len(timeout) == 1
+    # corrections are grouped by what they are about, one misunderstanding each; a request for a human
+    # phrased as a correction counts as escalation, a push-back after a failed lookup as that failure
+    assert [(p["title"], p["count"]) for p in doc["patterns"]] == [
+        ("lookup_order fails: Error: invalid order_id format: expected 5 digits", 37),
+        ("users ask for a human", 25),
+        ("users correct the agent: \u201cYour refund policy says 30 days from delivery\u201d", 21),
+        ("users correct the agent: \u201cI meant the shipping address, not billing\u201d", 20),
+        ("lookup_order fails: Error: timed out after 2s", 10),
+        ("labelled failures with no clearer signal", 2),
+    ]
+    # a demonstration is a request and the answer to it, never a closing courtesy
+    (human,) = [p for p in doc["patterns"] if p["kind"] == "escalation"]
+    assert [(d["user"], d["assistant"]) for d in human["evidence"]["demonstrations"]] == [
+        ("Can I speak to a real person please?", HANDED_OVER)]
+    demos = [d for p in doc["patterns"] for d in p["evidence"].get("demonstrations", ())]
+    assert demos and not any("great day" in d["assistant"] or "welcome" in d["assistant"] for d in demos)
     acme["timeout_pattern"] = timeout[0]["id"]
 
 
@@ -99,7 +119,12 @@ def test_2_propose_offline_writes_branches_and_leaves_the_tree_alone(acme: dict[
     assert result.exit_code == 0, result.stderr
     doc = result.json()
     assert doc["schema"] == "selfimprove.proposals/v1"
-    assert len(doc["proposals"]) == 3
+    assert [(p["title"], p["proposer"]) for p in doc["proposals"]] == [
+        ('add a rule for lookup_order failing with "invalid order_id format: expected 5 digits"',
+         "offline/tool-error-rule"),
+        ("add 1 example for users ask for a human", "offline/demonstrations"),
+        ('add a rule from user corrections about "30 days from delivery"', "offline/correction-rule"),
+    ]
     assert all(p["branch"].startswith("selfimprove/") and p["base"] == acme["base"] for p in doc["proposals"])
     assert all(p["files"] == [PROMPT] for p in doc["proposals"])
     tool = [p for p in doc["proposals"] if p["proposer"] == "offline/tool-error-rule"]

@@ -40,18 +40,20 @@ ASSERTION_TYPES = {
 # Rule wordings a proposer writes for the example's failure patterns (the offline proposer's templates
 # filled from the logs' evidence) and wordings a person would write: the agent must react to both.
 TOOL_RULE = (
-    'When `lookup_order` fails with "Error: invalid order_id format: expected <n> digits", do not '
-    "repeat the same call: check the arguments you passed, and if it still fails, tell the user "
-    "plainly what went wrong."
+    'When `lookup_order` fails with "invalid order_id format: expected 5 digits", do not repeat the same '
+    'call: pass `order_id` the way calls that worked did (e.g. "86386", not "#54822"), and if it still '
+    "fails, tell the user plainly what went wrong."
 )
 REFUND_RULE = (
-    "Users often had to correct answers (\"That's not right, your website says returns are only "
-    'accepted within 30 days of delivery."): restate what the user asked for and check your answer '
-    "against it before replying."
+    'Users often had to correct answers about "30 days from delivery": "No, your refund policy says 30 '
+    "days from delivery. I already checked\" and \"That's not right, your website says returns are only "
+    'accepted within 30 days of delivery". Check answers on this point against these corrections before '
+    "replying."
 )
 ADDRESS_RULE = (
-    'Users often had to correct answers ("Not billing! I meant the shipping address, not billing."): '
-    "restate what the user asked for and check your answer against it before replying."
+    'Users often had to correct answers about "shipping address, not billing": "No, I meant the shipping '
+    'address, not billing" and "Not billing! I meant the shipping address. The package needs to go '
+    'there". Check answers on this point against these corrections before replying.'
 )
 HUMAN_RULE = (
     'Users often had to correct answers ("Can I speak to a real person please?"): restate what the '

@@ -56,13 +56,13 @@ def _report_progress(pending: list[int]) -> Callable[[int], None]:
 
 
 def _work(paths: list[str], shard: tuple[int, int], format: str, strict: bool, since: datetime | None,
-          until: datetime | None) -> tuple[str, Any, Any]:
+          until: datetime | None, progress: Callable[[int], None] | None = None) -> tuple[str, Any, Any]:
     from selfimprove.traces.read import read_traces
 
     pending = [0]
     try:
         stream = read_traces([Path(p) for p in paths], format=format, strict=strict, shard=shard,
-                             progress=_report_progress(pending))
+                             progress=progress or _report_progress(pending))
         col = collect(stream, since=since, until=until)
     except SelfImproveError as exc:
         return "error", (exc.message, exc.where, exc.hint), None
@@ -70,6 +70,10 @@ def _work(paths: list[str], shard: tuple[int, int], format: str, strict: bool, s
         with _counter.get_lock():
             _counter.value += pending[0]
     return "ok", col, list(stream.sources)
+
+
+def _ignore(n: int) -> None:
+    pass
 
 
 def collect_sharded(paths: Sequence[Path], workers: int, *, format: str = "auto", strict: bool = False,
@@ -82,11 +86,22 @@ def collect_sharded(paths: Sequence[Path], workers: int, *, format: str = "auto"
     ctx = multiprocessing.get_context("spawn")
     counter = ctx.Value("q", 0)
     names = [str(p) for p in paths]
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init,
+    shown = 0
+
+    def own_progress(n: int) -> None:  # this process's shard, and what the others have read meanwhile
+        nonlocal shown
+        value = counter.value
+        progress(n + value - shown)  # type: ignore[misc]
+        shown = value
+
+    # this process reads the first shard itself while the pool reads the others: one interpreter
+    # fewer to start, and one shard's results fewer to pickle
+    with ProcessPoolExecutor(max_workers=workers - 1, mp_context=ctx, initializer=_init,
                              initargs=(counter,)) as pool:
         futures: list[Future[tuple[str, Any, Any]]] = [
-            pool.submit(_work, names, (k, workers), format, strict, since, until) for k in range(workers)]
-        shown = 0
+            pool.submit(_work, names, (k, workers), format, strict, since, until) for k in range(1, workers)]
+        own = _work(names, (0, workers), format, strict, since, until,
+                    own_progress if progress is not None else _ignore)
         pending = set(futures)
         while pending:
             _, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
@@ -95,7 +110,7 @@ def collect_sharded(paths: Sequence[Path], workers: int, *, format: str = "auto"
                 if value > shown:
                     progress(value - shown)
                     shown = value
-        results = [f.result() for f in futures]
+        results = [own] + [f.result() for f in futures]
     if progress is not None:
         time.sleep(0)
     for status, payload, _ in results:
@@ -134,15 +149,18 @@ def merge(parts: Sequence[Collected], order: dict[str, int]) -> Collected:
             into.examples.extend((new[(k, i)], text, user) for i, text, user in ev.examples)
             into.samples.extend((new[(k, i)], text) for i, text in ev.samples)
             into.phrases.extend((new[(k, i)], text) for i, text in ev.phrases)
+            into.arguments.extend((new[(k, i)], text) for i, text in ev.arguments)
     for ev in evidence.values():
         ev.examples = sorted(ev.examples)[:MAX_EXAMPLES_PER_KEY]
         ev.samples = _first_distinct(ev.samples)
         ev.phrases = _first_distinct(ev.phrases)
+        ev.arguments = _first_distinct(ev.arguments)
     first_seen = sorted(evidence, key=lambda key: (evidence[key].examples[0][0] if evidence[key].examples
                                                    else len(out.summaries), key))
     out.evidence = {key: evidence[key] for key in first_seen[:MAX_KEYS]}
     demos = sorted((new[(k, d.index)], d) for k, part in enumerate(parts) for d in part.demos)
-    out.demos = [Demo(out.summaries[n].id, d.user, d.assistant, d.tools, n) for n, d in demos[:MAX_DEMO_POOL]]
+    out.demos = [Demo(out.summaries[n].id, d.user, d.assistant, d.tools, n, d.calls)
+                 for n, d in demos[:MAX_DEMO_POOL]]
     return out
 
 

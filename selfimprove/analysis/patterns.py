@@ -2,11 +2,15 @@
 
 Owns the step from "these traces failed, each mostly because of this signal" to a short list of
 patterns a person (or the proposer) can act on. A failure is keyed by the signal that best explains
-it: kind, tool and a normalised error template (numbers, ids, quoted values, paths → placeholders),
-or the correction phrasing a user used. Keys of the same kind whose templates read alike (rapidfuzz)
-are merged. Each pattern carries bounded evidence: counts of signals, error samples, user phrases, a
-config knob the error points at, and demonstrations mined from successful traces that resemble the
-failing ones (what the agent does when it gets such a request right).
+it: kind, tool and a normalised error template (numbers, ids, quoted values, paths → placeholders).
+Keys of the same kind whose templates read alike (rapidfuzz) are merged. A user correction is keyed
+by what it is about, not by its cue word: a push-back right after a failed tool call belongs to that
+failure, a renewed request for a human to escalation, and the rest are grouped by the salient words
+they share ("shipping address, not billing" vs "30 days from delivery"), one misunderstanding each.
+Each pattern carries bounded evidence: counts of signals, error samples (titled by the concrete
+message when every failure hit the same one), user phrases, the arguments of failing and of working
+calls of the tool, a config knob the error points at, and demonstrations: a request from a clean
+successful trace with the same intent as the failing ones, and the answer that followed it.
 
 Never does: call a model (naming by an LLM is `reflect`'s job, on top of this) or depend on input
 order beyond stream order, so the same traces always give byte-identical patterns.
@@ -19,13 +23,15 @@ import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from selfimprove.analysis.signals import Signal
+from selfimprove.analysis.signals import Signal, excerpt
 
 if TYPE_CHECKING:
     from selfimprove.analysis.outcomes import Outcome
-    from selfimprove.analysis.pipeline import Collected, Demo
+    from selfimprove.analysis.pipeline import Collected, Demo, Summary
+    from selfimprove.traces.model import Trace
 
 KIND_ORDER = ("run_error", "max_turns", "tool_error", "loop", "escalation", "refusal", "user_correction",
               "abandonment", "explicit_failure")
@@ -33,6 +39,7 @@ SIMILAR = 88  # rapidfuzz ratio above which two error templates of one kind and 
 SIMILAR_PROSE = 75  # token-set ratio for prose (refusals, correction cues): word order varies more
 MAX_COMPARED = 300  # keys per kind compared pairwise (the most frequent); the rest stay as they are
 MAX_EXAMPLES = 3
+REACTION_GAP = 3  # messages between a failed tool result and the user turn that reacts to it, at most
 MAX_DEMOS = 3
 
 
@@ -74,6 +81,8 @@ def _parts(key: str) -> tuple[str, str, str]:
 
 def failure_key(col: Collected, index: int, sig: Signal | None) -> str:
     if sig is not None and sig.key:
+        if sig.name in ("user_correction", "rephrase"):
+            return _cause_of_correction(col.summaries[index].implicit, sig) or sig.key
         return sig.key
     s = col.summaries[index]
     if s.label:
@@ -85,6 +94,29 @@ def failure_key(col: Collected, index: int, sig: Signal | None) -> str:
     # an unlabelled failure that no single signal explains: its heaviest signal, else the run's length
     heaviest = max(s.implicit, key=lambda g: g.weight, default=None)
     return heaviest.key if heaviest is not None and heaviest.key else "long_run|long run"
+
+
+_ASKS_FOR_HUMAN = re.compile(r"\b(?:human|real\s+person|a\s+person|representative|live\s+agent|"
+                             r"someone\s+real|manager|supervisor)\b", re.I)
+
+
+def _cause_of_correction(signals: Sequence[Signal], sig: Signal) -> str | None:
+    """The key of what a correction is really about, when the trace says so better than its wording.
+
+    A user who asks again for a human ("No. I want to talk to a human.") is escalating, and a user who
+    pushes back after a tool call failed ("#48213. Same as I said.") is reacting to that failure.
+    """
+    if _ASKS_FOR_HUMAN.search(sig.detail):
+        for other in signals:
+            if other.name == "escalation" and other.key:
+                return other.key
+    at = sig.message_index
+    if at is not None:  # a tool error in the exchange the user answers: its result, the reply, the user
+        failed = [o for o in signals if o.name == "tool_error" and o.key and o.message_index is not None
+                  and at - REACTION_GAP <= o.message_index < at]
+        if failed:
+            return failed[-1].key  # the failure the user just saw
+    return None
 
 
 def _merge(keys: Sequence[str], counts: Mapping[str, int]) -> dict[str, str]:
@@ -151,6 +183,19 @@ def config_hint(kind: str, texts: Sequence[str]) -> str | None:
     return knob.group(0) if knob else None
 
 
+def _agreed_error(col: Collected, members: Sequence[int], keys: Sequence[str]) -> str | None:
+    """The one concrete error message every member hit, when they all hit the same one."""
+    wanted = set(keys)
+    seen: set[str] = set()
+    for i in members:
+        for sig in col.summaries[i].implicit:
+            if sig.name == "tool_error" and sig.key in wanted:
+                seen.add(sig.detail.split(": ", 1)[1] if ": " in sig.detail else sig.detail)
+        if len(seen) > 1:
+            return None
+    return next(iter(seen)) if seen else None
+
+
 def _pattern_id(kind: str, key: str) -> str:
     return f"{kind.replace('_', '-')}-{hashlib.sha1(key.encode()).hexdigest()[:8]}"
 
@@ -192,32 +237,158 @@ def group(col: Collected, outcomes: Sequence[Outcome], failing: Sequence[tuple[i
           ) -> list[Pattern]:
     """Failing traces → ranked patterns (by count, then kind, then id)."""
     keyed: dict[str, list[int]] = {}
+    corrections: dict[int, str] = {}  # failing trace → the correction that explains it
     for index, sig in failing:
-        keyed.setdefault(failure_key(col, index, sig), []).append(index)
+        key = failure_key(col, index, sig)
+        keyed.setdefault(key, []).append(index)
+        if _is_cue_key(key):
+            said = sig if sig is not None and sig.key == key else next(
+                (g for g in col.summaries[index].implicit if g.key == key), None)
+            corrections[index] = said.detail if said is not None else ""
     counts = {k: len(v) for k, v in keyed.items()}
-    rep = _merge(sorted(keyed), counts)
+    rep = _merge(sorted(k for k in keyed if not _is_cue_key(k)), counts)
     groups: dict[str, list[str]] = {}
-    for k in sorted(keyed):
+    for k in sorted(rep):
         groups.setdefault(rep[k], []).append(k)
     total = len(failing)
     patterns = []
     for head, keys in groups.items():
         members = sorted(i for k in keys for i in keyed[k])
         patterns.append(_build(col, outcomes, head, keys, members, total))
+    cue_of = {i: k for k, indices in keyed.items() if _is_cue_key(k) for i in indices}
+    for head, members, quote in correction_groups(corrections, cue_of):
+        keys = sorted({cue_of[i] for i in members})
+        phrases = list(dict.fromkeys(corrections[i] for i in members if corrections[i]))
+        patterns.append(_build(col, outcomes, head, keys, members, total, quote=quote, phrases=phrases))
     order = {k: n for n, k in enumerate(KIND_ORDER)}
     patterns.sort(key=lambda p: (-p.count, order.get(p.kind, 99), p.id))
     return patterns
 
 
+def _is_cue_key(key: str) -> bool:
+    """A correction keyed by its cue word ("no", "i said"): regrouped by what it is about."""
+    return key.startswith("user_correction|") and key != "user_correction|rephrase"
+
+
+# -- what a correction is about ------------------------------------------------------------------
+
+_STOP = frozenset("""
+a about above after again ago all also am an and any are as at be because been before being below but by
+can could did do does doing don dont done down during each even every few for from further get got had
+has have having he her here hers him his how i id if im in into is isnt it its itself ive just let lets
+like me more most much must my myself need needs no nope nor not now of off ok okay on once one only or
+other our ours out over own please pls really right said same say says see she should so some still such
+than thank thanks that thats the their them then there these they this those through to too under until
+up us very want wanted was we were what whats when where which while who why will with within would yes
+yet you your youre yours yourself hi hello hey already actually wrong incorrect correct meant mean asked
+ask told tell seriously useless helpful try again read reread listen understand misunderstood sure
+""".split())
+_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+_OPENER = re.compile(r"^\s*(?:no|nope|wrong|incorrect|actually|"
+                     r"that'?s\s+(?:not\s+(?:right|correct|it)|wrong))(?:\s*[,.!:;-]+\s*|\s+)", re.I)
+
+
+@lru_cache(maxsize=8192)  # the same requests and corrections are compared for every pattern
+def salient(text: str, *, numbers: bool = True) -> frozenset[str]:
+    """The words of `text` that say what it is about: no function words, cue words or ids."""
+    words = set()
+    for raw in _WORD.findall(text.lower().replace("\u2019", "'")):
+        word = raw.replace("'", "")
+        if word in _STOP or raw in _STOP:
+            continue
+        if any(c.isdigit() for c in word):
+            if not numbers or not word.isdigit() or len(word) >= 4:
+                continue  # ids and order numbers say nothing about the subject
+        elif len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+            word = word[:-1]
+        if len(word) > 1:
+            words.add(word)
+    return frozenset(words)
+
+
+def about_the_same(a: frozenset[str], b: frozenset[str]) -> bool:
+    """Two texts share enough salient words to be about the same thing."""
+    if not a or not b:
+        return False
+    shared = len(a & b)
+    smaller = min(len(a), len(b))
+    return shared >= min(2, smaller) and shared * 2 >= smaller
+
+
+def correction_groups(corrections: Mapping[int, str], cue_of: Mapping[int, str]
+                      ) -> list[tuple[str, list[int], str]]:
+    """Failing traces explained by a user correction, grouped by what the correction is about.
+
+    Returns (key, members, quote) per group. Corrections sharing salient words (or reading almost
+    alike) are one misunderstanding; corrections with no salient word at all ("No, that's wrong.")
+    stay grouped by their cue. Deterministic: texts are compared in order of frequency, then text.
+    """
+    from rapidfuzz import fuzz
+
+    by_text: dict[str, list[int]] = {}
+    vague: dict[str, list[int]] = {}
+    for index in sorted(corrections):
+        text = " ".join(corrections[index].split())
+        if salient(text):
+            by_text.setdefault(text, []).append(index)
+        else:
+            vague.setdefault(cue_of[index], []).append(index)
+    texts = sorted(by_text, key=lambda t: (-len(by_text[t]), t))[:MAX_COMPARED]
+    texts += sorted(t for t in by_text if t not in texts)
+    words = {t: salient(t) for t in texts}
+    parent = {t: t for t in texts}
+
+    def root(t: str) -> str:
+        while parent[t] != t:
+            parent[t] = parent[parent[t]]
+            t = parent[t]
+        return t
+
+    compared = texts[:MAX_COMPARED]
+    for n, a in enumerate(compared):
+        for b in compared[n + 1:]:
+            if about_the_same(words[a], words[b]) or fuzz.token_set_ratio(a.lower(), b.lower()) >= 90:
+                ra, rb = root(a), root(b)
+                if ra != rb:
+                    keep, drop = sorted((ra, rb), key=texts.index)
+                    parent[drop] = keep
+    clusters: dict[str, list[str]] = {}
+    for t in texts:
+        clusters.setdefault(root(t), []).append(t)
+    out = []
+    for head, members_texts in clusters.items():
+        members = sorted(i for t in members_texts for i in by_text[t])
+        shown = min(members_texts, key=lambda t: (_gist(t).endswith("\u2026"), -len(by_text[t]), len(t), t))
+        out.append(("user_correction|" + " ".join(sorted(words[head])), members, _gist(shown)))
+    for cue, members in vague.items():
+        out.append((cue, members, ""))
+    return out
+
+
+def _gist(text: str, limit: int = 70) -> str:
+    """A correction as a title quote: without its opener ("No, ") or final stop, at most `limit` chars."""
+    core = _OPENER.sub("", text, count=1).strip() or text.strip()
+    first = re.split(r"(?<=[.!?])\s+", core)[0]
+    if len(first.split()) >= 4 or len(core) > limit:  # its first sentence, unless that says too little
+        core = first
+        if len(core) > limit:
+            cut = core[:limit - 1]
+            core = cut[:cut.rfind(" ")] if " " in cut else cut
+            core = core.rstrip(" ,;:") + "…"
+    core = core.rstrip(".!?") if not core.endswith("…") else core
+    return core[:1].upper() + core[1:]
+
+
 def _build(col: Collected, outcomes: Sequence[Outcome], head: str, keys: Sequence[str],
-           members: Sequence[int], total: int) -> Pattern:
+           members: Sequence[int], total: int, *, quote: str | None = None,
+           phrases: Sequence[str] | None = None) -> Pattern:
     kind, tool, template = _parts(head)
     member_set = set(members)
     signal_counts: Counter[str] = Counter()
     for i in members:
         signal_counts.update({s.name for s in outcomes[i].signals})
     samples: list[str] = []
-    phrases: list[str] = []
+    said: list[str] = list(phrases or ())
     examples: list[tuple[int, dict[str, Any]]] = []
     users: list[str] = []
     seen_examples: set[int] = set()
@@ -226,7 +397,8 @@ def _build(col: Collected, outcomes: Sequence[Outcome], head: str, keys: Sequenc
         if ev is None:
             continue
         samples.extend(x for i, x in ev.samples if i in member_set and x not in samples)
-        phrases.extend(x for i, x in ev.phrases if i in member_set and x not in phrases)
+        if phrases is None:
+            said.extend(x for i, x in ev.phrases if i in member_set and x not in said)
         for index, text, user in ev.examples:
             if index in member_set and index not in seen_examples:
                 seen_examples.add(index)
@@ -252,17 +424,27 @@ def _build(col: Collected, outcomes: Sequence[Outcome], head: str, keys: Sequenc
         evidence["error_template"] = template
     if samples:
         evidence["error_samples"] = samples[:3]
-    if phrases:
-        evidence["user_phrases"] = phrases[:5]
+    if said:
+        evidence["user_phrases"] = said[:5]
     hint = config_hint(kind, [template, *samples])
     if hint:
         evidence["config_hint"] = hint
-    demos = demonstrations(col.demos, tool if "tool" in evidence else None, users)
+    demos = demonstrations(col.demos, tool if "tool" in evidence else None, users, col.summaries)
     if demos:
         evidence["demonstrations"] = demos
+    if kind == "tool_error":
+        calls = _argument_evidence(col, keys, members, tool)
+        if calls:
+            evidence["call_arguments"] = calls
+        concrete = _agreed_error(col, members, keys)
+        title = _title(kind, tool, concrete or template, head, len(keys))
+    elif quote is not None:
+        title = f"users correct the agent: \u201c{quote}\u201d" if quote else "users correct the agent"
+    else:
+        title = _title(kind, tool, template, head, len(keys))
     return Pattern(
         id=_pattern_id(kind, head),
-        title=_title(kind, tool, template, head, len(keys)),
+        title=title,
         kind=kind,
         count=len(members),
         share=len(members) / total if total else 0.0,
@@ -273,19 +455,191 @@ def _build(col: Collected, outcomes: Sequence[Outcome], head: str, keys: Sequenc
     )
 
 
-def demonstrations(pool: Sequence[Demo], tool: str | None, users: Sequence[str]) -> list[dict[str, str]]:
-    """Successful conversations most like the failing ones: same tool first, then similar requests."""
+# -- the arguments of tool calls -----------------------------------------------------------------
+
+MAX_ARGUMENT_CHARS = 40  # longer values are no "shape" to compare, and may carry personal data
+
+
+def call_arguments(arguments: Any) -> str | None:
+    """A call's scalar arguments as compact JSON (sorted keys), or None when it has none to compare."""
+    import json
+
+    if not isinstance(arguments, Mapping):
+        return None
+    kept = {str(k): v for k, v in arguments.items() if isinstance(v, (str, int, float))
+            and not isinstance(v, bool) and len(str(v)) <= MAX_ARGUMENT_CHARS}
+    return json.dumps(kept, sort_keys=True, ensure_ascii=False) if kept else None
+
+
+def failed_calls(trace: Trace, found: Sequence[Signal]) -> list[tuple[str, str]]:
+    """(signal key, arguments JSON) of the call behind each tool error of `trace`."""
+    out = []
+    messages = trace.messages
+    for sig in found:
+        if sig.name != "tool_error" or sig.message_index is None or not sig.key:
+            continue
+        result = messages[sig.message_index]
+        tool = _parts(sig.key)[1]
+        call = None
+        for m in reversed(messages[:sig.message_index]):
+            for c in m.tool_calls:
+                if (result.tool_call_id and c.id == result.tool_call_id) or \
+                        (not result.tool_call_id and c.name == tool):
+                    call = c
+                    break
+            if call is not None:
+                break
+        args = call_arguments(call.arguments) if call is not None else None
+        if args is not None:
+            out.append((sig.key, args))
+    return out
+
+
+def succeeded_calls(trace: Trace) -> tuple[tuple[str, str], ...]:
+    """(tool, arguments JSON) of the calls of a successful trace, at most one per tool."""
+    seen: dict[str, str] = {}
+    for m in trace.messages:
+        for c in m.tool_calls:
+            if c.name not in seen:
+                args = call_arguments(c.arguments)
+                if args is not None:
+                    seen[c.name] = args
+    return tuple(sorted(seen.items()))
+
+
+def _argument_evidence(col: Collected, keys: Sequence[str], members: Sequence[int], tool: str
+                       ) -> dict[str, list[dict[str, Any]]]:
+    """Arguments of the failing calls (members only) and of the same tool's calls in successful traces."""
+    import json
+
+    member_set = set(members)
+    failing: list[str] = []
+    for k in keys:
+        ev = col.evidence.get(k)
+        for i, args in getattr(ev, "arguments", ()) if ev is not None else ():
+            if i in member_set and args not in failing:
+                failing.append(args)
+    succeeding: list[str] = []
+    for demo in col.demos:
+        for name, args in getattr(demo, "calls", ()):
+            if name == tool and args not in succeeding and args not in failing:
+                succeeding.append(args)
+    if not failing:
+        return {}
+    return {"failing": [json.loads(a) for a in failing[:5]],
+            "succeeding": [json.loads(a) for a in succeeding[:MAX_EXAMPLES]]}
+
+
+_PLEASANTRY = re.compile(
+    r"^\W*(?:(?:you'?re|you\s+are)\s+(?:very\s+)?welcome|(?:happy|glad)\s+(?:to|i\s+could)\s+help|no\s+problem"
+    r"|my\s+pleasure|anytime|thanks?(?:\s+you)?(?:\s+so\s+much)?|(?:have\s+a\s+(?:great|nice|good|lovely)"
+    r"\s+(?:day|one|evening|weekend))|bye|goodbye|take\s+care|hi|hello|hey|ok(?:ay)?|great|perfect"
+    r"|anything\s+else(?:\s+i\s+can\s+help\s+(?:you\s+)?with)?|how\s+(?:can|may)\s+i\s+help(?:\s+you)?"
+    r"(?:\s+today)?|cheers)\b",
+    re.I,
+)
+PLEASANTRY_CHARS = 80  # a reply this short made only of courtesies answers nothing
+
+
+@lru_cache(maxsize=4096)
+def pleasantry(text: str) -> bool:
+    """True for a greeting, thanks or goodbye: a turn that asks or answers nothing of substance."""
+    rest = " ".join(text.split())
+    if not rest or len(rest) > PLEASANTRY_CHARS:
+        return False
+    while rest:
+        match = _PLEASANTRY.match(rest)
+        if match is None:
+            return False
+        rest = rest[match.end():].lstrip(" \t!.,;:?-\u2014")
+    return True
+
+
+def demonstration_turns(trace: Trace) -> tuple[str, str] | None:
+    """(request, answer) of a successful trace: the first user request with content that is not a
+    courtesy, and the assistant reply that follows it (skipping tool calls to the reply with content),
+    unless that reply is itself only a courtesy. None when the trace has no such pair."""
+    messages = trace.messages
+    for n, m in enumerate(messages):
+        if m.role != "user" or not m.content.strip() or pleasantry(m.content):
+            continue
+        for k in range(n + 1, len(messages)):
+            reply = messages[k]
+            if reply.role == "user":
+                break
+            if reply.role == "assistant" and reply.content.strip():
+                if pleasantry(reply.content):
+                    break
+                after = next((x.content for x in messages[k + 1:] if x.role == "user" and x.content.strip()),
+                             "")
+                if _DOUBT.search(after):
+                    return None  # the user pushed back on this answer: not one to imitate
+                return excerpt(m.content, 300), excerpt(reply.content, 400)
+    return None
+
+
+_DOUBT = re.compile(
+    r"\b(?:are\s+you\s+sure|that'?s\s+not|that\s+is\s+not|not\s+what\s+i|i\s+(?:said|meant)"
+    r"|(?:that'?s|this\s+is|it'?s)\s+(?:wrong|incorrect)|you'?re\s+wrong)\b"
+    r"|^\s*(?:no|nope)\b(?![\s,.!]*(?:thanks|thank|that'?s\s+(?:all|it)|i'?m\s+good|need|problem|worries))",
+    re.I,
+)
+
+
+# signals that make a successful trace a poor example to imitate (it went wrong before it went right)
+UNCLEAN = frozenset({"tool_error", "user_correction", "rephrase", "abandonment", "loop", "max_turns",
+                     "run_error", "explicit_failure"})
+SAME_INTENT = 0.5  # share of the shorter request's salient words a demonstration must have in common
+
+
+def demonstrations(pool: Sequence[Demo], tool: str | None, users: Sequence[str],
+                   summaries: Sequence[Summary] | None = None) -> list[dict[str, str]]:
+    """Successful conversations that answer the same kind of request the failing ones made.
+
+    A demonstration qualifies when its request shares the salient words of one of the failing users'
+    requests (same intent), its trace is clean (no tool error, correction, rephrase, loop …; known from
+    `summaries`), its answer is not a courtesy and, when the pattern is about a tool, it used that tool.
+    Ranked by how alike the requests are; near-identical requests are shown once. Fewer is fine.
+    """
     from rapidfuzz import fuzz
 
-    if not pool or (not users and not tool):
+    wanted = [(u, salient(u, numbers=False)) for u in users[:8]]
+    wanted = [(u, w) for u, w in wanted if w]
+    if not pool or not wanted:
         return []
     scored = []
     for n, demo in enumerate(pool):
-        similarity = max((fuzz.token_sort_ratio(demo.user, u) for u in users[:5]), default=0.0)
-        uses_tool = bool(tool) and tool in demo.tools
-        if not uses_tool and similarity < 50:
+        if tool and tool not in demo.tools:
             continue
-        scored.append((-(100.0 if uses_tool else 0.0) - similarity, n, demo))
+        if pleasantry(demo.assistant) or pleasantry(demo.user):
+            continue
+        if summaries is not None and 0 <= demo.index < len(summaries):
+            s = summaries[demo.index]
+            if s.id == demo.trace_id and any(g.name in UNCLEAN for g in (*s.implicit, *s.explicit)):
+                continue
+        mine = salient(demo.user, numbers=False)
+        best = 0.0
+        for u, theirs in wanted:
+            if not mine:
+                break
+            overlap = len(mine & theirs) / min(len(mine), len(theirs))
+            if not overlap or overlap < SAME_INTENT:
+                continue
+            best = max(best, overlap * 100 + fuzz.token_sort_ratio(demo.user, u) / 100)
+        if best:
+            scored.append((-best, n, demo))
     scored.sort(key=lambda t: (t[0], t[1]))
-    return [{"trace_id": d.trace_id, "user": d.user, "assistant": d.assistant}
-            for _, _, d in scored[:MAX_DEMOS]]
+    chosen: list[Demo] = []
+    for _, _, demo in scored:
+        if any(fuzz.token_sort_ratio(_no_digits(demo.user), _no_digits(c.user)) >= 90
+               or fuzz.token_sort_ratio(_no_digits(demo.assistant), _no_digits(c.assistant)) >= 90
+               for c in chosen):
+            continue
+        chosen.append(demo)
+        if len(chosen) == MAX_DEMOS:
+            break
+    return [{"trace_id": d.trace_id, "user": d.user, "assistant": d.assistant} for d in chosen]
+
+
+def _no_digits(text: str) -> str:
+    return re.sub(r"#?\d+", "#", text.lower())

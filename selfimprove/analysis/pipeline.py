@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from selfimprove.analysis import outcomes as oc
+from selfimprove.analysis.patterns import demonstration_turns, failed_calls, succeeded_calls
 from selfimprove.analysis.signals import IMPLICIT, Signal, detect, excerpt, explicit
 from selfimprove.errors import SelfImproveError
 from selfimprove.traces.model import Trace
@@ -65,6 +66,7 @@ class KeyEvidence:
     # traces than shown because only those that end up failing may be shown
     samples: list[tuple[int, str]] = field(default_factory=list)
     phrases: list[tuple[int, str]] = field(default_factory=list)
+    arguments: list[tuple[int, str]] = field(default_factory=list)  # (summary index, failed call's args JSON)
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,7 @@ class Demo:
     assistant: str
     tools: frozenset[str]
     index: int = 0  # the trace's summary index (its place in the stream)
+    calls: tuple[tuple[str, str], ...] = ()  # (tool, arguments JSON) of its calls, one per tool
 
 
 @dataclass
@@ -127,13 +130,16 @@ def collect(traces: Iterable[Trace], *, since: datetime | None = None, until: da
 
 def observe(trace: Trace, col: Collected) -> None:
     found = detect(trace)
-    labels = tuple(explicit(trace))
-    label = oc.label_of(labels)
-    counts = Counter(s.name for s in found)
-    turns = sum(1 for m in trace.messages if m.role != "system")
-    last_tool = next((c.name for m in reversed(trace.messages) for c in reversed(m.tool_calls)), None)
+    labels = tuple(explicit(trace)) if trace.feedback else ()
+    label = oc.label_of(labels) if labels else None
+    counts: dict[str, int] = {}
+    for sig in found:
+        counts[sig.name] = counts.get(sig.name, 0) + 1
+    messages = trace.messages
+    turns = len(messages) - [m.role for m in messages].count("system")
+    last_tool = next((c.name for m in reversed(messages) for c in reversed(m.tool_calls)), None)
     index = len(col.summaries)
-    col.summaries.append(Summary(trace.id, trace.source, label, labels, tuple(found), dict(counts), turns,
+    col.summaries.append(Summary(trace.id, trace.source, label, labels, tuple(found), counts, turns,
                                  last_tool, trace.prompt_version, trace.format))
     user = first_user(trace) if found or label is not None else ""
     if label is not False and (found or label):
@@ -143,12 +149,15 @@ def observe(trace: Trace, col: Collected) -> None:
             keys.append(Signal("explicit_failure", key=key))
         for s in keys:
             _remember(col, s, index, user)
+        for key, args in failed_calls(trace, found):  # what the failing calls were given
+            ev = col.evidence.get(key)
+            if ev is not None and len(ev.arguments) < MAX_KEPT and all(a != args for _, a in ev.arguments):
+                ev.arguments.append((index, args))
     if (label is False or (label is None and not found)) and len(col.demos) < MAX_DEMO_POOL:
-        reply = last_assistant(trace)
-        user = user or first_user(trace)
-        if user and reply:
+        pair = demonstration_turns(trace)  # a request and the answer to it, not the last pleasantry
+        if pair is not None:
             tools = frozenset(c.name for m in trace.messages for c in m.tool_calls)
-            col.demos.append(Demo(trace.id, user, reply, tools, index))
+            col.demos.append(Demo(trace.id, pair[0], pair[1], tools, index, succeeded_calls(trace)))
 
 
 def _label_name(labels: Sequence[Signal]) -> str:
@@ -187,15 +196,29 @@ def score(col: Collected) -> tuple[list[oc.Outcome], oc.Fit, list[tuple[int, Sig
         by_kind.setdefault(s.kind, []).append(s.turns)
     medians = {kind: float(statistics.median(turns)) if len(turns) >= oc.MIN_RUNS_FOR_MEDIAN else 0.0
                for kind, turns in by_kind.items()}
+    # most traces share a handful of feature vectors: each is computed, decided and weighed once
+    vectors: dict[tuple[Any, ...], tuple[float, ...]] = {}
     for s in col.summaries:
-        s.x = oc.features(s.counts, oc.long_run_feature(s.turns, medians[s.kind]))
+        vkey = (tuple(s.counts.items()), s.turns, s.kind)
+        x = vectors.get(vkey)
+        if x is None:
+            x = vectors[vkey] = oc.features(s.counts, oc.long_run_feature(s.turns, medians[s.kind]))
+        s.x = x
     fit = oc.fit([(s.x, s.label) for s in col.summaries if s.label is not None])
     model = fit.model
     outcomes: list[oc.Outcome] = []
     failing: list[tuple[int, Signal | None]] = []
+    decided: dict[tuple[bool | None, tuple[float, ...]], tuple[str, float]] = {}
+    contributed: dict[tuple[float, ...], dict[str, float]] = {}
     for index, s in enumerate(col.summaries):
-        outcome, failure_score = oc.decide(s.label, s.x, model)
-        contrib = oc.contributions(s.x, model)
+        dkey = (s.label, s.x)
+        verdict = decided.get(dkey)
+        if verdict is None:
+            verdict = decided[dkey] = oc.decide(s.label, s.x, model)
+        outcome, failure_score = verdict
+        contrib = contributed.get(s.x)
+        if contrib is None:
+            contrib = contributed[s.x] = oc.contributions(s.x, model)
         weighted = [_weighted(sig, contrib, s.counts) for sig in s.implicit]
         if contrib.get("long_run", 0.0) > 0 and s.turns:
             weighted.append(Signal("long_run", contrib["long_run"],

@@ -54,27 +54,46 @@ DETAIL_CHARS = 200
 
 # --- text normalisation -------------------------------------------------------------------------
 
-_PLACEHOLDERS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"https?://\S+"), "<url>"),
-    (re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+"), "<email>"),
-    (re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.I), "<id>"),
-    (re.compile(r"(?<![\w/])(?:[A-Za-z]:\\|~?/)(?:[\w.@+-]+[/\\])*[\w.@+-]+"), "<path>"),
-    (re.compile(r"'[^'\n]{1,200}'|\"[^\"\n]{1,200}\"|`[^`\n]{1,200}`|“[^”\n]{1,200}”"), "<str>"),
-    (re.compile(r"\b0x[0-9a-f]+\b|\b[0-9a-f]{12,}\b", re.I), "<id>"),
+def _any_in(text: str, words: tuple[str, ...]) -> bool:
+    for word in words:
+        if word in text:
+            return True
+    return False
+
+
+_DIGITS = ("<digit>",)
+# (pattern, placeholder, needles): a pattern can only match a line holding one of its needles, so it
+# is not run on the others (_DIGITS: a line with a digit; placeholders never add digits; () = always).
+_PLACEHOLDERS: tuple[tuple[re.Pattern[str], str, tuple[str, ...]], ...] = (
+    (re.compile(r"https?://\S+"), "<url>", ("://",)),
+    (re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+"), "<email>", ("@",)),
+    (re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.I), "<id>", ("-",)),
+    (re.compile(r"(?<![\w/])(?:[A-Za-z]:\\|~?/)(?:[\w.@+-]+[/\\])*[\w.@+-]+"), "<path>", ("/", "\\")),
+    (re.compile(r"'[^'\n]{1,200}'|\"[^\"\n]{1,200}\"|`[^`\n]{1,200}`|“[^”\n]{1,200}”"), "<str>",
+     ("'", '"', "`", "“")),
+    (re.compile(r"\b0x[0-9a-f]+\b|\b[0-9a-f]{12,}\b", re.I), "<id>", ()),
     # quantities with a unit (30s, 250ms, 2.5MB) are numbers, not ids
-    (re.compile(r"\b\d+(?:\.\d+)?(ms|s|sec|secs|m|min|mins|h|hrs|d|kb|mb|gb|tb|k|x|px)\b", re.I), r"<n>\1"),
+    (re.compile(r"\b\d+(?:\.\d+)?(ms|s|sec|secs|m|min|mins|h|hrs|d|kb|mb|gb|tb|k|x|px)\b", re.I), r"<n>\1",
+     _DIGITS),
     # identifiers mixing letters and digits (order #W2378156, call_ab12, user_42): ids, not words
-    (re.compile(r"#?\b(?=[\w-]*\d)(?=[\w-]*[A-Za-z])[\w-]{3,}\b"), "<id>"),
-    (re.compile(r"#\d+\b"), "<id>"),
-    (re.compile(r"[-+]?\b\d+(?:[.,:]\d+)*\b"), "<n>"),
+    (re.compile(r"#?\b(?=[\w-]*\d)(?=[\w-]*[A-Za-z])[\w-]{3,}\b"), "<id>", _DIGITS),
+    (re.compile(r"#\d+\b"), "<id>", ("#",)),
+    (re.compile(r"[-+]?\b\d+(?:[.,:]\d+)*\b"), "<n>", _DIGITS),
 )
+_DIGIT = re.compile(r"\d")
 _SPACE = re.compile(r"\s+")
 
 
 def normalize(text: str, limit: int = DETAIL_CHARS) -> str:
     """An error template: numbers, ids, quoted values, paths, urls and emails become placeholders."""
     line = first_line(text, limit * 2)
-    for pattern, placeholder in _PLACEHOLDERS:
+    digits = _DIGIT.search(line) is not None
+    for pattern, placeholder, needles in _PLACEHOLDERS:
+        if needles is _DIGITS:
+            if not digits:
+                continue
+        elif needles and not _any_in(line, needles):
+            continue
         line = pattern.sub(placeholder, line)
     return _SPACE.sub(" ", line).strip()[:limit]
 
@@ -133,7 +152,7 @@ def _error_text(head: str) -> bool:
     low = head.lower()
     if low.lstrip(" \t\r\n\"'[(*#>:-").startswith(_ERROR_STARTS):
         return True
-    if any(phrase in low for phrase in _ERROR_PHRASES):
+    if _any_in(low, _ERROR_PHRASES):
         return True
     if ("error" in low or "exception" in low) and (_ERROR_JSON.match(low) or _ERROR_CLASS.search(low)):
         return True
@@ -151,13 +170,36 @@ def looks_like_error(message: Message) -> bool:
     return bool(head) and _error_text(head)
 
 
+# Every text `_error_text` accepts contains one of these words (or matches _ERROR_STATUS): a trace
+# whose tool results, joined, contain none of them has no tool error, without a test per message.
+# (Shortened: "fail" stands for failed/failure:/failed to, "time" for timeout/timed out/time out, ...)
+_ERROR_WORDS = ("error", "exception", "traceback", "fatal", "fail", "time", "not found", "no such file",
+                "denied", "limit", "una", "forbidden", "ould", "invalid")
+# Joins the texts of a trace's messages for one cheap trace-wide test. Neither a word character nor
+# whitespace, so no keyword or pattern can match across two messages by way of it.
+_SEP = "\x00"
+
+
+
 @detector("tool_error")
 def tool_errors(trace: Trace) -> list[Signal]:
+    messages = trace.messages
+    candidates = [(i, m) for i, m in enumerate(messages)
+                  if m.role == "tool" or (m.is_error and m.tool_call_id)]
+    if not candidates:
+        return []
+    flagged = False
+    for _, m in candidates:
+        if m.is_error:
+            flagged = True
+            break
+    if not flagged:
+        joined = _SEP.join([m.content[:400] for _, m in candidates]).lower()
+        if not _any_in(joined, _ERROR_WORDS) and not ("status" in joined and _ERROR_STATUS.search(joined)):
+            return []
     names: dict[str, str] | None = None
     found = []
-    for i, m in enumerate(trace.messages):
-        if m.role != "tool" and not (m.is_error and m.tool_call_id):
-            continue
+    for i, m in candidates:
         if not looks_like_error(m):
             continue
         tool = m.name
@@ -195,16 +237,28 @@ def _cue(match: str) -> str:
     return _CUE_SPACE.sub(" ", match.lower().replace("’", "'")).strip(" ,.!")
 
 
+# Every match of _CORRECTION or _CORRECTION_OPENERS contains one of these (lowercase) words.
+_CORRECTION_WORDS = ("no", "said", "meant", "asked", "misunderstood", "wrong", "didn", "incorrect", "work",
+                     "still", "again", "read", "useless", "frustrat", "ridiculous", "unacceptable",
+                     "seriously", "hell", "actually")
+
+
 @detector("user_correction")
 def user_corrections(trace: Trace) -> list[Signal]:
-    found = []
+    found: list[Signal] = []
+    candidates = []
     seen_assistant = False
     for i, m in enumerate(trace.messages):
         if m.role == "assistant":
             seen_assistant = True
-            continue
-        if m.role != "user" or not seen_assistant or not m.content:
-            continue
+        elif seen_assistant and m.role == "user" and m.content:
+            candidates.append((i, m))
+    if not candidates:
+        return found
+    joined = _SEP.join([m.content[:1000] for _, m in candidates]).replace("’", "'").lower()
+    if not _any_in(joined, _CORRECTION_WORDS):
+        return found
+    for i, m in candidates:
         text = m.content[:1000].replace("’", "'")
         low = text.lower()  # the patterns are lowercase: cheaper than case-insensitive matching
         hit = _CORRECTION.search(low)
@@ -229,7 +283,7 @@ def rephrasings(trace: Trace) -> list[Signal]:
             continue
         text = m.content[:500]
         if previous is not None and len(text) >= 20 and \
-                fuzz.token_set_ratio(previous, text, processor=default_process) >= 85:
+                fuzz.token_set_ratio(previous, text, processor=default_process, score_cutoff=85) >= 85:
             found.append(Signal("rephrase", detail=excerpt(m.content), message_index=i,
                                 key="user_correction|rephrase"))
         previous = text
@@ -255,12 +309,29 @@ _ESCALATE_WORDS = ("human", "person", "manager", "supervisor", "representative",
                    "escalat", "transfer", "hand", "team", "specialist", "support")
 
 
+_escalating_names: dict[str, bool] = {}
+
+
+def _escalating_tool(name: str) -> bool:
+    known = _escalating_names.get(name)
+    if known is None:
+        known = _ESCALATE_TOOL.search(name) is not None
+        if len(_escalating_names) < 4096:  # tool names repeat; a bounded memo
+            _escalating_names[name] = known
+    return known
+
+
 @detector("escalation")
 def escalations(trace: Trace) -> list[Signal]:
-    found = []
-    for i, m in enumerate(trace.messages):
+    found: list[Signal] = []
+    messages = trace.messages
+    joined = _SEP.join([m.content[:2000] for m in messages if m.content and m.role in ("user", "assistant")])
+    if not _any_in(joined.lower(), _ESCALATE_WORDS) and \
+            not any(_escalating_tool(call.name) for m in messages for call in m.tool_calls):
+        return found
+    for i, m in enumerate(messages):
         for call in m.tool_calls:
-            if _ESCALATE_TOOL.search(call.name):
+            if _escalating_tool(call.name):
                 found.append(Signal("escalation", detail=f"agent called {call.name}", message_index=i,
                                     key=f"escalation|{call.name}"))
                 return found
@@ -292,27 +363,43 @@ _CLOSING = re.compile(
 
 @detector("abandonment")
 def abandonment(trace: Trace) -> list[Signal]:
-    msgs = [(i, m) for i, m in enumerate(trace.messages) if m.role in ("user", "assistant", "tool")]
-    users = [(i, m) for i, m in msgs if m.role == "user" and m.content.strip()]
-    if not users:
+    messages = trace.messages
+    last = -1  # the last user, assistant or tool message
+    i = -1  # the last user message with text
+    more_users = False  # another user message with text before it
+    for k in range(len(messages) - 1, -1, -1):
+        m = messages[k]
+        role = m.role
+        if role == "user" or role == "assistant" or role == "tool":
+            if last < 0:
+                last = k
+            if role == "user" and m.content.strip():
+                if i >= 0:
+                    more_users = True
+                    break
+                i = k
+    if i < 0:
         return []
-    i, last_user = users[-1]
+    last_user = messages[i]
     text = last_user.content.replace("’", "'")[:1000]
     low = text.lower()
     if _GIVE_UP.search(low):
         return [Signal("abandonment", detail=f"user gave up: {excerpt(text, 160)}", message_index=i,
                        key="abandonment|gave up")]
-    if msgs and msgs[-1][1] is last_user and len(users) > 1 and not _CLOSING.search(low):
+    if messages[last] is last_user and more_users and not _CLOSING.search(low):
         return [Signal("abandonment", detail=f"conversation ends on an unanswered user turn: "
                                              f"{excerpt(text, 120)}", message_index=i,
                        key="abandonment|unanswered")]
     return []
 
 
+_CALL_ENCODER = json.JSONEncoder(sort_keys=True, default=str)  # json.dumps(..., sort_keys=True, default=str)
+
+
 def _call_key(name: str, arguments: Any) -> str:
     if isinstance(arguments, (dict, list)):
         try:
-            return name + json.dumps(arguments, sort_keys=True, default=str)
+            return name + _CALL_ENCODER.encode(arguments)
         except (TypeError, ValueError):
             return name + repr(arguments)
     return f"{name}{arguments!r}"
@@ -320,9 +407,15 @@ def _call_key(name: str, arguments: Any) -> str:
 
 @detector("loop")
 def loops(trace: Trace) -> list[Signal]:
-    names: Counter[str] = Counter(call.name for m in trace.messages for call in m.tool_calls)
-    texts: Counter[str] = Counter(m.content.strip()[:500] for m in trace.messages
-                                  if m.role == "assistant" and len(m.content) >= 40)
+    messages = trace.messages
+    called = [call.name for m in messages for call in m.tool_calls]
+    replies = [m.content for m in messages if m.role == "assistant" and len(m.content) >= 40]
+    if len(called) < 3 and len(replies) < 3:  # nothing can repeat three times
+        return []
+    names: dict[str, int] = {}
+    for name in called:
+        names[name] = names.get(name, 0) + 1
+    texts: Counter[str] = Counter(text.strip()[:500] for text in replies) if len(replies) >= 3 else Counter()
     found = []
     if names and max(names.values()) >= 3:  # only then is it worth comparing arguments
         calls: Counter[str] = Counter()
@@ -354,13 +447,22 @@ _REFUSAL = re.compile(
 )
 
 
+# Every match of _REFUSAL contains one of these words, or "as an ai" (spaced any way).
+_REFUSAL_WORDS = ("cannot", "can't", "cant", "able", "won't", "wont", "unfortunately", "decline")
+_AS_AN_AI = re.compile(r"as\s+an\s+ai")
+
+
 @detector("refusal")
 def refusals(trace: Trace) -> list[Signal]:
     """The agent declining or being unable to do what was asked (a policy refusal may be correct)."""
-    found = []
-    for i, m in enumerate(trace.messages):
-        if m.role != "assistant" or not m.content:
-            continue
+    found: list[Signal] = []
+    candidates = [(i, m) for i, m in enumerate(trace.messages) if m.role == "assistant" and m.content]
+    if not candidates:
+        return found
+    joined = _SEP.join([m.content[:2000] for _, m in candidates]).replace("’", "'").lower()
+    if not _any_in(joined, _REFUSAL_WORDS) and not ("ai" in joined and _AS_AN_AI.search(joined)):
+        return found
+    for i, m in candidates:
         text = m.content[:2000].replace("’", "'")
         low = text.lower()
         hit = _REFUSAL.search(low)
@@ -382,8 +484,8 @@ _LIMIT_VALUES = re.compile(
     r"max_output_tokens|model_length|turn_limit|iteration_limit)$",
     re.I,
 )
-_LIMIT_KEYS = ("finish_reason", "stop_reason", "exit_status", "limit", "termination_reason", "status",
-               "incomplete_reason", "reason")
+_LIMIT_KEYS = frozenset({"finish_reason", "stop_reason", "exit_status", "limit", "termination_reason",
+                         "status", "incomplete_reason", "reason"})
 _LIMIT_TEXT = re.compile(
     r"\b(?:max(?:imum)?\s+(?:number\s+of\s+)?(?:turns|steps|iterations|tokens)|(?:turn|step|iteration|"
     r"token|context)\s+limit)\s*(?:\(?\d+\)?\s*)?(?:was\s+|has\s+been\s+)?(?:reached|exceeded|hit)\b"
@@ -414,7 +516,8 @@ def max_turns(trace: Trace) -> list[Signal]:
             return [Signal("max_turns", detail=excerpt(text, 160), key="max_turns|run limit")]
     for i in range(len(trace.messages) - 1, max(-1, len(trace.messages) - 3), -1):
         m = trace.messages[i]
-        if m.content and _LIMIT_TEXT.search(m.content[-500:].lower()):
+        tail = m.content[-500:].lower() if m.content else ""
+        if ("max" in tail or "limit" in tail or "exceeded" in tail) and _LIMIT_TEXT.search(tail):
             return [Signal("max_turns", detail=excerpt(m.content[-200:], 160), message_index=i,
                            key="max_turns|limit message")]
     return []

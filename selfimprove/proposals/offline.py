@@ -3,8 +3,10 @@
 Owns: four proposers, tried in order for each pattern, the first that applies wins:
   config-change      the pattern points at a mutable config key (evidence "config_hint", e.g. a
                      timeout): raise it by a bounded factor, within the schema's maximum
-  tool-error-rule    a rule naming the tool and its normalised error message
-  correction-rule    a rule quoting the users' recurring correction
+  tool-error-rule    a rule naming the tool and its error (the concrete message when every sample
+                     agrees), and the argument shape that worked when failing calls differ visibly
+  correction-rule    a rule stating the point users corrected, in their words (only the corrections
+                     about the same point as the most typical one)
   demonstrations     worked examples mined from similar successful traces, into the prompt's
                      mutable examples section (only when the prompt declares one)
 Each candidate carries its evidence and why it should help.
@@ -85,10 +87,7 @@ _ERROR_PREFIX = re.compile(r"^(?:error|exception|fatal|failed)\s*[:\-]\s*", re.I
 def tool_error_rule(pattern: Mapping[str, Any], ws: Workspace) -> Outcome:
     evidence = _evidence(pattern)
     tool = evidence.get("tool")
-    error = evidence.get("error_template")
-    if not error:
-        samples = [s for s in evidence.get("error_samples") or () if isinstance(s, str) and s.strip()]
-        error = samples[0] if samples else None
+    error = _concrete_error(evidence, tool) or evidence.get("error_template")
     if not isinstance(tool, str) or not tool.strip() or not isinstance(error, str) or not error.strip():
         return None
     if looks_like_injection(error) or looks_like_injection(tool):
@@ -97,16 +96,67 @@ def tool_error_rule(pattern: Mapping[str, Any], ws: Workspace) -> Outcome:
     name = quote(tool, 60).replace(" ", "_")
     error = _ERROR_PREFIX.sub("", error.strip()) or error
     message = quote(error, 120)
-    rule = (f'When `{name}` fails with "{message}", do not repeat the same call: check the arguments '
-            "you passed, and if it still fails, tell the user plainly what went wrong.")
+    fix = ("correct the arguments to what the error asks for" if _SAYS_WHAT_IT_WANTS.search(error)
+           else "check the arguments you passed")
+    shape = _argument_shape(evidence.get("call_arguments"))
+    seen = ""
+    if shape is not None:
+        arg, good, bad = shape
+        fix = f'pass `{arg}` the way calls that worked did (e.g. "{good}", not "{bad}")'
+        seen = (f' The failing calls passed `{arg}` like "{bad}"; the calls that worked passed it like '
+                f'"{good}".')
+
+    rule = (f'When `{name}` fails with "{message}", do not repeat the same call: {fix}, and if it still '
+            "fails, tell the user plainly what went wrong.")
     return _rule_candidate(
         ws, rule,
         title=f'add a rule for {name} failing with "{quote(error, 50)}"',
         proposer="offline/tool-error-rule",
         rationale=(f"{_share(pattern)} hit this error from the `{name}` tool. A rule naming the tool and "
                    "its error tells the agent to check its arguments and explain the failure instead of "
-                   "retrying the same call or carrying on as if it had worked."),
+                   f"retrying the same call or carrying on as if it had worked.{seen}"),
     )
+
+
+# an error that states the valid input ("expected 5 digits", "must be an integer", "should match …")
+_SAYS_WHAT_IT_WANTS = re.compile(
+    r"\b(?:expect(?:ed|s)?|must|should|required?|only|valid\s+\w+\s+(?:is|are))\b", re.IGNORECASE)
+
+
+def _shape(value: str) -> str:
+    """What a value looks like: digits kept as 9s (their count matters), letters runs as one 'a'."""
+    return re.sub(r"[^\W\d_]+", "a", re.sub(r"\d", "9", value))
+
+
+def _argument_shape(calls: Any) -> tuple[str, str, str] | None:
+    """(argument, a value that worked, a value that failed) when every failing call gave that argument
+    one shape and every call that worked gave it another: the visible difference between them."""
+    if not isinstance(calls, Mapping):
+        return None
+    failing = [c for c in calls.get("failing") or () if isinstance(c, Mapping)]
+    working = [c for c in calls.get("succeeding") or () if isinstance(c, Mapping)]
+    if len(failing) < 2 or not working:
+        return None
+    for arg in sorted(set.intersection(*(set(c) for c in failing + working))):
+        bad = {_shape(str(c[arg])) for c in failing}
+        good = {_shape(str(c[arg])) for c in working}
+        if len(bad) == 1 and len(good) == 1 and bad != good:
+            values = (str(working[0][arg]), str(failing[0][arg]))
+            if any(looks_like_injection(v) for v in values):
+                return None
+            return quote(arg, 40), quote(values[0], 40), quote(values[1], 40)
+    return None
+
+
+def _concrete_error(evidence: Mapping[str, Any], tool: Any) -> str | None:
+    """The error message itself when every sample of the pattern agrees on it (its template's
+    placeholders are only needed when the samples differ)."""
+    raw = evidence.get("error_samples")
+    samples = [s for s in raw if isinstance(s, str) and s.strip()] if isinstance(raw, (list, tuple)) else []
+    if isinstance(tool, str) and tool:
+        samples = [s.removeprefix(f"{tool}: ") for s in samples]
+    distinct = {" ".join(s.split()) for s in samples}
+    return next(iter(distinct)) if len(distinct) == 1 else None
 
 
 # -- user corrections ---------------------------------------------------------------------------
@@ -124,18 +174,61 @@ def correction_rule(pattern: Mapping[str, Any], ws: Workspace) -> Outcome:
     if not safe:
         return ("every user correction of this pattern reads like an instruction about the prompt "
                 "(possible prompt injection); none is quoted into the prompt")
+    from selfimprove.analysis.patterns import about_the_same, salient
+
     short = [p for p in safe if len(" ".join(p.split())) <= 100] or safe
-    phrase = quote(_medoid(short), 100)
-    rule = (f'Users often had to correct answers ("{phrase}"): restate what the user asked for and check '
-            "your answer against it before replying.")
+    first = _medoid(short)
+    # only the corrections about the same point as the most typical one: one misunderstanding per rule
+    same = [p for p in short if p == first or about_the_same(salient(p), salient(first))]
+    topic = _topic(first, same)
+    quotes = [first] + [p for p in same if p != first and similarity_of(p, first) < 90][:1]
+    said = " and ".join(f'"{quote(p.strip().rstrip(".!"), 100)}"' for p in quotes)
+    point = f'"{quote(topic, 60)}"' if topic else "the same point"
+    about = f"about {point}" if topic else "on the same point"
+    rule = (f"Users often had to correct answers {about}: {said}. Check answers on this point against "
+            "these corrections before replying.")
     return _rule_candidate(
         ws, rule,
-        title=f'add a rule from user corrections like "{quote(_medoid(short), 40)}"',
+        title=(f'add a rule from user corrections about "{quote(topic, 40)}"' if topic
+               else f'add a rule from user corrections like "{quote(first, 40)}"'),
         proposer="offline/correction-rule",
-        rationale=(f"In {_share(pattern)} the user had to correct the agent ({len(phrases)} correction"
-                   f"{'s' if len(phrases) != 1 else ''} in the evidence). Restating the request and "
-                   "checking the answer against it addresses the misunderstanding the corrections show."),
+        rationale=(f"In {_share(pattern)} the user had to correct the agent; {len(same)} of the "
+                   f"{len(phrases)} correction{'s' if len(phrases) != 1 else ''} in the evidence "
+                   f"{'is' if len(same) == 1 else 'are'} about {point}. A rule that states "
+                   "the point users corrected, in their words, addresses that misunderstanding."),
     )
+
+
+def similarity_of(a: str, b: str) -> float:
+    from rapidfuzz import fuzz
+
+    return float(fuzz.token_set_ratio(a.lower(), b.lower()))
+
+
+_TOKEN = re.compile(r"[\w']+")
+
+
+def _topic(phrase: str, phrases: list[str]) -> str:
+    """What the corrections are about, in the words of `phrase`: the span from the first to the last
+    salient word most corrections share ("shipping address, not billing", "30 days from delivery")."""
+    from selfimprove.analysis.patterns import salient
+
+    sets = [salient(p) for p in phrases]
+    counts: dict[str, int] = {}
+    for words in sets:
+        for w in words:
+            counts[w] = counts.get(w, 0) + 1
+    need = len(sets) if len(sets) <= 2 else len(sets) // 2 + 1
+    shared = {w for w, n in counts.items() if n >= need}
+    if not shared:
+        return ""
+    hits = [m for m in _TOKEN.finditer(phrase) if salient(m.group(0)) & shared]
+    if not hits:
+        return ""
+    span = phrase[hits[0].start():hits[-1].end()]
+    if len(span.split()) > 8:
+        return ", ".join(dict.fromkeys(m.group(0).lower() for m in hits))
+    return span
 
 
 def _medoid(phrases: list[str]) -> str:

@@ -1,9 +1,10 @@
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
-from selfimprove.analysis.patterns import config_hint, demonstrations, group
+from selfimprove.analysis.patterns import config_hint, demonstration_turns, demonstrations, group, pleasantry
 from selfimprove.analysis.pipeline import Demo, collect, score
 from selfimprove.traces.model import Feedback
 
@@ -93,10 +94,118 @@ def test_config_hints() -> None:
     assert config_hint("tool_error", ["user not found"]) is None
 
 
-def test_demonstrations_prefer_the_same_tool_then_similar_requests() -> None:
+def test_demonstrations_need_the_same_intent_and_the_tool_and_skip_courtesies() -> None:
     pool = [Demo("a", "what is the weather", "sunny", frozenset()),
-            Demo("b", "where is my parcel 7", "on its way", frozenset({"track"})),
-            Demo("c", "where is my order 12", "shipped", frozenset())]
-    assert [d["trace_id"] for d in demonstrations(pool, "track", ["where is my order 99"])] == ["b", "c"]
-    assert [d["trace_id"] for d in demonstrations(pool, None, ["where is my order 99"])] == ["c", "b"]
+            Demo("b", "where is my order 7", "It is on its way and arrives on Friday.", frozenset({"track"})),
+            Demo("c", "has my order shipped yet", "Yes, it shipped yesterday.", frozenset()),
+            Demo("d", "where is my order 8", "Happy to help. Have a great day!", frozenset({"track"})),
+            Demo("e", "where is my parcel", "It arrives on Monday.", frozenset({"track"}))]
+    assert [d["trace_id"] for d in demonstrations(pool, "track", ["where is my order 99"])] == ["b"]
+    assert [d["trace_id"] for d in demonstrations(pool, None, ["where is my order 99"])] == ["b", "c"]
+    assert demonstrations(pool, None, ["can I speak to a real person"]) == []
     assert demonstrations(pool, None, []) == []
+
+
+def test_a_demonstration_is_a_request_and_the_answer_to_it() -> None:
+    t = trace("ok", user("hi"), assistant("Hello! How can I help you today?"), user("Where is my order 12?"),
+              assistant("", call("track", {"id": 12})), tool("shipped", name="track"),
+              assistant("Order 12 shipped and arrives on Friday."), user("thanks"),
+              assistant("Happy to help. Have a great day!"), feedback=UP)
+    assert demonstration_turns(t) == ("Where is my order 12?", "Order 12 shipped and arrives on Friday.")
+    doubted = trace("d", user("Can I return my boots?"), assistant("Yes, any time."),
+                    user("Are you sure? The website says 30 days."), assistant("You're right, 30 days."))
+    assert demonstration_turns(doubted) is None
+    closing = trace("c", user("thanks a lot"), assistant("You're welcome! Anything else I can help with?"))
+    assert demonstration_turns(closing) is None
+    assert pleasantry("You're welcome! Anything else I can help with?")
+    assert pleasantry("Happy to help. Have a great day!")
+    assert not pleasantry("Happy to help: your refund is on its way.")
+
+
+def test_a_corrected_success_is_no_demonstration() -> None:
+    traces = [trace("f1", user("Can I return my boots?"), assistant("Yes, any time."),
+                    user("No, your refund policy says 30 days from delivery."), assistant("Sorry."),
+                    feedback=DOWN),
+              trace("s1", user("Can I return my scarf?"), assistant("Yes, any time."),
+                    user("No, the refund policy says 30 days from delivery."), assistant("Right, 30 days."),
+                    feedback=UP),
+              trace("s2", user("Can I still return my jacket?"),
+                    assistant("Yes, within our 30-day refund window."), feedback=UP)]
+    (pat,) = patterns_of(traces)
+    assert pat.evidence["demonstrations"] == [
+        {"trace_id": "s2", "user": "Can I still return my jacket?",
+         "assistant": "Yes, within our 30-day refund window."}]
+
+
+def correction_traces() -> list[object]:
+    refund = [trace(f"r{n}", user("Can I return my boots?"), assistant("Yes, any time."),
+                    user("No, your refund policy says 30 days from delivery."), assistant("Sorry."),
+                    feedback=DOWN) for n in (1, 2)]
+    refund.append(trace("r3", user("Can I return a scarf?"), assistant("Sure, there is no time limit."),
+                        user("That's not right, your website says returns are only accepted within 30 days "
+                             "of delivery."), assistant("Sorry."), feedback=DOWN))
+    address = [trace(f"a{n}", user(f"Please change my address for order 1234{n}."),
+                     assistant("What is the new billing address?"),
+                     user("No, I meant the shipping address, not billing."), assistant("Sorry."),
+                     feedback=DOWN) for n in (1, 2)]
+    human = trace("h1", user("Hi, my parcel is late."), assistant("I can help! What is the issue?"),
+                  user("No. I want to talk to a human."), assistant("What do you need?"), feedback=DOWN)
+    failed = trace("t1", user("where is order #12345?"),
+                   assistant("", call("lookup", {"id": "#12345"}, "c1")),
+                   tool("Error: invalid id: expected 5 digits", cid="c1", name="lookup"),
+                   assistant("Sorry, I could not find it."), user("#12345. Same as I said."),
+                   assistant("Sorry."), feedback=DOWN)
+    return [*refund, *address, human, failed]
+
+
+CORRECT = "users correct the agent: "
+
+
+def test_corrections_group_by_what_they_are_about_not_by_their_cue_word() -> None:
+    pats = patterns_of(correction_traces())
+    assert [(p.kind, p.count, p.title, p.trace_ids) for p in pats] == [
+        ("user_correction", 3, f"{CORRECT}\u201cYour refund policy says 30 days from delivery\u201d",
+         ("r1", "r2", "r3")),
+        ("user_correction", 2, f"{CORRECT}\u201cI meant the shipping address, not billing\u201d",
+         ("a1", "a2")),
+        ("tool_error", 1, "lookup fails: Error: invalid id: expected 5 digits", ("t1",)),
+        ("escalation", 1, "users ask for a human", ("h1",)),
+    ]
+    assert pats[0].evidence["user_phrases"] == [
+        "No, your refund policy says 30 days from delivery.",
+        "That's not right, your website says returns are only accepted within 30 days of delivery."]
+    assert pats[0].id == "user-correction-" + hashlib.sha1(b"user_correction|30 day delivery policy refund"
+                                                           ).hexdigest()[:8]
+    # stable: the same traces in another order give the same patterns
+    again = patterns_of(list(reversed(correction_traces())))
+    assert sorted((p.id, p.title, p.count) for p in again) == sorted((p.id, p.title, p.count) for p in pats)
+
+
+def test_the_title_quotes_the_concrete_error_when_every_failure_agrees() -> None:
+    same = [failing_lookup(n, "Error: invalid order_id format: expected 5 digits") for n in range(1, 4)]
+    (pat,) = patterns_of(same)
+    assert pat.title == "lookup fails: Error: invalid order_id format: expected 5 digits"
+    assert pat.evidence["error_template"] == "Error: invalid order_id format: expected <n> digits"
+    assert pat.evidence["error_samples"] == ["lookup: Error: invalid order_id format: expected 5 digits"]
+    varied = [failing_lookup(n, f"Error: invalid order_id format: expected {n + 4} digits")
+              for n in range(1, 3)]
+    (pat,) = patterns_of(varied)
+    assert pat.title == "lookup fails: Error: invalid order_id format: expected <n> digits"
+    assert len(pat.evidence["error_samples"]) == 2
+
+
+def test_tool_errors_carry_the_arguments_of_failing_and_of_working_calls() -> None:
+    def lookup(n: int, order: str, error: str | None) -> object:
+        result = tool(error or f"order {order}: shipped", cid=f"c{n}", name="lookup")
+        return trace(f"t{n}", user(f"where is order {order}?"),
+                     assistant("", call("lookup", {"order_id": order, "verbose": True}, f"c{n}")), result,
+                     assistant(f"Order {order} shipped on Monday." if error is None else "Sorry."),
+                     feedback=UP if error is None else DOWN)
+
+    error = "Error: expected 5 digits"
+    traces = [lookup(1, "#12345", error), lookup(2, "#23456", error), lookup(3, "34567", None),
+              lookup(4, "45678", None)]
+    (pat,) = patterns_of(traces)
+    assert pat.evidence["call_arguments"] == {
+        "failing": [{"order_id": "#12345"}, {"order_id": "#23456"}],
+        "succeeding": [{"order_id": "34567"}, {"order_id": "45678"}]}

@@ -76,15 +76,61 @@ def test_injected_error_text_is_never_quoted(ws: Workspace):
                       "(possible prompt injection); it is not quoted into the prompt")
 
 
+def _order_format_pattern(samples: list[str], calls: dict | None = None) -> dict:
+    evidence: dict = {"signals": {"tool_error": 9}, "tool": "lookup_order",
+                      "error_template": "Error: invalid order_id format: expected <n> digits",
+                      "error_samples": samples}
+    if calls is not None:
+        evidence["call_arguments"] = calls
+    return {"id": "tool-error-1", "kind": "tool_error", "count": 9, "share": 0.5, "evidence": evidence}
+
+
+def _added_rule(candidate: object) -> str:
+    assert isinstance(candidate, Candidate)
+    return candidate.edits[0].after.removeprefix(RULES_BEFORE)
+
+
+def test_tool_error_rule_quotes_the_concrete_error_when_the_samples_agree(ws: Workspace):
+    agreed = _order_format_pattern(["lookup_order: Error: invalid order_id format: expected 5 digits"])
+    assert _added_rule(tool_error_rule(agreed, ws)) == (
+        '- When `lookup_order` fails with "invalid order_id format: expected 5 digits", do not repeat the '
+        "same call: correct the arguments to what the error asks for, and if it still fails, tell the user "
+        "plainly what went wrong.\n")
+    differ = _order_format_pattern(["lookup_order: Error: invalid order_id format: expected 5 digits",
+                                    "lookup_order: Error: invalid order_id format: expected 6 digits"])
+    assert '"invalid order_id format: expected <n> digits"' in _added_rule(tool_error_rule(differ, ws))
+
+
+def test_tool_error_rule_shows_the_argument_shape_that_worked(ws: Workspace):
+    samples = ["lookup_order: Error: invalid order_id format: expected 5 digits"]
+    calls = {"failing": [{"order_id": "#54822"}, {"order_id": "#61017"}],
+             "succeeding": [{"order_id": "86386"}, {"order_id": "72603"}]}
+    candidate = tool_error_rule(_order_format_pattern(samples, calls), ws)
+    assert isinstance(candidate, Candidate) and candidate.rationale.endswith(
+        'The failing calls passed `order_id` like "#54822"; the calls that worked passed it like "86386".')
+    assert _added_rule(candidate) == (
+        '- When `lookup_order` fails with "invalid order_id format: expected 5 digits", do not repeat the '
+        'same call: pass `order_id` the way calls that worked did (e.g. "86386", not "#54822"), and if it '
+        "still fails, tell the user plainly what went wrong.\n")
+    # no visible difference (or failing calls that disagree among themselves): nothing is claimed
+    for failing in ([{"order_id": "92866"}, {"order_id": "98079"}], [{"order_id": "#1"}, {"order_id": "22"}]):
+        pattern = _order_format_pattern(samples, {"failing": failing, "succeeding": calls["succeeding"]})
+        rule = _added_rule(tool_error_rule(pattern, ws))
+        assert "correct the arguments to what the error asks for" in rule and "e.g." not in rule
+
+
 def test_correction_rule_quotes_the_most_typical_correction(ws: Workspace):
     candidate = correction_rule(patterns("mixed.json")["user-correction-41aa90cc"], ws)
     assert isinstance(candidate, Candidate)
     assert candidate.proposer == "offline/correction-rule"
+    # "no I meant the blue one" is another misunderstanding: neither quoted nor part of the topic
     assert candidate.edits[0].after == RULES_BEFORE + (
-        '- Users often had to correct answers ("No, I meant the order from last week, not today"): restate '
-        "what the user asked for and check your answer against it before replying.\n"
+        '- Users often had to correct answers about "order from last week": "No, I meant the order from '
+        "last week, not today\" and \"That's not what I asked, I meant the order from last week\". Check "
+        "answers on this point against these corrections before replying.\n"
     )
-    assert "4 corrections in the evidence" in candidate.rationale
+    assert candidate.title == 'add a rule from user corrections about "order from last week"'
+    assert '3 of the 4 corrections in the evidence are about "order from last week"' in candidate.rationale
 
 
 def test_correction_rule_refuses_injected_corrections(ws: Workspace):

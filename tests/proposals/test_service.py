@@ -177,7 +177,8 @@ def test_contradicting_rule_is_refused(prompt_repo: Path):
     result = run(prompt_repo, doc, pattern=pattern["id"])
     assert result.proposals == ()
     (r,) = result.rejected
-    assert r.reason.startswith('refused: "Users often had to correct answers ("no need to confirm before')
+    assert r.reason.startswith('refused: "Users often had to correct answers about "confirm before '
+                               'cancelling an order": ')
     assert r.reason.endswith('weakens the immutable instruction "Always confirm before cancelling an order: '
                              'restate the order number and wait for a "yes"." ("no need")')
     assert branches(prompt_repo) == ["main"]

@@ -1230,6 +1230,8 @@ OUTCOME_KEYS = ("reward", "score", "success", "feedback", "label", "thumbs", "th
                 "passed", "correct", "resolved", "outcome", "result", "evaluation", "eval", "grade",
                 "status", "error", "human_label", "is_correct", "is_success")
 
+_OUTCOME_KEY_SET = frozenset(OUTCOME_KEYS)
+
 
 def feedback_from_record(record: Mapping[str, Any],
                          keys: Sequence[str] = OUTCOME_KEYS) -> tuple[Feedback, ...]:
@@ -1241,7 +1243,10 @@ def feedback_from_record(record: Mapping[str, Any],
     for sub in ("metadata", "meta", "info", "labels", "annotations", "outcome"):
         if _is_map(record.get(sub)):
             containers.append(record[sub])
+    wanted = _OUTCOME_KEY_SET if keys is OUTCOME_KEYS else frozenset(keys)
     for container in containers:
+        if container.keys().isdisjoint(wanted):  # most containers carry no outcome field
+            continue
         for key in keys:
             if key in container and key not in seen:
                 value = container[key]
@@ -1303,7 +1308,7 @@ def prompt_version_of(record: Mapping[str, Any]) -> str | None:
 
 def scalar_metadata(record: Mapping[str, Any], skip: Iterable[str] = (), limit: int = 30) -> dict[str, Any]:
     """Small scalar fields of a record worth keeping as trace metadata (ids, model, task names)."""
-    skipped = set(skip)
+    skipped = skip if isinstance(skip, frozenset) else set(skip)
     out: dict[str, Any] = {}
     for key, value in record.items():
         if key in skipped or len(out) >= limit:
@@ -1536,6 +1541,11 @@ def _prompt_completion(record: Mapping[str, Any]) -> tuple[str, list[Any]] | Non
     return f"{prompt}+{answer}", msgs
 
 
+# record fields that are not metadata (ids, outcomes, prompts and answers, system prompts)
+_NOT_METADATA = frozenset(ID_KEYS[:1] + OUTCOME_KEYS + _PROMPT_KEYS + _ANSWER_KEYS +
+                          ("system", "system_prompt", "instructions"))
+
+
 def trace_from_record(record: Any, *, source: str, stem: str, index: int, fmt: str,
                       report: SourceReport, line: int | None) -> Any:
     """One record → one Trace, or None after deferring it (no messages in it)."""
@@ -1553,8 +1563,7 @@ def trace_from_record(record: Any, *, source: str, stem: str, index: int, fmt: s
         report.defer(line, f"no readable messages under '{key}'")
         return None
     feedback = feedback_from_record(record)
-    meta = scalar_metadata(record, skip=ID_KEYS[:1] + OUTCOME_KEYS + _PROMPT_KEYS + _ANSWER_KEYS +
-                           ("system", "system_prompt", "instructions"))
+    meta = scalar_metadata(record, skip=_NOT_METADATA)
     meta["messages_key"] = key
     return _make_trace(record_id(record, stem, index), source, messages, feedback,
                        first_time(record) or _first_message_time(raw), prompt_version_of(record), meta, fmt)
