@@ -387,10 +387,14 @@ class Repo:
 
     def _move_ref(self, ref: str, new: str, old: str) -> None:
         """Compare-and-swap: `ref` goes to `new` only if it still holds `old` (ZERO_SHA: must not exist)."""
-        status, _, _ = self._run("update-ref", "-m", "selfimprove", ref, new, old, ok=(0, 1, 128))
+        status, _, err = self._run("update-ref", "-m", "selfimprove", ref, new, old, ok=(0, 1, 128))
         if status == 0:
             return
         name = ref.removeprefix("refs/heads/")
+        stale = re.search(r"'([^']+\.lock)': File exists", err)
+        if stale:  # git's own lock on the ref, e.g. left by a git process that was killed
+            raise SelfImproveError(f"cannot write branch {name!r}: git's lock file {stale.group(1)} exists",
+                                   hint="another git command may be running; if none is, delete that file")
         if old == ZERO_SHA:
             raise SelfImproveError(f"branch {name!r} already exists",
                                    hint="delete it with `git branch -D` or choose another name")
@@ -504,24 +508,94 @@ class Repo:
     @contextmanager
     def lock(self, name: str = "selfimprove", *, wait: float = 0.0) -> Iterator[None]:
         """An exclusive lock file `.git/<name>.lock`; SelfImproveError if another process holds it
-        (after waiting up to `wait` seconds)."""
+        (after waiting up to `wait` seconds).
+
+        The file holds the owner's pid, for the message. Where the OS has `flock`, the lock is the
+        kernel's lock on that file, not its existence: a process killed mid-run (SIGKILL, power loss)
+        releases it with its death, so a leftover file never blocks the next run. Elsewhere a leftover
+        file whose pid is no longer running is taken over."""
         path = self._git_dir() / f"{name}.lock"
         deadline = time.monotonic() + wait
         while True:
-            try:
-                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            fd = _try_lock(path)
+            if fd is not None:
                 break
-            except FileExistsError:
-                if time.monotonic() >= deadline:
-                    raise SelfImproveError("another selfimprove command is running in this repository",
-                                           hint=f"wait for it, or delete {path} if none is running") from None
-                time.sleep(0.05)
+            if time.monotonic() >= deadline:
+                holder = _lock_holder(path)
+                who = f" (pid {holder})" if holder else ""
+                raise SelfImproveError(f"another selfimprove command is running in this repository{who}",
+                                       hint=f"wait for it to finish; its lock {path} goes when it exits")
+            time.sleep(0.05)
         try:
+            os.ftruncate(fd, 0)
             os.write(fd, f"{os.getpid()}\n".encode())
-            os.close(fd)
             yield
         finally:
-            try:
+            try:  # removed while still held, so no one can lock the file being deleted
                 path.unlink()
             except FileNotFoundError:
                 pass
+            os.close(fd)
+
+
+def _lock_holder(path: Path) -> int | None:
+    try:
+        text = path.read_text(encoding="ascii", errors="replace").strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. PermissionError: it exists, owned by someone else
+        return True
+    return True
+
+
+def _try_lock(path: Path) -> int | None:
+    """An open descriptor holding the lock on `path`, or None when another live process holds it."""
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): the file's existence is the lock
+        return _try_lock_exclusive(path)
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
+    except OSError as exc:
+        raise SelfImproveError(f"cannot create the lock file {path}: {exc.strerror or exc}",
+                               hint="selfimprove needs write access to the .git folder") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:  # held by a live process
+        os.close(fd)
+        return None
+    except OSError as exc:  # e.g. a network mount without file locks: say so rather than "running"
+        os.close(fd)
+        raise SelfImproveError(f"cannot lock {path}: {exc.strerror or exc}",
+                               hint="the repository's filesystem does not support file locks") from None
+    try:  # the holder before us may have unlinked the file: lock the file that is at `path` now
+        same = os.path.samestat(os.fstat(fd), os.stat(path))
+    except FileNotFoundError:
+        same = False
+    if not same:
+        os.close(fd)
+        return _try_lock(path)
+    return fd
+
+
+def _try_lock_exclusive(path: Path) -> int | None:
+    try:
+        return os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+        holder = _lock_holder(path)
+        if holder is None or _pid_alive(holder):
+            return None
+        try:  # the owner died without cleaning up: take the file over
+            os.rename(path, f"{path}.stale-{os.getpid()}")
+            os.unlink(f"{path}.stale-{os.getpid()}")
+        except OSError:
+            return None
+        return _try_lock_exclusive(path)

@@ -16,6 +16,7 @@ from pathlib import Path
 from selfimprove.errors import SelfImproveError
 
 TEMPLATE = "prompts.example"
+MESSAGE = "selfimprove: init prompt repo\n\nScaffolded from the prompts.example template.\n"
 
 
 @dataclass(frozen=True)
@@ -56,8 +57,16 @@ def scaffold(directory: Path) -> InitResult:
     directory = directory.resolve()
     if directory.exists() and not directory.is_dir():
         raise SelfImproveError(f"{directory} exists and is not a directory")
-    directory.mkdir(parents=True, exist_ok=True)
     git_initialised = not _inside_git(directory)
+    if not git_initialised:
+        # checked before writing anything: the commit would be refused after the files exist
+        existing = next(d for d in (directory, *directory.parents) if d.is_dir())
+        with Repo.open(existing) as outer:
+            if outer.current_branch() is None:
+                raise SelfImproveError("HEAD is detached; init commits the scaffold on a branch",
+                                       where=str(outer.root),
+                                       hint="check out a branch first (git switch BRANCH)")
+    directory.mkdir(parents=True, exist_ok=True)
     repo = Repo.init(directory) if git_initialised else Repo.open(directory)
     with repo:
         prefix = directory.relative_to(repo.root).as_posix() if directory != repo.root else ""
@@ -76,10 +85,24 @@ def scaffold(directory: Path) -> InitResult:
             to_commit[f"{prefix}/{rel}" if prefix else rel] = data
         commit = None
         if to_commit:
-            commit = repo.commit_to_current_branch(
-                to_commit, "selfimprove: init prompt repo\n\nScaffolded from the prompts.example template.\n"
-            )
+            try:
+                commit = repo.commit_to_current_branch(to_commit, MESSAGE)
+            except BaseException:
+                _remove(directory, created)  # nothing half-way: the files go with the failed commit
+                raise
     return InitResult(directory, tuple(created), tuple(skipped), git_initialised, commit)
+
+
+def _remove(directory: Path, created: list[str]) -> None:
+    """Delete the files this run created, and the directories that are left empty by that."""
+    for rel in created:
+        (directory / rel).unlink(missing_ok=True)
+    parents = {parent for rel in created for parent in Path(rel).parents if parent != Path(".")}
+    for parent in sorted(parents, key=lambda p: len(p.parts), reverse=True):
+        try:
+            (directory / parent).rmdir()
+        except OSError:
+            pass  # not empty: something else lives there
 
 
 def _inside_git(directory: Path) -> bool:

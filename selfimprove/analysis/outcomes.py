@@ -290,13 +290,14 @@ def fit(rows: Sequence[tuple[Sequence[float], bool]], *, prior: Model = PRIOR_MO
         return Fit("prior", len(rows), n_fail, prior, prior_auc, None, note, rates)
     learned: list[float] = []
     baseline: list[float] = []
+    quantised = [_quantise(x) for x, _ in rows]  # once per row, not once per row and repeat
     for repeat in range(REPEATS):
         order = list(range(len(rows)))
         random.Random(repeat).shuffle(order)
         order = [i for i in order if labels[i]] + [i for i in order if not labels[i]]
         folds: list[Counter[tuple[tuple[float, ...], bool]]] = [Counter() for _ in range(FOLDS)]
         for k, i in enumerate(order):
-            folds[k % FOLDS][(_quantise(rows[i][0]), labels[i])] += 1
+            folds[k % FOLDS][(quantised[i], labels[i])] += 1
         for fold in range(FOLDS):
             rest: Counter[tuple[tuple[float, ...], bool]] = Counter()
             for other in range(FOLDS):
@@ -307,7 +308,7 @@ def fit(rows: Sequence[tuple[Sequence[float], bool]], *, prior: Model = PRIOR_MO
             if a is not None and b is not None:
                 learned.append(a)
                 baseline.append(b)
-    model = train(rows, prior=prior)
+    model = train(Counter(zip(quantised, labels, strict=True)), prior=prior)  # = train(rows), grouped
     note = (f"weights learned from {len(rows)} labelled traces ({n_fail} failures); AUROC by {REPEATS}x"
             f"{FOLDS}-fold cross-validation")
     return Fit("learned", len(rows), n_fail, model, prior_auc, _mean(learned), note, rates, _mean(baseline))

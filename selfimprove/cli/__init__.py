@@ -13,15 +13,38 @@ from collections.abc import Sequence
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if argv is None:  # a process of its own: a Ctrl-C landing in a destructor must not print a traceback
+        sys.unraisablehook = _unraisable
+    try:
+        return _main(args)
+    except KeyboardInterrupt:  # Ctrl-C while importing, or while reporting another error
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _unraisable(unraisable: sys.UnraisableHookArgs) -> None:
+    """Python prints "Exception ignored in … Traceback" when Ctrl-C arrives inside a `__del__` (gitpython
+    has several); that interrupt is dropped by Python anyway, so say nothing about it."""
+    if unraisable.exc_type is not None and issubclass(unraisable.exc_type, KeyboardInterrupt):
+        return
+    sys.__unraisablehook__(unraisable)
+
+
+def _main(args: list[str]) -> int:
     import typer
 
     from selfimprove.cli.app import app
     from selfimprove.errors import SelfImproveError
 
-    args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     try:
-        app(args=args, prog_name="selfimprove", standalone_mode=False)
+        code = app(args=args, prog_name="selfimprove", standalone_mode=False)
+        # typer turns Ctrl-C into Exit(130) and, outside standalone mode, returns an Exit's code
+        if isinstance(code, int) and not isinstance(code, bool) and code:
+            if code == 130:
+                print("interrupted", file=sys.stderr)
+            return code
     except SelfImproveError as exc:
         if debug:
             import traceback

@@ -400,6 +400,12 @@ _WEAK = {
 }
 _POST_WEAK = {"postweak_", "optional", "unnecessary", "unneeded"}
 _EXCEPT = {"unless", "except", "exception", "exceptions", "exempt", "excluding"}
+# "may be shared", "can be skipped": the verb after a modal is what the sentence is about
+_MODAL = {"may", "might", "can", "could", "should", "must", "shall", "will", "would"}
+# "without asking for confirmation": a light verb passes the head on to what it asks for
+_LIGHT = {"ask", "asks", "asking", "asked", "wait", "waiting", "request", "requesting", "seek", "seeking",
+          "obtain", "obtaining", "get", "getting"}
+_PARTY = {"user", "users", "customer", "customers", "client", "clients", "caller", "person"}
 _DISCLOSE = {"reveal", "share", "disclose", "expose", "leak", "show", "tell", "divulge", "publish", "display"}
 _SECRECY = {"confidential", "private", "secret", "hide", "withhold", "conceal", "redact"}
 _STOP = set(
@@ -435,7 +441,8 @@ def _stem(word: str) -> str:
         word = word[:-1]
     if len(word) > 3 and word.endswith("e"):
         word = word[:-1]
-    return "disclos" if word in {"reveal", "shar", "disclos", "expos", "leak", "show", "tell"} else word
+    disclose = {"reveal", "shar", "disclos", "expos", "leak", "show", "shown", "tell", "told"}
+    return "disclos" if word in disclose else word
 
 
 @dataclass(frozen=True)
@@ -464,6 +471,7 @@ def _claim(sentence: str) -> _Claim:
     opener = True  # the next content word is a head (start of sentence, or after a negator)
     first: str | None = None
     weakener = exception = None
+    light = False
     for word in tokens:
         if word in _NEG or word in _WEAK:
             parity ^= 1
@@ -479,10 +487,17 @@ def _claim(sentence: str) -> _Claim:
         if word in _EXCEPT:
             exception = exception or word
             continue
+        if word in _MODAL:
+            opener = True
+            continue
         if word in _STOP or len(word) < 2:
             continue
         stem = _stem(word)
         content.add(stem)
+        if opener and (word in _LIGHT or (light and word in _PARTY)):
+            light = True  # "without waiting for the user to confirm": the head is "confirm"
+            continue
+        light = False
         if opener:
             heads.setdefault(stem, parity)
             first = first or stem

@@ -66,15 +66,26 @@ tests:
 def git(repo: Path, *args: str, identity: bool = True, check: bool = True) -> str:
     """A git command in `repo`; `identity=False` runs it with no user configured anywhere."""
     pre = ["-c", "user.name=Test", "-c", "user.email=test@example.invalid"] if identity else []
-    proc = subprocess.run(["git", *pre, "-c", "commit.gpgsign=false", *args], cwd=repo,
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        ["git", *pre, "-c", "commit.gpgsign=false", *args],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"git {' '.join(args)} failed: {proc.stderr}")
     return proc.stdout.strip()
 
 
-def make_repo(root: Path, *, logs: dict[str, str | bytes] | None = None, example_logs: bool = True,
-              suite: str = SUITE, config: str = CONFIG) -> Path:
+def make_repo(
+    root: Path,
+    *,
+    logs: dict[str, str | bytes] | None = None,
+    example_logs: bool = True,
+    suite: str = SUITE,
+    config: str = CONFIG,
+) -> Path:
     """A committed prompt repo on `main`: the example's prompt, config and simulated agent, a 3-case
     suite, the example's first week of OpenAI logs (unless `example_logs=False`) plus `logs`."""
     repo = root
@@ -107,17 +118,40 @@ def repo(tmp_path: Path) -> Path:
     return make_repo(tmp_path / "repo")
 
 
-def chat_line(trace_id: str, user: str, assistant: str, *, tool: str | None = None,
-              tool_text: str = "", error: bool = False, thumbs: str | None = None,
-              more_user: str | None = None) -> str:
+def chat_line(
+    trace_id: str,
+    user: str,
+    assistant: str,
+    *,
+    tool: str | None = None,
+    tool_text: str = "",
+    error: bool = False,
+    thumbs: str | None = None,
+    more_user: str | None = None,
+) -> str:
     """One OpenAI-style JSONL conversation (optionally a tool call whose result is `tool_text`)."""
     messages: list[dict[str, Any]] = [{"role": "user", "content": user}]
     if tool is not None:
-        messages.append({"role": "assistant", "content": None, "tool_calls": [
-            {"id": f"call_{trace_id}", "type": "function",
-             "function": {"name": tool, "arguments": json.dumps({"order_id": "#1234"})}}]})
-        messages.append({"role": "tool", "tool_call_id": f"call_{trace_id}",
-                         "content": tool_text if not error else f"error: {tool_text}"})
+        messages.append(
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": f"call_{trace_id}",
+                        "type": "function",
+                        "function": {"name": tool, "arguments": json.dumps({"order_id": "#1234"})},
+                    }
+                ],
+            }
+        )
+        messages.append(
+            {
+                "role": "tool",
+                "tool_call_id": f"call_{trace_id}",
+                "content": tool_text if not error else f"error: {tool_text}",
+            }
+        )
     messages.append({"role": "assistant", "content": assistant})
     if more_user is not None:
         messages.append({"role": "user", "content": more_user})

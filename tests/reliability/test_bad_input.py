@@ -17,9 +17,18 @@ import pytest
 
 
 def good(i: int) -> str:
-    return json.dumps({"id": f"good-{i:04d}", "messages": [
-        {"role": "user", "content": "Where is my order 48213?"},
-        {"role": "assistant", "content": "It ships tomorrow."}]}) + "\n"
+    return (
+        json.dumps(
+            {
+                "id": f"good-{i:04d}",
+                "messages": [
+                    {"role": "user", "content": "Where is my order 48213?"},
+                    {"role": "assistant", "content": "It ships tomorrow."},
+                ],
+            }
+        )
+        + "\n"
+    )
 
 
 def one_line_error(result: Any) -> str:
@@ -37,14 +46,24 @@ def only_source(doc: dict[str, Any]) -> dict[str, Any]:
 
 # -- one bad file alone: exit 2 with one line naming it -----------------------------------------
 
-@pytest.mark.parametrize(("name", "data", "says"), [
-    ("binary.jsonl", bytes(range(256)) * 40, "binary data"),
-    ("utf16.jsonl", good(1).encode("utf-16"), "UTF-16"),
-    ("empty.jsonl", b"", "empty file"),
-    ("deep.jsonl", b'{"id": "d", "messages": ' + b"[" * 5000 + b"]" * 5000 + b"}\n", "deep.jsonl:1: nesting too deep"),
-])
-def test_a_file_with_nothing_readable_is_one_line(tmp_path: Path, run: Callable[..., Any], name: str,
-                                                  data: bytes, says: str) -> None:
+
+@pytest.mark.parametrize(
+    ("name", "data", "says"),
+    [
+        ("binary.jsonl", bytes(range(256)) * 40, "binary data"),
+        ("utf16.jsonl", good(1).encode("utf-16"), "UTF-16"),
+        ("empty.jsonl", b"", "empty file"),
+        (
+            "deep.jsonl",
+            b'{"id": "d", "messages": ' + b"[" * 5000 + b"]" * 5000 + b"}\n",
+            "deep.jsonl:1: nesting too deep",
+        ),
+    ],
+    ids=["binary", "utf16", "empty", "deep"],
+)
+def test_a_file_with_nothing_readable_is_one_line(
+    tmp_path: Path, run: Callable[..., Any], name: str, data: bytes, says: str
+) -> None:
     path = tmp_path / name
     path.write_bytes(data)
     line = one_line_error(run("analyze", str(path), "--json"))
@@ -86,8 +105,10 @@ def test_a_directory_with_only_noise_is_one_line(tmp_path: Path, run: Callable[.
     assert "no traces could be read from" in line and "noise" in line
 
 
-@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0,
-                    reason="root reads a chmod 000 file anyway, so there is nothing to refuse")
+@pytest.mark.skipif(
+    hasattr(os, "geteuid") and os.geteuid() == 0,
+    reason="root reads a chmod 000 file anyway, so there is nothing to refuse",
+)
 def test_an_unreadable_file_is_one_line(tmp_path: Path, run: Callable[..., Any]) -> None:
     path = tmp_path / "secret.jsonl"
     path.write_text(good(1))
@@ -101,16 +122,29 @@ def test_an_unreadable_file_is_one_line(tmp_path: Path, run: Callable[..., Any])
 
 # -- a bad record among good ones: skipped, counted, located ---------------------------------------
 
-def test_bad_lines_among_good_ones_are_counted_with_their_line(tmp_path: Path, run: Callable[..., Any]) -> None:
+
+def test_bad_lines_among_good_ones_are_counted_with_their_line(
+    tmp_path: Path, run: Callable[..., Any]
+) -> None:
     path = tmp_path / "mixed.jsonl"
     path.write_bytes(
         good(1).encode()
         + b'{"id": "latin", "messages": [{"role": "user", "content": "caf\xe9"}]}\n'  # latin-1 byte
         + good(2).encode()
         + b"{not json\n"
-        + b"[" * 100_000 + b"]" * 100_000 + b"\n"  # absurdly deep
-        + json.dumps({"id": "huge", "messages": [{"role": "user", "content": "x" * 3_000_000},
-                                                 {"role": "assistant", "content": "ok"}]}).encode() + b"\n"
+        + b"[" * 100_000
+        + b"]" * 100_000
+        + b"\n"  # absurdly deep
+        + json.dumps(
+            {
+                "id": "huge",
+                "messages": [
+                    {"role": "user", "content": "x" * 3_000_000},
+                    {"role": "assistant", "content": "ok"},
+                ],
+            }
+        ).encode()
+        + b"\n"
         + good(3).encode()
     )
     result = run("analyze", str(path), "--json")
@@ -156,13 +190,96 @@ def test_a_directory_mixing_good_and_bad_files(tmp_path: Path, run: Callable[...
     assert good_ids <= seen
     # the bad files are reported, not silently dropped
     for name in ("binary.jsonl", "c.jsonl.gz"):
-        assert name in by_name and by_name[name]["skipped"] >= 1 and by_name[name]["errors"], by_name.get(name)
+        assert name in by_name and by_name[name]["skipped"] >= 1 and by_name[name]["errors"], by_name.get(
+            name
+        )
 
 
-def test_strict_stops_at_the_first_bad_record_naming_file_and_line(tmp_path: Path,
-                                                                   run: Callable[..., Any]) -> None:
+def test_strict_stops_at_the_first_bad_record_naming_file_and_line(
+    tmp_path: Path, run: Callable[..., Any]
+) -> None:
     path = tmp_path / "mixed.jsonl"
     path.write_text(good(1) + good(2) + "{not json\n" + good(3))
     line = one_line_error(run("analyze", str(path), "--strict", "--json"))
     assert "mixed.jsonl:3" in line
     assert run("analyze", str(path), "--strict").exit_code == 2
+
+
+def test_directory_symlink_loops_and_fifos_never_hang(tmp_path: Path, run: Callable[..., Any]) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "a.jsonl").write_text(good(1))
+    os.symlink("..", logs / "up")  # a loop through the parent
+    os.symlink(".", logs / "self")  # a loop onto itself
+    os.mkfifo(logs / "pipe.jsonl")  # reading it would block forever
+    result = run("analyze", str(logs), "--json")
+    assert result.exit_code == 0, result.stderr
+    doc = result.json()
+    assert doc["traces"]["total"] == 1
+    (pipe,) = [s for s in doc["sources"] if s["path"].endswith("pipe.jsonl")]
+    assert pipe["traces"] == 0 and pipe["reason"] == "not a regular file"
+    line = one_line_error(run("analyze", str(logs / "pipe.jsonl"), "--json"))
+    assert "pipe.jsonl" in line and "not a regular file" in line
+
+
+# -- structurally valid JSON with the wrong shapes -------------------------------------------------
+
+TRACE_SAMPLES = Path(__file__).resolve().parents[1] / "data" / "traces"
+WEIRD: tuple[Any, ...] = (
+    None,
+    0,
+    -1,
+    1e308,
+    "",
+    "x",
+    [],
+    {},
+    [None],
+    {"a": None},
+    True,
+    "2026-13-45T99:99:99Z",
+    "\u0000",
+    [[[]]],
+    12345678901234567890,
+)
+
+
+def _mutate(value: Any, rng: Any) -> Any:
+    import copy
+
+    if isinstance(value, dict) and value:
+        key = rng.choice(sorted(value))
+        roll = rng.random()
+        if roll < 0.3:
+            value[key] = copy.deepcopy(rng.choice(WEIRD))
+        elif roll < 0.4:
+            del value[key]
+        else:
+            value[key] = _mutate(value[key], rng)
+        return value
+    if isinstance(value, list) and value:
+        i = rng.randrange(len(value))
+        value[i] = copy.deepcopy(rng.choice(WEIRD)) if rng.random() < 0.3 else _mutate(value[i], rng)
+        return value
+    return copy.deepcopy(rng.choice(WEIRD))
+
+
+def test_real_trace_files_with_wrong_types_never_crash(tmp_path: Path, run: Callable[..., Any]) -> None:
+    """Real samples of every JSON format, each mutated a few times (a value of the wrong type, a key
+    dropped): read or refused, never an internal error. Seeded, so a failure reproduces."""
+    import random
+
+    rng = random.Random(20261121)
+    samples = sorted(p for p in TRACE_SAMPLES.rglob("*.json") if p.parent.name != "not-traces")
+    assert len(samples) >= 10
+    for n in range(40):
+        source = rng.choice(samples)
+        doc = json.loads(source.read_text(encoding="utf-8"))
+        for _ in range(rng.randint(1, 5)):
+            doc = _mutate(doc, rng)
+        path = tmp_path / f"case{n}-{source.name}"
+        path.write_text(json.dumps(doc), encoding="utf-8")
+        result = run("analyze", str(path), "--json")
+        assert result.exit_code in (0, 2), f"{source.name} (case {n}): {result.stderr}"
+        if result.exit_code == 2:
+            assert len(result.stderr.strip().splitlines()) == 1, result.stderr
