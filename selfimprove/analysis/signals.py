@@ -9,6 +9,12 @@ Never does: decide an outcome or weigh signals against each other (that is `outc
 anything beyond the trace it is looking at (analysis must stream). Detectors are deliberately plain
 regular expressions and counters: they run on every trace of a large log, must be deterministic, and
 their meaning is calibrated later from labelled traces rather than trusted blindly.
+
+Speed: most messages trigger nothing, so a detector first tests the texts it would search, joined
+into one string per trace, for the words every match of its patterns must contain (`_ERROR_WORDS`,
+`_CORRECTION_WORDS`, `_ESCALATE_WORDS`, `_REFUSAL_WORDS`, ...), and runs its regular expressions only
+when one is there. Such a test may let a trace through needlessly, never hold one back: whoever adds
+a phrase to a pattern must make sure one of those words is in it, or add one.
 """
 
 from __future__ import annotations
