@@ -133,3 +133,13 @@ def test_reflection_with_a_model_through_litellm(run, stub_openai) -> None:  # t
     assert doc["reflection"]["model"] == "openai/stub-model" and doc["reflection"]["calls"] == 5
     offline = run("analyze", str(FIXTURE), "--json", "--model", "openai/stub-model", "--offline")
     assert "reflection" not in offline.json() and len(stub_openai.requests) == 5
+
+
+def test_a_folder_without_trace_files_says_so(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "README.md").write_text("put logs here\n")
+    result = run("analyze", str(logs))
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"error: no trace files in {logs} (ignored: README.md) (hint: put your")
+    assert result.stderr.count("\n") == 1
