@@ -307,17 +307,14 @@ def analyze(paths: Sequence[Path], *, format: str = "auto", since: datetime | No
         reports = list(stream.sources)
     sources = tuple(_source_info(r) for r in reports)
     if sum(s.traces for s in sources) == 0:
-        where = ", ".join(str(p) for p in paths)
-        if all(s.status == "ignored" and not s.errors for s in sources):
-            names = ", ".join(Path(s.path).name for s in sources[:3]) + (", …" if len(sources) > 3 else "")
-            raise SelfImproveError(
-                f"no trace files in {where}" + (f" (ignored: {names})" if sources else ""),
-                hint="put your agent's logs there (OpenAI/Anthropic messages, OTLP, Langfuse, LangSmith "
-                     "exports, … see the README), or pass the files to analyze")
         first = _first_problem(sources)
-        raise SelfImproveError(f"no traces could be read from {where}"
-                               + (f"; first problem: {first}" if first else ""),
-                               hint="check the files' format (--format forces a reader)")
+        only_other_files = all(s.status == "ignored" and not s.errors for s in sources)
+        raise SelfImproveError(
+            f"no traces could be read from {', '.join(str(p) for p in paths)}"
+            + (f"; first problem: {first}" if first else ""),
+            hint="put your agent's logs there (OpenAI or Anthropic messages, OTLP, Langfuse or LangSmith "
+                 "exports, … see the README)" if only_other_files
+            else "check the files' format (--format forces a reader)")
     outcomes, fit, failing = score(col)
     patterns = group(col, outcomes, failing)
     reflection = None

@@ -141,5 +141,7 @@ def test_a_folder_without_trace_files_says_so(run, tmp_path: Path) -> None:  # t
     (logs / "README.md").write_text("put logs here\n")
     result = run("analyze", str(logs))
     assert result.exit_code == 2
-    assert result.stderr.startswith(f"error: no trace files in {logs} (ignored: README.md) (hint: put your")
+    assert result.stderr.startswith(
+        f"error: no traces could be read from {logs}; first problem: {logs / 'README.md'}: not a trace file "
+        "(.md) (hint: put your agent's logs there")
     assert result.stderr.count("\n") == 1
