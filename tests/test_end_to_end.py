@@ -1,5 +1,6 @@
 """The whole loop on the bundled example, through the CLI, offline: analyze → propose → eval → merge →
-history → rollback, with a bad hand-made change and a config change the eval cannot measure both refused.
+history → rollback, with a bad hand-made change refused, and a config change measured through the
+configs the `exec:` harness receives.
 
 One repo is built for the module (evals share its answer cache), and the steps run in order, so each
 test reads like the quickstart a user runs.
@@ -31,6 +32,8 @@ HANDED_OVER = (
 )
 ORDER_FORMAT = [f"order-format-{i}" for i in range(1, 7)]
 ASK_ORDER_NUMBER = [f"ask-order-number-{i}" for i in range(1, 5)]
+TIMEOUTS = [f"timeout-{i}" for i in range(1, 4)]
+CASES = 48
 
 
 def git(repo: Path, *args: str) -> str:
@@ -146,15 +149,16 @@ def test_3_eval_passes_the_tool_error_rule_with_exactly_the_cases_it_fixes(acme:
     assert doc["verdict"] == "pass"
     assert doc["reasons"] == []
     assert doc["base"]["sha"] == acme["base"]
-    assert doc["base"]["pass_rate"] == pytest.approx(20 / 45, abs=1e-6)
-    assert doc["candidate"]["pass_rate"] == pytest.approx(26 / 45, abs=1e-6)
+    assert doc["base"]["pass_rate"] == pytest.approx(20 / CASES, abs=1e-6)
+    assert doc["candidate"]["pass_rate"] == pytest.approx(26 / CASES, abs=1e-6)
     assert doc["fixed"] == ORDER_FORMAT
     assert doc["regressed"] == []
     assert doc["p_value"] == pytest.approx(2 * 0.5**6)
-    assert doc["calls"] == {"made": 90, "cached": 0}
+    assert doc["slices"]["timeouts"] == {"cases": 3, "base": 0.0, "candidate": 0.0, "delta": 0.0}
+    assert doc["calls"] == {"made": 2 * CASES, "cached": 0}
     again = cli(acme, "eval", acme["tool_branch"], "--json")
     assert again.exit_code == 0, again.stderr
-    assert again.json()["calls"] == {"made": 0, "cached": 90}
+    assert again.json()["calls"] == {"made": 0, "cached": 2 * CASES}
 
 
 def test_4_a_hand_made_change_deleting_a_needed_rule_is_refused(acme: dict[str, Any]) -> None:
@@ -174,7 +178,7 @@ def test_4_a_hand_made_change_deleting_a_needed_rule_is_refused(acme: dict[str, 
     assert any("ask-order-number" in reason for reason in doc["reasons"])
 
 
-def test_5_a_config_change_the_eval_cannot_measure_is_refused(acme: dict[str, Any]) -> None:
+def test_5_a_config_change_is_measured_through_the_harness_configs(acme: dict[str, Any]) -> None:
     proposed = cli(acme, "propose", "--offline", "--pattern", acme["timeout_pattern"], "--json")
     assert proposed.exit_code == 0, proposed.stderr
     (proposal,) = proposed.json()["proposals"]
@@ -182,11 +186,28 @@ def test_5_a_config_change_the_eval_cannot_measure_is_refused(acme: dict[str, An
     assert proposal["files"] == ["config/agent.yaml"]
     assert "timeout_s: 3.0" in git(acme["repo"], "show", f"{proposal['branch']}:config/agent.yaml")
     result = cli(acme, "eval", proposal["branch"], "--json")
-    assert result.exit_code == 1, result.stderr
+    assert result.exit_code == 0, result.stderr
     doc = result.json()
-    assert doc["fixed"] == [] and doc["regressed"] == []
-    assert doc["calls"]["made"] == 0
-    assert any("min_improvement" in reason for reason in doc["reasons"])
+    assert doc["verdict"] == "pass"
+    assert doc["reasons"] == []
+    assert doc["base"]["sha"] == acme["base"]
+    assert doc["base"]["pass_rate"] == pytest.approx(20 / CASES, abs=1e-6)
+    assert doc["candidate"]["pass_rate"] == pytest.approx(23 / CASES, abs=1e-6)
+    assert doc["fixed"] == TIMEOUTS
+    assert doc["regressed"] == []
+    assert doc["p_value"] == pytest.approx(2 * 0.5**3)
+    assert doc["slices"]["timeouts"] == {"cases": 3, "base": 0.0, "candidate": 1.0, "delta": 1.0}
+    # same prompt on both sides: only the candidate's configs differ, so the base's answers (asked in
+    # test_3 with the base's configs) are reused and every candidate case is asked once
+    assert doc["calls"] == {"made": CASES, "cached": CASES}
+    flipped = {f["id"]: f for f in doc["flipped"]}
+    assert flipped["timeout-1"]["base"]["output"] == (
+        "Our order system is not responding right now. Please try again in a few minutes.")
+    assert flipped["timeout-1"]["candidate"]["output"] == (
+        "Your order 90412 is processing (FedEx); expected delivery: Nov 26.")
+    again = cli(acme, "eval", proposal["branch"], "--json")
+    assert again.exit_code == 0, again.stderr
+    assert again.json()["calls"] == {"made": 0, "cached": 2 * CASES}
 
 
 def test_6_merge_history_rollback(acme: dict[str, Any]) -> None:

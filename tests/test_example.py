@@ -63,13 +63,20 @@ ASK_RULE = "- Ask for the order number before looking up an order.\n"
 
 
 def sim(
-    system: str, *turns: str, env: dict[str, str] | None = None, cwd: Path | None = None
+    system: str,
+    *turns: str,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    configs: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """One call of the simulated agent through its real stdin/stdout protocol."""
     messages = [{"role": "user" if i % 2 == 0 else "assistant", "content": t} for i, t in enumerate(turns)]
+    request: dict[str, Any] = {"system": system, "messages": messages, "vars": {}}
+    if configs is not None:
+        request["configs"] = configs
     proc = subprocess.run(
         [sys.executable, str(SIM)],
-        input=json.dumps({"system": system, "messages": messages, "vars": {}}),
+        input=json.dumps(request),
         capture_output=True,
         text=True,
         check=True,
@@ -192,6 +199,7 @@ def test_eval_suite_has_tagged_cases_with_known_assertions() -> None:
         "escalation",
         "safety",
         "general",
+        "timeouts",
     } <= tags
     readme = (EXAMPLE / "README.md").read_text(encoding="utf-8")
     assert f"{len(cases)} eval cases" in readme
@@ -293,7 +301,13 @@ def test_sim_agent_is_deterministic_through_its_protocol() -> None:
     assert len(outputs) == 1
     assert json.loads(outputs.pop()) == {
         "output": "I'm sorry, I couldn't find an order with that number. Could you double-check it?",
-        "tool_calls": [{"name": "lookup_order", "arguments": {"order_id": "#48213"}}],
+        "tool_calls": [
+            {
+                "name": "lookup_order",
+                "arguments": {"order_id": "#48213"},
+                "error": "Error: invalid order_id format: expected 5 digits",
+            }
+        ],
     }
 
 
@@ -353,6 +367,37 @@ def test_an_escalation_rule_hands_over_and_a_negated_one_does_not() -> None:
     ]
     negated = with_rule("Never transfer customers to a human.")
     assert calls(sim(negated, "I want to talk to a human."), "escalate_to_human") == []
+
+
+def agent_config(timeout_s: float) -> dict[str, Any]:
+    config = yaml.safe_load((EXAMPLE / "config" / "agent.yaml").read_text(encoding="utf-8"))
+    config["tools"]["lookup_order"]["timeout_s"] = timeout_s
+    return {"config/agent.yaml": config}
+
+
+NOT_RESPONDING = "Our order system is not responding right now. Please try again in a few minutes."
+
+
+def test_the_lookup_timeout_from_the_configs_decides_slow_orders() -> None:
+    question = "Where is order 90412?"  # legacy warehouse: the order service takes 2.5 s
+    at_base = sim(rendered(), question, configs=agent_config(2.0))
+    assert at_base["output"] == NOT_RESPONDING
+    assert at_base["tool_calls"] == [
+        {"name": "lookup_order", "arguments": {"order_id": "90412"}, "error": "Error: timed out after 2s"}
+    ]
+    expected = "Your order 90412 is processing (FedEx); expected delivery: Nov 26."
+    for timeout in (2.5, 3.0):
+        raised = sim(rendered(), question, configs=agent_config(timeout))
+        assert raised["output"] == expected
+        assert raised["tool_calls"] == [{"name": "lookup_order", "arguments": {"order_id": "90412"}}]
+    # with no configs there is no client-side timeout: the lookup waits for the answer
+    assert sim(rendered(), question)["output"] == expected
+    # other orders answer in 0.4 s: fine at the shipped 2.0 s, timed out below 0.4 s
+    regular = sim(rendered(), "Where is order 48213?", configs=agent_config(2.0))
+    assert regular["output"] == "Your order 48213 is shipped (UPS); expected delivery: Nov 19."
+    low = sim(rendered(), "Where is order 48213?", configs=agent_config(0.25))
+    assert low["output"] == NOT_RESPONDING
+    assert low["tool_calls"][0]["error"] == "Error: timed out after 0.25s"
 
 
 def test_deleting_the_ask_rule_breaks_the_cases_that_need_it() -> None:

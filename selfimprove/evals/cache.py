@@ -1,14 +1,17 @@
 """Content-addressed answers on disk, so an unchanged base is never asked again and a re-run is free.
 
-Owns: the cache key (a SHA-256 of the provider, the rendered messages, the call parameters and the
-repeat index, as canonical JSON), the on-disk layout `.selfimprove/cache/<k[:2]>/<k>.json`, and atomic
+Owns: the cache key (a SHA-256 of the provider, the rendered messages, the call parameters, the repeat
+index and — for providers that receive them, i.e. `exec:` harnesses — the parsed structured configs of
+the side asked, as canonical JSON), the on-disk layout `.selfimprove/cache/<k[:2]>/<k>.json`, and atomic
 writes (a reader never sees half an entry, two runs never corrupt one).
 
 Must never: store an error (a failed call is retried next run, not remembered), or let a damaged entry
 break a run (it is treated as a miss and rewritten).
 
 The repeat index is part of the key on purpose: `--repeat 3` asks three times, and the second run of
-the same suite finds all three answers again.
+the same suite finds all three answers again. Configs are in the key only when the provider sees them:
+a config change then invalidates exactly the answers asked with the changed config (the candidate's),
+while the base's stay cached; a litellm model never sees configs, so its keys ignore them.
 """
 
 from __future__ import annotations
@@ -29,10 +32,16 @@ KEY_VERSION = 1
 
 
 def cache_key(provider: str, messages: Sequence[Mapping[str, Any]], params: Mapping[str, Any],
-              repeat: int) -> str:
-    """The hash of everything that determines an answer."""
-    doc = {"v": KEY_VERSION, "provider": provider, "messages": list(messages), "params": dict(params),
-           "repeat": repeat}
+              repeat: int, configs: Mapping[str, Any] | None = None) -> str:
+    """The hash of everything that determines an answer.
+
+    `configs` (repo-relative path -> parsed document) is what an `exec:` harness receives besides the
+    messages; None or empty leaves the key as it was without them, so existing entries stay valid.
+    """
+    doc: dict[str, Any] = {"v": KEY_VERSION, "provider": provider, "messages": list(messages),
+                           "params": dict(params), "repeat": repeat}
+    if configs:
+        doc["configs"] = dict(configs)
     canonical = json.dumps(doc, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 

@@ -1,8 +1,13 @@
 """Providers: who answers a case. Any litellm model string, or `exec:COMMAND` (the user's own harness).
 
 Owns: the provider registry (`make_provider`), the exec protocol of DESIGN §6 — the case as JSON on
-stdin (`{"system", "messages", "vars"}`), `{"output", "tool_calls"?, "cost"?}` on stdout — with a
-timeout, and each provider's cache identity.
+stdin (`{"system", "messages", "vars", "configs"}`), `{"output", "tool_calls"?, "cost"?}` on stdout —
+with a timeout, and each provider's cache identity.
+
+`configs` maps the repo-relative path of every structured config listed in selfimprove.yaml to its
+parsed document at the commit of the side being asked (null when absent there), so a harness can
+honour a proposal that changes a config value. A litellm model only ever sees messages: it gets no
+configs (`sees_configs` is False), and its cache keys do not depend on them.
 
 Must never: import litellm (calls go through `selfimprove.llm`), run an exec command through a shell
 (it is split with shlex), or turn a failing harness into a traceback: a command that fails, times out
@@ -32,13 +37,17 @@ if TYPE_CHECKING:
 
 class Provider(Protocol):
     name: str  # the cache identity: model string, or exec command plus a hash of its files
+    sees_configs: bool  # True when `configs` reach the provider (and so belong in the cache key)
 
     async def call(self, messages: Sequence[Mapping[str, Any]], vars: Mapping[str, Any],
-                   params: Mapping[str, Any]) -> Output: ...
+                   params: Mapping[str, Any], configs: Mapping[str, Any] | None = None) -> Output: ...
 
 
 class LiteLLMProvider:
-    """A litellm model string through a `Completer` (retries, timeout and redaction live there)."""
+    """A litellm model string through a `Completer` (retries, timeout and redaction live there).
+    A model sees only the messages: `configs` are ignored."""
+
+    sees_configs = False
 
     def __init__(self, model: str, completer: Completer) -> None:
         self.name = model
@@ -46,7 +55,7 @@ class LiteLLMProvider:
         self.completer = completer
 
     async def call(self, messages: Sequence[Mapping[str, Any]], vars: Mapping[str, Any],
-                   params: Mapping[str, Any]) -> Output:
+                   params: Mapping[str, Any], configs: Mapping[str, Any] | None = None) -> Output:
         completion = await self.completer.acomplete(self.model, messages, **params)
         return Output(text=completion.text, tool_calls=completion.tool_calls,
                       input_tokens=completion.input_tokens, output_tokens=completion.output_tokens,
@@ -55,6 +64,8 @@ class LiteLLMProvider:
 
 class ExecProvider:
     """`exec:COMMAND`: run the user's harness once per case, JSON in, JSON out."""
+
+    sees_configs = True
 
     def __init__(self, command: str, *, cwd: Path, timeout: float = 60.0) -> None:
         self.command = command
@@ -85,16 +96,17 @@ class ExecProvider:
     def _fail(self, what: str) -> SelfImproveError:
         return SelfImproveError(f"exec provider '{self.command}' {what}",
                                 hint="run the command by hand with a case as JSON on stdin "
-                                     '({"system", "messages", "vars"}); it must print '
+                                     '({"system", "messages", "vars", "configs"}); it must print '
                                      '{"output": ...} on stdout')
 
     async def call(self, messages: Sequence[Mapping[str, Any]], vars: Mapping[str, Any],
-                   params: Mapping[str, Any]) -> Output:
+                   params: Mapping[str, Any], configs: Mapping[str, Any] | None = None) -> Output:
         system = ""
         rest = list(messages)
         if rest and rest[0].get("role") == "system":
             system = str(rest.pop(0).get("content") or "")
-        payload = json.dumps({"system": system, "messages": rest, "vars": dict(vars)},
+        payload = json.dumps({"system": system, "messages": rest, "vars": dict(vars),
+                              "configs": dict(configs or {})},
                              ensure_ascii=False, default=str).encode("utf-8")
         try:
             process = await asyncio.create_subprocess_exec(

@@ -1,19 +1,22 @@
 """`run_eval`: the suite on base and candidate, through one provider, then the gate and the git note.
 
 Owns: choosing the two commits (candidate: the current branch; base: `--base`, else the candidate's
-`Selfimprove-Base` trailer, else its merge-base with the default branch), reading every prompt and suite
-file from git objects at those commits, the policy check between them, the cost estimate printed
-before any call (and `--max-cost`), running every (case, repeat, side) call concurrently under a limit,
-with the on-disk cache and in-run de-duplication, grading, the gate, and the note on the candidate.
+`Selfimprove-Base` trailer, else its merge-base with the default branch), reading every prompt, suite
+and structured config file from git objects at those commits, the policy check between them, the cost
+estimate printed before any call (and `--max-cost`), running every (case, repeat, side) call
+concurrently under a limit, with the on-disk cache and in-run de-duplication, grading, the gate, and
+the note on the candidate.
 
-Must never: read prompt or suite files from the working tree, or write to it, the index or HEAD (the
+Must never: read prompt, suite or config files from the working tree, or write to it, the index or HEAD (the
 only writes are the cache under `.selfimprove/cache/` and the note under `refs/notes/selfimprove`);
 make a call when the policy already refuses the candidate; or decide a verdict from an incomplete run —
 a call that fails after its retries stops the run with one clear line (answers already received stay
 cached, so re-running resumes).
 
 Identical requests share one answer: when a prompt change does not touch what a case sends, base and
-candidate ask once (the answer is the same cache entry either way).
+candidate ask once (the answer is the same cache entry either way). A provider that sees configs (an
+`exec:` harness) gets each side's parsed structured configs with every case, and they are part of
+that request: a config-only change re-asks the candidate and reuses the base's answers.
 """
 
 from __future__ import annotations
@@ -223,6 +226,29 @@ class _Prompts:
         return self._memo[key]
 
 
+def _configs_at(repo: Repo, settings: Settings, side: Side) -> dict[str, Any]:
+    """Every structured config of selfimprove.yaml, parsed as it is at `side` (None when absent there)."""
+    from selfimprove.prompts.structured import load_structured
+
+    configs: dict[str, Any] = {}
+    for spec in settings.configs:
+        data = repo.read_at(side.sha, spec.path)
+        if data is None:
+            configs[spec.path] = None
+            continue
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise SelfImproveError(f"config {spec.path} at {side.ref} ({side.sha[:12]}) is not UTF-8 text",
+                                   where=spec.path, hint="save the file as UTF-8") from None
+        try:
+            configs[spec.path] = load_structured(text, spec.path)
+        except SelfImproveError as exc:  # say which side's version is broken
+            raise SelfImproveError(f"{exc.message} (config at {side.ref}, {side.sha[:12]})", where=exc.where,
+                                   hint=exc.hint) from None
+    return configs
+
+
 @dataclass(frozen=True)
 class _Job:
     case: Case
@@ -231,6 +257,7 @@ class _Job:
     messages: list[dict[str, Any]]
     params: Mapping[str, Any]
     key: str
+    configs: Mapping[str, Any] | None = None  # only for providers that see them
 
 
 class _Stopped(Exception):
@@ -402,6 +429,9 @@ def run_eval(
     _require_judge(suite, judge_model)
     provider = make_provider(model, root=settings.root, timeout=spec.timeout, completer=completer)
     prompts = _Prompts(repo)
+    configs: dict[str, dict[str, Any] | None] = {
+        name: _configs_at(repo, settings, side) if provider.sees_configs else None
+        for name, side in (("base", base_side), ("candidate", cand_side))}
     jobs = []
     for case in suite.cases:
         for name, side in (("base", base_side), ("candidate", cand_side)):
@@ -409,7 +439,8 @@ def run_eval(
             messages = render_messages(case, system)
             for r in range(repeats):
                 jobs.append(_Job(case, name, r, messages, dict(case.config),
-                                 cache_key(provider.name, messages, case.config, r)))
+                                 cache_key(provider.name, messages, case.config, r, configs[name]),
+                                 configs[name]))
 
     cache = Cache(settings.root / CACHE_DIR, enabled=use_cache)
     todo, cached, estimate = _estimate(model, jobs, cache)
@@ -467,7 +498,7 @@ async def _run_jobs(jobs: Sequence[_Job], provider: Provider, cache: Cache, usag
         nonlocal done
 
         async def call() -> Output:
-            return await provider.call(job.messages, job.case.vars, job.params)
+            return await provider.call(job.messages, job.case.vars, job.params, job.configs)
 
         output, was_cached = await engine.answer(job.key, call)
         judge = _judge_for(engine, judge_completer, judge_model, job.repeat)

@@ -70,3 +70,17 @@ def test_a_users_own_gitignore_is_never_overwritten(tmp_path):
     (tmp_path / ".selfimprove" / ".gitignore").write_text("mine\n")
     Cache(tmp_path / ".selfimprove" / "cache").put(cache_key("m", MSGS, {}, 0), Output("hi", (), 0, 0, 0.0))
     assert (tmp_path / ".selfimprove" / ".gitignore").read_text() == "mine\n"
+
+
+def test_configs_are_part_of_the_key_only_when_given():
+    configs = {"config/agent.yaml": {"tools": {"lookup": {"timeout_s": 2.0}}, "model": "m"}}
+    key = cache_key("exec:h", MSGS, {}, 0, configs)
+    assert key == cache_key("exec:h", MSGS, {}, 0, {"config/agent.yaml": {"model": "m", "tools": {
+        "lookup": {"timeout_s": 2.0}}}})  # key order does not matter
+    assert key != cache_key("exec:h", MSGS, {}, 0, {"config/agent.yaml": {"tools": {"lookup": {
+        "timeout_s": 3.0}}, "model": "m"}})
+    assert key != cache_key("exec:h", MSGS, {}, 0, {"config/other.yaml": configs["config/agent.yaml"]})
+    assert key != cache_key("exec:h", MSGS, {}, 0)
+    # no configs (a litellm model, or none listed) keeps the key entries were stored under before
+    assert cache_key("exec:h", MSGS, {}, 0, None) == cache_key("exec:h", MSGS, {}, 0, {}) == cache_key(
+        "exec:h", MSGS, {}, 0)

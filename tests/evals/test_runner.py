@@ -291,3 +291,86 @@ def test_llm_rubric_with_an_exec_provider_needs_a_judge(eval_repo):
                                      "evals/support.yaml": text})
     with pytest.raises(SelfImproveError, match="llm-rubric needs a judge model"):
         evaluate(eval_repo, "fix-refunds", model=model, completer=None)
+
+
+# -- structured configs reach exec harnesses ----------------------------------------------------------
+
+CONFIG = "# runtime settings\ngreeting: Hello\ntools:\n  lookup:\n    timeout_s: 2.0\n"
+
+ECHO_HARNESS = r"""
+import json, sys
+case = json.load(sys.stdin)
+print(json.dumps({"output": json.dumps({"keys": sorted(case), "configs": case["configs"]})}))
+"""
+
+
+def with_config(eval_repo) -> None:
+    """List config/agent.yaml in selfimprove.yaml (only /tools/lookup/timeout_s may change), on main."""
+    (eval_repo.root / "config").mkdir()
+    (eval_repo.root / "config" / "agent.yaml").write_text(CONFIG)
+    settings = eval_repo.root / "selfimprove.yaml"
+    listed = 'configs:\n  - path: config/agent.yaml\n    mutable: ["/tools/lookup/timeout_s"]\n'
+    settings.write_text(settings.read_text().replace("eval:\n", listed + "eval:\n"))
+    git(eval_repo.root, "add", "-A")
+    git(eval_repo.root, "commit", "-q", "-m", "add a config")
+
+
+def seen(result, side: str) -> list[dict]:
+    return [json.loads(getattr(r, side)[0].output.text) for r in result.cases]
+
+
+def test_exec_harness_receives_each_sides_configs_and_they_key_the_cache(eval_repo):
+    with_config(eval_repo)
+    model = write_harness(eval_repo, ECHO_HARNESS)
+    eval_repo.branch("raise-timeout", {"config/agent.yaml": CONFIG.replace("2.0", "3.0")})
+    result = evaluate(eval_repo, "raise-timeout", model=model, completer=None)
+    base = {"config/agent.yaml": {"greeting": "Hello", "tools": {"lookup": {"timeout_s": 2.0}}}}
+    candidate = {"config/agent.yaml": {"greeting": "Hello", "tools": {"lookup": {"timeout_s": 3.0}}}}
+    assert seen(result, "base") == [{"keys": ["configs", "messages", "system", "vars"], "configs": base}] * 5
+    assert seen(result, "candidate") == [{"keys": ["configs", "messages", "system", "vars"],
+                                          "configs": candidate}] * 5
+    # same prompt on both sides, different configs: nothing is shared
+    assert result.to_json()["calls"] == {"made": 10, "cached": 0}
+    assert evaluate(eval_repo, "raise-timeout", model=model, completer=None).to_json()["calls"] == {
+        "made": 0, "cached": 10}
+    # a prompt-only change keeps the base's configs: the base's answers are reused, the candidate's
+    # (new prompt, base configs) are asked
+    eval_repo.branch("fix-refunds", {"prompts/agent.md": with_rule(PROMPT, REFUND_RULE)})
+    prompt_only = evaluate(eval_repo, "fix-refunds", model=model, completer=None)
+    assert prompt_only.to_json()["calls"] == {"made": 5, "cached": 5}
+    assert seen(prompt_only, "candidate") == seen(result, "base")
+
+
+def test_configs_are_read_from_git_not_the_working_tree(eval_repo):
+    with_config(eval_repo)
+    model = write_harness(eval_repo, ECHO_HARNESS)
+    eval_repo.branch("raise-timeout", {"config/agent.yaml": CONFIG.replace("2.0", "3.0")})
+    (eval_repo.root / "config" / "agent.yaml").write_text("greeting: [unclosed\n")  # uncommitted
+    result = evaluate(eval_repo, "raise-timeout", model=model, completer=None)
+    timeouts = {side: {s["configs"]["config/agent.yaml"]["tools"]["lookup"]["timeout_s"]
+                       for s in seen(result, side)} for side in ("base", "candidate")}
+    assert timeouts == {"base": {2.0}, "candidate": {3.0}}
+
+
+def test_a_model_never_sees_configs_so_a_config_only_change_shares_every_answer(eval_repo, stub_openai):
+    stub_openai.reply = support_reply
+    with_config(eval_repo)
+    eval_repo.branch("raise-timeout", {"config/agent.yaml": CONFIG.replace("2.0", "3.0")})
+    doc = evaluate(eval_repo, "raise-timeout").to_json()
+    assert doc["calls"] == {"made": 5, "cached": 5}
+    assert len(stub_openai.requests) == 5
+    assert all("configs" not in r and "timeout_s" not in json.dumps(r) for r in stub_openai.requests)
+    assert doc["fixed"] == [] and doc["regressed"] == []
+    assert doc["base"]["pass_rate"] == doc["candidate"]["pass_rate"] == 0.6
+
+
+def test_a_listed_config_absent_at_a_side_reaches_the_harness_as_null(eval_repo):
+    settings = eval_repo.root / "selfimprove.yaml"
+    settings.write_text(settings.read_text().replace(
+        "eval:\n", 'configs:\n  - path: config/absent.json\n    mutable: ["/x"]\neval:\n'))
+    git(eval_repo.root, "commit", "-q", "-am", "list a config not written yet")
+    model = write_harness(eval_repo, ECHO_HARNESS)
+    eval_repo.branch("fix-refunds", {"prompts/agent.md": with_rule(PROMPT, REFUND_RULE)})
+    result = evaluate(eval_repo, "fix-refunds", model=model, completer=None)
+    assert {json.dumps(s["configs"]) for side in ("base", "candidate") for s in seen(result, side)} == {
+        '{"config/absent.json": null}'}

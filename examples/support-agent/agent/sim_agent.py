@@ -5,9 +5,11 @@ This is not a language model. It stands in for one so that the whole selfimprove
 propose, eval, rollback) runs offline, with no API key, and gives the same answer every time.
 
 Protocol (selfimprove's `exec:` provider): one JSON object on stdin,
-    {"system": "<rendered system prompt>", "messages": [{"role", "content"}, ...], "vars": {...}}
+    {"system": "<rendered system prompt>", "messages": [{"role", "content"}, ...], "vars": {...},
+     "configs": {"config/agent.yaml": {...parsed settings...}}}
 and one JSON object on stdout,
-    {"output": "<the agent's reply>", "tool_calls": [{"name", "arguments"}, ...]}
+    {"output": "<the agent's reply>", "tool_calls": [{"name", "arguments", "error"?}, ...]}
+("error" is set on a tool call that failed, with the message the production logs show).
 
 How it decides: it answers the last user message, but it only *knows* what the system prompt it is
 given says. It reads the prompt line by line for a handful of behaviours, recognised by keywords
@@ -27,9 +29,17 @@ lookup_order verbatim, answers refund questions with "any time", assumes the bil
 keeps a customer who asked for a human, and so on. Tool signature lines ("- name(args): ...") are
 documentation, not rules, and are ignored. Tools run against a tiny deterministic fake backend.
 
+Runtime settings: it honours `tools.lookup_order.timeout_s` from `configs["config/agent.yaml"]`, the
+settings file as it is at the commit being evaluated. The simulated order service takes a fixed time
+to answer: 2.5 s for orders from the legacy warehouse (order ids 90000-99999, the ones the production
+logs show timing out) and 0.4 s for every other order. A lookup whose timeout is below that time
+fails with "Error: timed out after <timeout>s", as in the logs, and the agent says the order system is
+not responding. The time is simulated (a number compared with the timeout, nothing sleeps), so
+answers stay instant and deterministic. With no timeout in the request, lookups wait for the answer.
+
 It reads nothing but its input: selfimprove runs `exec:` harnesses in the repo root for both sides
 of an eval and reuses an answer when base and candidate send the same request, so an answer must
-depend on the request alone. (Changes to config/agent.yaml therefore show no effect here.)
+depend on the request (prompt, messages and configs) alone.
 
 To use a real model instead, change `eval.model` in selfimprove.yaml to a litellm model string
 (for example `openai/gpt-4o-mini`); nothing else changes.
@@ -134,14 +144,26 @@ HELP = (
 )
 
 
+LEGACY_WAREHOUSE = range(90000, 100000)  # order ids served by the slow legacy system
+LEGACY_LATENCY_S = 2.5  # simulated time the order service takes to answer a legacy order
+LATENCY_S = 0.4  # ... and any other order
+
+
 class ToolError(Exception):
     pass
 
 
-def lookup_order(order_id: str) -> dict[str, Any]:
+class ToolTimeout(ToolError):
+    pass
+
+
+def lookup_order(order_id: str, timeout_s: float | None = None) -> dict[str, Any]:
     if not re.fullmatch(r"\d{5}", order_id):
         raise ToolError("invalid order_id format: expected 5 digits")
     number = int(order_id)
+    latency = LEGACY_LATENCY_S if number in LEGACY_WAREHOUSE else LATENCY_S
+    if timeout_s is not None and timeout_s < latency:
+        raise ToolTimeout(f"timed out after {timeout_s:g}s")
     record = {
         "order_id": order_id,
         "status": STATUSES[number % 4],
@@ -165,7 +187,18 @@ def search_help(query: str, max_results: int) -> list[dict[str, str]]:
 
 _ORDER_TOKEN = re.compile(r"#\s?\d{3,7}\b|\b\d{4,7}\b")
 _AFFIRMATIVE = re.compile(r"^\s*(yes|yep|yeah|sure|confirm|confirmed|go ahead|please do|do it)\b", re.I)
+NOT_RESPONDING = "Our order system is not responding right now. Please try again in a few minutes."
 _HUMAN = re.compile(r"\b(human|real person|a person|representative|someone real|live agent)\b", re.I)
+
+
+def lookup_timeout(configs: Any) -> float | None:
+    """`tools.lookup_order.timeout_s` of config/agent.yaml as the request carries it, if it is a number."""
+    node: Any = configs.get("config/agent.yaml") if isinstance(configs, dict) else None
+    for key in ("tools", "lookup_order", "timeout_s"):
+        node = node.get(key) if isinstance(node, dict) else None
+    if isinstance(node, (int, float)) and not isinstance(node, bool) and node > 0:
+        return float(node)
+    return None
 
 
 def text_of(message: dict[str, Any]) -> str:
@@ -178,17 +211,23 @@ def text_of(message: dict[str, Any]) -> str:
 
 
 class Agent:
-    def __init__(self, knowledge: Knowledge) -> None:
+    def __init__(self, knowledge: Knowledge, *, lookup_timeout_s: float | None = None) -> None:
         self.k = knowledge
+        self.lookup_timeout_s = lookup_timeout_s
         self.calls: list[dict[str, Any]] = []
 
     def call(self, name: str, arguments: dict[str, Any]) -> Any:
-        self.calls.append({"name": name, "arguments": arguments})
-        if name == "lookup_order":
-            return lookup_order(arguments["order_id"])
-        if name == "search_help":
-            return search_help(arguments["query"], arguments["max_results"])
-        return {"ok": True}
+        record: dict[str, Any] = {"name": name, "arguments": arguments}
+        self.calls.append(record)
+        try:
+            if name == "lookup_order":
+                return lookup_order(arguments["order_id"], self.lookup_timeout_s)
+            if name == "search_help":
+                return search_help(arguments["query"], arguments["max_results"])
+            return {"ok": True}
+        except ToolError as error:
+            record["error"] = f"Error: {error}"
+            raise
 
     def order_arg(self, token: str) -> str:
         return re.sub(r"\D", "", token) if self.k.order_id_digits else token.replace(" ", "")
@@ -232,6 +271,8 @@ class Agent:
             token = "latest"
         try:
             order = self.call("lookup_order", {"order_id": self.order_arg(token)})
+        except ToolTimeout:
+            return NOT_RESPONDING
         except ToolError:
             return "I'm sorry, I couldn't find an order with that number. Could you double-check it?"
         text = (
@@ -318,6 +359,8 @@ class Agent:
             return self.ask_for_order_number()
         try:
             order = self.call("lookup_order", {"order_id": self.order_arg(token)})
+        except ToolTimeout:
+            return NOT_RESPONDING
         except ToolError:
             return "I'm sorry, I couldn't find an order with that number."
         return f"The note on order {order['order_id']} says: {order.get('internal_note', 'nothing')}."
@@ -338,7 +381,7 @@ def respond(request: dict[str, Any]) -> dict[str, Any]:
         system = " ".join(str(p.get("text", "")) for p in system if isinstance(p, dict))
     if not system:
         system = "\n".join(text_of(m) for m in messages if m.get("role") == "system")
-    agent = Agent(learn(system))
+    agent = Agent(learn(system), lookup_timeout_s=lookup_timeout(request.get("configs")))
     output = agent.reply(messages)
     return {"output": output, "tool_calls": agent.calls}
 
@@ -348,7 +391,7 @@ def main() -> int:
         request = json.load(sys.stdin)
     except json.JSONDecodeError as error:
         print(
-            f'sim_agent: stdin is not JSON ({error}); expected {{"system", "messages", "vars"}}',
+            f'sim_agent: stdin is not JSON ({error}); expected {{"system", "messages", "vars", "configs"}}',
             file=sys.stderr,
         )
         return 2
