@@ -176,7 +176,15 @@ def _status(exc: BaseException) -> int | None:
     return status if isinstance(status, int) else None
 
 
+def _missing_credentials(exc: BaseException) -> bool:
+    # litellm reports a missing key as a 500 ("Missing credentials. Please pass an `api_key` …")
+    text = str(exc).lower()
+    return "missing credentials" in text or "api_key client option must be set" in text
+
+
 def _retryable(exc: BaseException) -> bool:
+    if _missing_credentials(exc):
+        return False  # no retry brings a key
     status = _status(exc)
     if status is not None:
         return status in _RETRYABLE_STATUS or status >= 500

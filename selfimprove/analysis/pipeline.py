@@ -316,7 +316,8 @@ def analyze(paths: Sequence[Path], *, format: str = "auto", since: datetime | No
                  "exports, … see the README)" if only_other_files
             else "check the files' format (--format forces a reader)")
     outcomes, fit, failing = score(col)
-    patterns = group(col, outcomes, failing)
+    # every report quotes the patterns' evidence: redact it once, here (ids and counts are unchanged)
+    patterns = [_redacted_pattern(p) for p in group(col, outcomes, failing)]
     reflection = None
     if completer is not None and model and patterns:
         from selfimprove.analysis.reflect import reflect
@@ -329,6 +330,14 @@ def analyze(paths: Sequence[Path], *, format: str = "auto", since: datetime | No
         versions=versions(col.summaries, outcomes), filtered=col.filtered, undated=col.undated,
         reflection=reflection, inputs=tuple(str(p) for p in paths), format=format,
     )
+
+
+def _redacted_pattern(p: Any) -> Any:
+    from dataclasses import replace
+
+    from selfimprove.analysis.report import redacted
+
+    return replace(p, title=redacted(p.title), examples=redacted(p.examples), evidence=redacted(p.evidence))
 
 
 PARALLEL_MIN_BYTES = 16 << 20

@@ -101,9 +101,25 @@ def write_atomic(path: Path, chunks: Iterable[str]) -> None:
         raise
 
 
+def redacted(value: Any) -> Any:
+    """`value` (JSON-like) with every string passed through `llm.redact`: reports and exported cases
+    are shared and committed, so they never carry a key, token, e-mail, card or phone number."""
+    from selfimprove.llm import redact
+
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, Mapping):
+        return {k: redacted(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(redacted(v) for v in value)
+    return value
+
+
 def outcome_lines(analysis: Analysis) -> Iterator[str]:
     for o in analysis.outcomes:
-        yield json.dumps(o.to_json(), ensure_ascii=False) + "\n"
+        doc = o.to_json()
+        doc["signals"] = redacted(doc["signals"])
+        yield json.dumps(doc, ensure_ascii=False) + "\n"
 
 
 def write_outcomes(analysis: Analysis, path: Path) -> None:
@@ -356,6 +372,8 @@ def cases(analysis: Analysis, traces: Iterable[Trace]) -> list[dict[str, Any]]:
         index, outcome = hit
         case = case_for(trace, outcome, pattern_of.get(outcome.pattern or ""))
         if case is not None:
+            for key in ("description", "messages", "assert"):
+                case[key] = redacted(case[key])
             found.append((index, case))
     found.sort(key=lambda t: t[0])
     return [c for _, c in found]

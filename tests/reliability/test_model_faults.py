@@ -221,10 +221,6 @@ def test_a_malformed_body_is_reported_plainly(
     assert "not valid JSON" in line or "Expecting" in line, line
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="llm._retryable retries litellm's 'Missing credentials' (wrapped as a 500) 3 times with backoff",
-)
 def test_no_api_key_is_one_line_with_a_hint(
     stub_repo: Path,
     cli: Callable[..., Any],

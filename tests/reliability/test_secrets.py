@@ -87,12 +87,6 @@ def test_the_traces_really_carry_the_secrets(repo: Path) -> None:
     assert set(leaks(text)) == set(SECRETS) - {"card digits"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="analysis keeps raw trace text in pattern evidence (error_samples, "
-    "user_phrases, examples), signal details (--outcomes), the Markdown and terminal reports "
-    "and --export-cases; DESIGN/issue 7: secrets never appear in reports",
-)
 def test_analyze_reports_carry_no_secret(repo: Path, cli: Callable[..., Any]) -> None:
     out = repo.parent / "out"
     out.mkdir()
