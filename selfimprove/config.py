@@ -64,6 +64,7 @@ class Settings:
     traces_format: str = "auto"
     eval: EvalSpec = field(default_factory=EvalSpec)
     reflection_model: str | None = None
+    reflection_timeout: float = 60.0
     policy: PolicySpec = field(default_factory=PolicySpec)
 
     def managed_paths(self) -> tuple[str, ...]:
@@ -184,6 +185,7 @@ def _freeze(data: dict[str, Any], *, root: Path, path: Path) -> Settings:
             timeout=float(eval_data.get("timeout", 60.0)),
         ),
         reflection_model=(data.get("reflection") or {}).get("model"),
+        reflection_timeout=float((data.get("reflection") or {}).get("timeout", 60.0)),
         policy=PolicySpec(
             max_rules_per_section=policy_data.get("max_rules_per_section", 20),
             max_added_chars=policy_data.get("max_added_chars", 2000),

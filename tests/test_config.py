@@ -52,6 +52,10 @@ def test_defaults_for_a_minimal_file():
     s = parse_settings("version: 1\nprompts: []\n", root=Path("/r"), source="selfimprove.yaml")
     assert s.eval.model is None and s.reflection_model is None
     assert s.eval.repeats == 1 and s.policy.max_added_chars == 2000
+    assert s.reflection_timeout == 60.0
+    timed = parse_settings("version: 1\nprompts: []\nreflection: {timeout: 5}\n", root=Path("/r"),
+                           source="selfimprove.yaml")
+    assert timed.reflection_timeout == 5.0
 
 
 @pytest.mark.parametrize(

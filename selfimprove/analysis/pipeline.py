@@ -434,8 +434,9 @@ def parse_time(text: str | None, flag: str, *, now: datetime | None = None) -> d
 
 
 def resolve_inputs(paths: Sequence[Path], format: str | None, repo: Path | None, config: Path | None,
-                   model: str | None, offline: bool) -> tuple[list[Path], str, str | None]:
-    """(paths, format, reflection model): the command's options, completed from selfimprove.yaml."""
+                   model: str | None, offline: bool) -> tuple[list[Path], str, str | None, float]:
+    """(paths, format, reflection model, its timeout): the command's options, completed from
+    selfimprove.yaml."""
     from selfimprove.config import load_settings
 
     settings = None
@@ -452,7 +453,7 @@ def resolve_inputs(paths: Sequence[Path], format: str | None, repo: Path | None,
         paths = [settings.root / settings.traces_path]
     fmt = format or (settings.traces_format if settings is not None else "auto")
     chosen = None if offline else (model or (settings.reflection_model if settings is not None else None))
-    return list(paths), fmt, chosen
+    return list(paths), fmt, chosen, settings.reflection_timeout if settings is not None else 60.0
 
 
 def _optional_settings() -> Any:

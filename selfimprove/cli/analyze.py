@@ -34,13 +34,13 @@ def command(paths: Paths = None, format: Format = None, strict: Strict = False, 
     from selfimprove.analysis.pipeline import export_cases as export
     from selfimprove.cli.render import ProgressBar, emit_json, err_console, progress_enabled
 
-    inputs, fmt, reflection_model = resolve_inputs(paths or [], format, repo, config, model, offline)
+    inputs, fmt, reflection_model, timeout = resolve_inputs(paths or [], format, repo, config, model, offline)
     console = err_console()
     completer = None
     if reflection_model:
         from selfimprove.llm import make_completer
 
-        completer = make_completer(reflection_model)
+        completer = make_completer(reflection_model, timeout=timeout)
     with ProgressBar(progress_enabled(json), "reading traces", unit="bytes") as progress:
         result = analyze(inputs, format=fmt, since=parse_time(since, "--since"),
                          until=parse_time(until, "--until"), strict=strict, completer=completer,

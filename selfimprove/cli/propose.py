@@ -41,7 +41,7 @@ def command(
     if chosen:
         from selfimprove.llm import make_completer
 
-        completer = make_completer(chosen)
+        completer = make_completer(chosen, timeout=settings.reflection_timeout)
     console = err_console()
     say = (lambda line: console.print(line, markup=False, soft_wrap=True)) if verbose else None
     doc = load_analysis(from_) if from_ else fresh_analysis(settings, completer=completer, model=chosen)

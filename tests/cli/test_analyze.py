@@ -145,3 +145,23 @@ def test_a_folder_without_trace_files_says_so(run, tmp_path: Path) -> None:  # t
         f"error: no traces could be read from {logs}; first problem: {logs / 'README.md'}: not a trace file "
         "(.md) (hint: put your agent's logs there")
     assert result.stderr.count("\n") == 1
+
+
+def test_reflection_timeout_comes_from_selfimprove_yaml(run, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import selfimprove.llm as llm
+
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "logs").mkdir()
+    shutil.copy(FIXTURE, tmp_path / "logs" / "support.jsonl")
+    (tmp_path / "selfimprove.yaml").write_text(
+        "version: 1\nprompts: []\ntraces: {path: logs/}\nreflection: {model: openai/judge, timeout: 7.5}\n")
+    seen: list[tuple[str, float]] = []
+
+    def fake(model: str, *, timeout: float = 60.0, retries: int = 3) -> llm.ScriptedCompleter:
+        seen.append((model, timeout))
+        raise llm.LLMError("stop here")
+
+    monkeypatch.setattr(llm, "make_completer", fake)
+    result = run("analyze", cwd=tmp_path)
+    assert result.exit_code == 2
+    assert seen == [("openai/judge", 7.5)]

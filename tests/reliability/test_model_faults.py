@@ -3,8 +3,8 @@ timeout, a malformed body, an empty reply — during analyze's reflection, propo
 real litellm path: each run either completes correctly or stops with one clear line (exit 2), and an
 eval stopped half-way keeps what it already got (the re-run asks only for the rest).
 
-Timeouts: eval takes `eval.timeout` from selfimprove.yaml; analyze and propose have no setting for it,
-so their completer is built here with a 0.5 s timeout (everything else is the product's code).
+Timeouts: eval takes `eval.timeout` and analyze/propose `reflection.timeout` from selfimprove.yaml; here
+their completer is built with a 0.5 s timeout and 2 retries (everything else is the product's code).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ STUB_CONFIG = CONFIG.replace('model: "exec:python agent/sim_agent.py"', "model: 
 
 @pytest.fixture
 def fast_completer(monkeypatch: pytest.MonkeyPatch) -> None:
-    """analyze/propose build their completer with the default 60 s timeout: 0.5 s here, 2 retries."""
+    """analyze/propose build their completer with `reflection.timeout` (60 s here): 0.5 s, 2 retries."""
     import selfimprove.llm as llm
 
     original = llm.make_completer
