@@ -176,7 +176,7 @@ def _first_distinct(items: list[tuple[int, str]]) -> list[tuple[int, str]]:
 
 def _unique_ids(col: Collected) -> None:
     """Ids unique across shards, named as a single reader pass would (file stem, then a counter)."""
-    from selfimprove.traces.formats._util import file_stem
+    from selfimprove.traces.formats._fields import file_stem
 
     seen: set[str] = set()
     for s in col.summaries:

@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from selfimprove.errors import SelfImproveError
-from selfimprove.traces.formats import _util as u
-from selfimprove.traces.formats._util import SourceReport
+from selfimprove.traces.formats import _fields, _io, _messages
+from selfimprove.traces.formats._io import SourceReport
 from selfimprove.traces.model import Trace
 
 if TYPE_CHECKING:
@@ -143,7 +143,7 @@ class TraceStream:
                 continue  # another shard's file
             report = SourceReport(path=display, strict=self.strict)
             self.sources.append(report)
-            whole = span == (0, u.file_size(path))
+            whole = span == (0, _io.file_size(path))
             for trace in self._read_file(path, report, explicit, None if whole else span):
                 trace = _unique(trace, seen_ids, path)
                 report.traces += 1
@@ -152,13 +152,13 @@ class TraceStream:
     def _span(self, index: int, path: Path) -> tuple[int, int] | None:
         """The byte range of a file this stream reads: all of it, a shard's slice of a big JSONL file
         of one record per line, or None when the file belongs to another shard."""
-        size = u.file_size(path)
+        size = _io.file_size(path)
         if self.shard is None:
             return (0, size)
         k, n = self.shard
         if n == 1:
             return (0, size)
-        if size >= SHARD_SPLIT_MIN_BYTES and not u.is_gzip(path) and _splittable(path):
+        if size >= SHARD_SPLIT_MIN_BYTES and not _io.is_gzip(path) and _splittable(path):
             return (size * k // n, size * (k + 1) // n)
         return (0, size) if index % n == k else None
 
@@ -169,7 +169,7 @@ class TraceStream:
         from selfimprove.traces.formats import REGISTRY, choose
 
         consumed = [0]
-        size = span[1] - span[0] if span else u.file_size(path)
+        size = span[1] - span[0] if span else _io.file_size(path)
 
         def on_progress(n: int) -> None:
             n = min(n, size - consumed[0])  # read-ahead past a shard's end is not its progress
@@ -197,7 +197,7 @@ class TraceStream:
         except MemoryError:
             report.skip(None, "out of memory reading this file; the rest of it was not read")
         except (OSError, EOFError, UnicodeError) as exc:
-            report.skip(None, f"read error: {u.describe_read_error(exc)}")
+            report.skip(None, f"read error: {_io.describe_read_error(exc)}")
         except Exception as exc:  # noqa: BLE001 - a reader bug must not end the whole run
             report.skip(None, f"{report.format or 'reader'} could not read this file "
                               f"({type(exc).__name__}: {exc})")
@@ -225,7 +225,7 @@ class TraceStream:
 
     def _pick(self, path: Path, report: SourceReport, explicit: bool, registry: Mapping[str, Reader],
               choose: Callable[[Path, bytes], tuple[Reader | None, int]]) -> Reader | None:
-        name = u.inner_name(path)
+        name = _io.inner_name(path)
         suffix = Path(name).suffix
         stem_lower = Path(name).stem.lower()
         try:
@@ -236,7 +236,7 @@ class TraceStream:
             return None
         except OSError as exc:
             report.status = "skipped"
-            report.skip(None, f"cannot open: {u.describe_read_error(exc)}")
+            report.skip(None, f"cannot open: {_io.describe_read_error(exc)}")
             return None
         if stat.S_ISDIR(st.st_mode):
             report.status = "skipped"
@@ -251,13 +251,13 @@ class TraceStream:
             report.ignore("empty file")
             return None
         try:
-            head = u.read_head(path)
+            head = _io.read_head(path)
         except (OSError, EOFError, zlib.error) as exc:
             report.status = "skipped"
-            report.skip(None, u.describe_read_error(exc))
+            report.skip(None, _io.describe_read_error(exc))
             return None
         if not head:
-            report.ignore("empty file" + (" (after decompression)" if u.is_gzip(path) else ""))
+            report.ignore("empty file" + (" (after decompression)" if _io.is_gzip(path) else ""))
             return None
         if self.format != "auto":
             if noise and not explicit:
@@ -266,7 +266,7 @@ class TraceStream:
             return registry[self.format]
         reader, score = choose(path, head)
         # a noise name (.txt, .zip, …) is overridden only by a reader sure of data that looks like data
-        sure = score >= 30 and (u.first_char(head) in ("{", "[") or head.startswith(b"PK\x03\x04"))
+        sure = score >= 30 and (_io.first_char(head) in ("{", "[") or head.startswith(b"PK\x03\x04"))
         if reader is not None and (not noise or sure):
             return reader
         if noise:
@@ -279,16 +279,16 @@ class TraceStream:
             report.status = "skipped"
             report.skip(None, "UTF-16 encoded text (re-encode the file as UTF-8)")
             return None
-        if u.looks_binary(head) and suffix not in DATA_SUFFIXES and not u.is_gzip(path):
+        if _io.looks_binary(head) and suffix not in DATA_SUFFIXES and not _io.is_gzip(path):
             report.ignore("binary file, not a trace format")
             return None
-        if suffix not in DATA_SUFFIXES and u.first_char(head) not in ("{", "["):
+        if suffix not in DATA_SUFFIXES and _io.first_char(head) not in ("{", "["):
             report.ignore("plain text, not JSON (a log file?)")  # app logs often sit beside traces
             return None
         report.status = "skipped"
-        if u.looks_binary(head):
+        if _io.looks_binary(head):
             why = "binary data, not a trace format"
-        elif u.first_char(head) not in ("{", "["):
+        elif _io.first_char(head) not in ("{", "["):
             why = "not a JSON object or array, and no reader recognised it"
         else:
             why = "no reader recognised it"
@@ -312,15 +312,15 @@ def _scoped(traces: Iterator[Trace], hook: Callable[[int], None], span: tuple[in
     that two streams iterated side by side never see each other's settings."""
     try:
         while True:
-            u.set_progress_hook(hook)
-            u.set_byte_range(span)
+            _io.set_progress_hook(hook)
+            _io.set_byte_range(span)
             try:
                 trace = next(traces)
             except StopIteration:
                 return
             finally:
-                u.set_progress_hook(None)
-                u.set_byte_range(None)
+                _io.set_progress_hook(None)
+                _io.set_byte_range(None)
             yield trace
     finally:
         close = getattr(traces, "close", None)
@@ -331,18 +331,18 @@ def _scoped(traces: Iterator[Trace], hook: Callable[[int], None], span: tuple[in
 def _splittable(path: Path) -> bool:
     """JSONL with one whole trace per line (not one message per line, which must be grouped)."""
     try:
-        head = u.read_head(path, 1 << 20)
+        head = _io.read_head(path, 1 << 20)
     except (OSError, EOFError, zlib.error):
         return False
-    if not u.looks_jsonl(path, head):
+    if not _io.looks_jsonl(path, head):
         return False
-    first = u.text_head(head).split(b"\n", 1)[0]
+    first = _io.text_head(head).split(b"\n", 1)[0]
     try:
-        record = u.loads(first)
+        record = _io.loads(first)
     except ValueError:
         return False
-    return isinstance(record, dict) and not u.is_message_like(record) and "sessionId" not in record and \
-        u.find_message_list(record) is not None
+    return isinstance(record, dict) and not _messages.is_message_like(record) and \
+        "sessionId" not in record and _messages.find_message_list(record) is not None
 
 
 def _unique(trace: Trace, seen: set[str], path: Path) -> Trace:
@@ -351,7 +351,7 @@ def _unique(trace: Trace, seen: set[str], path: Path) -> Trace:
         return trace
     from dataclasses import replace
 
-    candidate = f"{u.file_stem(path)}:{trace.id}"
+    candidate = f"{_fields.file_stem(path)}:{trace.id}"
     n = 2
     while candidate in seen:
         candidate = f"{trace.id}~{n}"

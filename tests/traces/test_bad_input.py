@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from selfimprove.errors import SelfImproveError
-from selfimprove.traces.formats import _util
+from selfimprove.traces.formats import _io
 from selfimprove.traces.read import SourceReport, read_traces
 
 GOOD = {
@@ -134,7 +134,7 @@ def test_deep_content_inside_the_parser_limit(tmp_path: Path) -> None:
 
 
 def test_huge_line_is_skipped_without_being_held(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_util, "MAX_LINE_BYTES", 4096)
+    monkeypatch.setattr(_io, "MAX_LINE_BYTES", 4096)
     path = tmp_path / "t.jsonl"
     big = json.dumps({"messages": [{"role": "user", "content": "x" * 50_000}]}).encode() + b"\n"
     path.write_bytes(good(1) + big + good(2))
@@ -177,7 +177,7 @@ def test_unreadable_file_even_as_root(tmp_path: Path, monkeypatch: pytest.Monkey
             raise PermissionError(13, "Permission denied", str(file))
         return builtins.open(file, *args, **kw)  # type: ignore[call-overload]
 
-    monkeypatch.setattr(_util, "open", deny, raising=False)
+    monkeypatch.setattr(_io, "open", deny, raising=False)
     ids, report = read_one(path)
     assert (ids, report.status, report.errors) == ([], "skipped", [(None, "permission denied")])
 
@@ -205,7 +205,7 @@ def test_truncated_json_document(tmp_path: Path) -> None:
 
 
 def test_big_arrays_are_streamed_with_element_lines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_util, "STREAM_ARRAY_MIN_BYTES", 100)
+    monkeypatch.setattr(_io, "STREAM_ARRAY_MIN_BYTES", 100)
     records = [{**GOOD, "id": f"arr-{i:06d}"} for i in range(50)]
     path = tmp_path / "t.json"
     path.write_text(json.dumps(records, indent=2))
@@ -226,7 +226,7 @@ def test_streamed_array_reads_in_small_chunks(tmp_path: Path) -> None:
     path = tmp_path / "t.json"
     path.write_text(json.dumps(records, indent=1), encoding="utf-8")
     report = SourceReport(path=str(path))
-    values = [v for _, v in _util.iter_json_array(path, report, chunk_size=64)]
+    values = [v for _, v in _io.iter_json_array(path, report, chunk_size=64)]
     assert values == records and report.skipped == 0
 
 
@@ -312,12 +312,12 @@ def test_json_lines_with_records_longer_than_the_sniffed_head(tmp_path: Path) ->
 
 
 def test_big_gzipped_array_is_streamed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_util, "STREAM_ARRAY_MIN_BYTES", 1000)
+    monkeypatch.setattr(_io, "STREAM_ARRAY_MIN_BYTES", 1000)
     records = [{**GOOD, "id": f"arr-{i:06d}"} for i in range(200)]
     path = tmp_path / "t.json.gz"
     path.write_bytes(gzip.compress(json.dumps(records, indent=1).encode()))
     calls: list[Path] = []
-    real = _util.iter_json_array
-    monkeypatch.setattr(_util, "iter_json_array", lambda p, r, **kw: calls.append(p) or real(p, r, **kw))
+    real = _io.iter_json_array
+    monkeypatch.setattr(_io, "iter_json_array", lambda p, r, **kw: calls.append(p) or real(p, r, **kw))
     ids, report = read_one(path)
     assert ids == [f"arr-{i:06d}" for i in range(200)] and report.skipped == 0 and calls == [path]

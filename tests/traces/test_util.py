@@ -6,8 +6,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from selfimprove.traces.formats import _util as u
-from selfimprove.traces.model import Feedback
+from selfimprove.traces.formats import _feedback, _fields, _messages, _records
+from selfimprove.traces.model import Feedback, Message, Trace
 
 
 @pytest.mark.parametrize(
@@ -40,7 +40,7 @@ from selfimprove.traces.model import Feedback
     ],
 )
 def test_outcome_fields(record: dict[str, object], expected: tuple[Feedback, ...]) -> None:
-    assert u.feedback_from_record(record) == expected
+    assert _feedback.feedback_from_record(record) == expected
 
 
 @pytest.mark.parametrize(
@@ -57,7 +57,7 @@ def test_outcome_fields(record: dict[str, object], expected: tuple[Feedback, ...
     ],
 )
 def test_text_of(content: object, text: str) -> None:
-    assert u.text_of(content) == text
+    assert _messages.text_of(content) == text
 
 
 @pytest.mark.parametrize(
@@ -76,7 +76,7 @@ def test_text_of(content: object, text: str) -> None:
     ],
 )
 def test_parse_time(value: object, iso: str | None) -> None:
-    dt = u.parse_time(value)
+    dt = _fields.parse_time(value)
     assert (dt.isoformat() if dt else None) == iso
     if dt is not None:
         assert dt.tzinfo == timezone.utc and isinstance(dt, datetime)
@@ -84,7 +84,7 @@ def test_parse_time(value: object, iso: str | None) -> None:
 
 def test_roles() -> None:
     assert [
-        u.normalise_role(r)
+        _messages.normalise_role(r)
         for r in ("User", "human", "AI", "model", "function", "developer", "Planner", None)
     ] == ["user", "user", "assistant", "assistant", "tool", "system", "Planner", "unknown"]
 
@@ -97,8 +97,8 @@ def test_fast_path_gives_the_same_messages_as_the_general_one(monkeypatch: pytes
     data = Path(__file__).resolve().parents[1] / "data" / "traces"
     paths = [data / "tau-bench", data / "provider-native", data / "swe-agent"]
     fast = [(t.id, t.messages) for t in read_traces(paths)]
-    monkeypatch.setattr(u, "_fast_message", lambda raw, names=None: None)
-    monkeypatch.setattr(u, "_make_message", u.Message)
-    monkeypatch.setattr(u, "_make_trace", u.Trace)
+    monkeypatch.setattr(_messages, "_fast_message", lambda raw, names=None: None)
+    monkeypatch.setattr(_messages, "_make_message", Message)
+    monkeypatch.setattr(_records, "_make_trace", Trace)  # trace_from_record looks it up there
     slow = [(t.id, t.messages) for t in read_traces(paths)]
     assert len(fast) == 7 and fast == slow

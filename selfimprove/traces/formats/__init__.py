@@ -2,7 +2,7 @@
 
 Owns: the name → reader mapping (`REGISTRY`), the `Reader` protocol, and `choose`, which asks every
 reader how sure it is that a file is its own (from the path and the first bytes) and picks the most
-confident one. Must never: read whole files to decide (sniffing sees `_util.HEAD_BYTES`), or know
+confident one. Must never: read whole files to decide (sniffing sees `_io.HEAD_BYTES`), or know
 format details (those live in each reader's `sniff`).
 
 Sniff confidence scale: 0 = not mine, 10 = "JSON that might hold messages" (the generic fallback),
@@ -18,7 +18,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Protocol, runtime_checkable
 
-from selfimprove.traces.formats._util import SourceReport
+from selfimprove.traces.formats._io import SourceReport
 from selfimprove.traces.model import Trace
 
 # Format name → module (in traces/formats/). Order breaks sniff ties: specific before general.

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from selfimprove.traces.formats import _util as u
+from selfimprove.traces.formats import _io, _records
 from selfimprove.traces.model import Trace
 
 
@@ -20,13 +20,13 @@ class AnthropicReader:
     name = "anthropic"
 
     def sniff(self, path: Path, head: bytes) -> int:
-        body = u.text_head(head)
+        body = _io.text_head(head)
         if not body.startswith((b"{", b"[")):
             return 0
         score = 0
         if b"api.anthropic.com" in body:
             score = 80
-        if u.head_has(body, b'"tool_use"', b'"tool_result"', b'"tool_use_id"') and b'"messages"' in body:
+        if _io.head_has(body, b'"tool_use"', b'"tool_result"', b'"tool_use_id"') and b'"messages"' in body:
             score = max(score, 70)
         if b'"stop_reason"' in body and b'"content"' in body:
             score = max(score, 65)
@@ -34,8 +34,8 @@ class AnthropicReader:
             score = max(score, 75)
         return score
 
-    def read(self, path: Path, report: u.SourceReport) -> Iterator[Trace]:
-        yield from u.read_record_file(path, report, self.name)
+    def read(self, path: Path, report: _io.SourceReport) -> Iterator[Trace]:
+        yield from _records.read_record_file(path, report, self.name)
 
 
 READER = AnthropicReader()

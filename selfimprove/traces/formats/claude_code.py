@@ -18,7 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from selfimprove.traces.formats import _util as u
+from selfimprove.traces.formats import _fields, _io, _messages, _records
 from selfimprove.traces.model import Message, Trace
 
 _TURN_TYPES = ("user", "assistant")
@@ -28,23 +28,23 @@ class ClaudeCodeReader:
     name = "claude-code"
 
     def sniff(self, path: Path, head: bytes) -> int:
-        body = u.text_head(head)
+        body = _io.text_head(head)
         if not body.startswith(b"{"):
             return 0
-        hits = u.head_has(body, b'"sessionId"', b'"parentUuid"', b'"isSidechain"', b'"userType"', b'"uuid"')
+        hits = _io.head_has(body, b'"sessionId"', b'"parentUuid"', b'"isSidechain"', b'"userType"', b'"uuid"')
         if hits >= 3:
             return 90
         if hits >= 2 and b'"message"' in body:
             return 60
         return 0
 
-    def read(self, path: Path, report: u.SourceReport) -> Iterator[Trace]:
+    def read(self, path: Path, report: _io.SourceReport) -> Iterator[Trace]:
         summaries: dict[str, str] = {}
         side: dict[str, int] = {}
-        stem = u.file_stem(path)
+        stem = _fields.file_stem(path)
 
         def turns() -> Iterator[tuple[int, Mapping[str, Any]]]:
-            for line, record in u.iter_jsonl(path, report):
+            for line, record in _io.iter_jsonl(path, report):
                 if not isinstance(record, Mapping):
                     report.skip(line, f"a JSON {type(record).__name__}, not an object")
                     continue
@@ -63,7 +63,7 @@ class ClaudeCodeReader:
                 yield line, record
 
         pending: list[tuple[str, int, list[Any]]] = []
-        for key, line, records in u.group_lines(turns(), keys=("sessionId", "session_id")):
+        for key, line, records in _records.group_lines(turns(), keys=("sessionId", "session_id")):
             pending.append((key, line, records))
             # summaries may come after the turns they describe: hold only one finished group
             while len(pending) > 1:
@@ -76,7 +76,7 @@ class ClaudeCodeReader:
             if trace is not None:
                 yield trace
 
-    def _trace(self, key: str, line: int, records: list[Any], *, report: u.SourceReport, stem: str,
+    def _trace(self, key: str, line: int, records: list[Any], *, report: _io.SourceReport, stem: str,
                summaries: dict[str, str]) -> Trace | None:
         def build() -> Trace | None:
             messages: list[Message] = []
@@ -88,7 +88,7 @@ class ClaudeCodeReader:
                 msg = record["message"]
                 if isinstance(msg, str):
                     msg = {"role": record.get("type"), "content": msg}
-                converted = u.convert_message(msg)
+                converted = _messages.convert_message(msg)
                 msg_id = msg.get("id") if isinstance(msg, Mapping) else None
                 if isinstance(msg, Mapping) and isinstance(msg.get("model"), str):
                     model = msg["model"]
@@ -115,10 +115,10 @@ class ClaudeCodeReader:
             if summary:
                 meta["summary"] = summary[0]
             return Trace(id=key or f"{stem}:{line}", source=f"{report.path}:{line}",
-                         messages=u.convert_messages_post(messages), started_at=u.first_time(first_rec),
-                         metadata=meta, format=self.name)
+                         messages=_messages.convert_messages_post(messages),
+                         started_at=_fields.first_time(first_rec), metadata=meta, format=self.name)
 
-        result: Trace | None = u.guarded(report, line, build)
+        result: Trace | None = _records.guarded(report, line, build)
         return result
 
 

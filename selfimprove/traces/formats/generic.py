@@ -36,7 +36,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from selfimprove.traces.formats import _util as u
+from selfimprove.traces.formats import _io, _records
 from selfimprove.traces.model import Trace
 
 
@@ -44,16 +44,16 @@ class GenericReader:
     name = "generic"
 
     def sniff(self, path: Path, head: bytes) -> int:
-        body = u.text_head(head)
+        body = _io.text_head(head)
         if not body.startswith((b"{", b"[")):
             return 0
-        if u.head_has(body, b'"messages"', b'"trace_id"', b'"session_id"', b'"conversation_id"') and \
-                u.head_has(body, b'"role"', b'"content"'):
+        if _io.head_has(body, b'"messages"', b'"trace_id"', b'"session_id"', b'"conversation_id"') and \
+                _io.head_has(body, b'"role"', b'"content"'):
             return 30
         return 10
 
-    def read(self, path: Path, report: u.SourceReport) -> Iterator[Trace]:
-        yield from u.read_record_file(path, report, self.name)
+    def read(self, path: Path, report: _io.SourceReport) -> Iterator[Trace]:
+        yield from _records.read_record_file(path, report, self.name)
 
 
 READER = GenericReader()

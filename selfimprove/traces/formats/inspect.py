@@ -16,7 +16,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from selfimprove.traces.formats import _util as u
+from selfimprove.traces.formats import _feedback, _fields, _io, _messages, _records
 from selfimprove.traces.model import Feedback, Trace
 
 # Inspect's score value constants: CORRECT, INCORRECT, PARTIAL, NOANSWER
@@ -48,7 +48,7 @@ def score_feedback(scores: Any) -> list[Feedback]:
             elif isinstance(item, int | float):
                 out.append(Feedback("score", float(item), comment, None, name))
             elif isinstance(item, str) and item:
-                out.append(Feedback("label", item, comment, u.verdict_of(item), name))
+                out.append(Feedback("label", item, comment, _feedback.verdict_of(item), name))
     return out
 
 
@@ -57,9 +57,9 @@ def sample_trace(sample: Mapping[str, Any], header: Mapping[str, Any], *, source
     raw = sample.get("messages")
     if not isinstance(raw, list):
         raw = []
-    messages = u.convert_messages(raw)
+    messages = _messages.convert_messages(raw)
     if not messages and isinstance(sample.get("input"), str | list):
-        messages = u.convert_messages(sample["input"] if isinstance(sample["input"], list)
+        messages = _messages.convert_messages(sample["input"] if isinstance(sample["input"], list)
                                       else [{"role": "user", "content": sample["input"]}])
     if not messages:
         return None
@@ -88,9 +88,10 @@ def sample_trace(sample: Mapping[str, Any], header: Mapping[str, Any], *, source
         meta["target"] = target
     if isinstance(limit, Mapping) and limit.get("type"):
         meta["limit"] = limit["type"]
-    started = u.parse_time(sample.get("started_at")) or u.parse_time(evalinfo.get("created"))
+    started = _fields.parse_time(sample.get("started_at")) or _fields.parse_time(evalinfo.get("created"))
     sample_meta = sample.get("metadata")
-    version = u.prompt_version_of({"metadata": sample_meta}) if isinstance(sample_meta, Mapping) else None
+    version = (_fields.prompt_version_of({"metadata": sample_meta}) if isinstance(sample_meta, Mapping)
+               else None)
     return Trace(id=f"{stem}:{sid}" + (f"/{epoch}" if epoch is not None else ""), source=source,
                  messages=messages, feedback=tuple(feedback), started_at=started, prompt_version=version,
                  metadata=meta, format="inspect")
@@ -103,28 +104,28 @@ class InspectReader:
         if head.startswith(b"PK\x03\x04"):
             if b"header.json" in head or b"samples/" in head or b"_journal/" in head:
                 return 100
-            return 40 if u.inner_suffix(path) == ".eval" else 0
-        body = u.text_head(head)
+            return 40 if _io.inner_suffix(path) == ".eval" else 0
+        body = _io.text_head(head)
         if not body.startswith(b"{"):
             return 0
-        hits = u.head_has(body, b'"eval"', b'"plan"', b'"samples"', b'"results"', b'"stats"', b'"task_id"',
+        hits = _io.head_has(body, b'"eval"', b'"plan"', b'"samples"', b'"results"', b'"stats"', b'"task_id"',
                           b'"task_file"')
         if hits >= 3 and b'"status"' in body:
             return 90
         return 0
 
-    def read(self, path: Path, report: u.SourceReport) -> Iterator[Trace]:
-        stem = u.file_stem(path)
+    def read(self, path: Path, report: _io.SourceReport) -> Iterator[Trace]:
+        stem = _fields.file_stem(path)
         try:
             with open(path, "rb") as fh:
                 magic = fh.read(4)
         except OSError as exc:
-            report.skip(None, f"cannot open: {u.describe_read_error(exc)}")
+            report.skip(None, f"cannot open: {_io.describe_read_error(exc)}")
             return
         if magic == b"PK\x03\x04":
             yield from self._read_zip(path, report, stem)
             return
-        doc = u.load_json(path, report)
+        doc = _io.load_json(path, report)
         if doc is None:
             return
         if not isinstance(doc, Mapping):
@@ -141,14 +142,14 @@ class InspectReader:
                 continue
             before = report.skipped
             build = partial(sample_trace, sample, doc, source=source, stem=stem, index=i)
-            trace = u.guarded(report, 1, build)
+            trace = _records.guarded(report, 1, build)
             if trace is None:
                 if report.skipped == before:
                     report.defer(1, f"sample {sample.get('id', i)} has no messages")
                 continue
             yield trace
 
-    def _read_zip(self, path: Path, report: u.SourceReport, stem: str) -> Iterator[Trace]:
+    def _read_zip(self, path: Path, report: _io.SourceReport, stem: str) -> Iterator[Trace]:
         try:
             archive = zipfile.ZipFile(path)
         except (zipfile.BadZipFile, OSError, EOFError) as exc:
@@ -179,7 +180,7 @@ class InspectReader:
                     report.skip(None, f"{name}: not a sample object")
                     continue
                 before = report.skipped
-                trace = u.guarded(report, None, partial(sample_trace, sample, header,
+                trace = _records.guarded(report, None, partial(sample_trace, sample, header,
                                                         source=f"{report.path}:1", stem=stem, index=i))
                 if trace is None:
                     if report.skipped == before:
@@ -188,14 +189,14 @@ class InspectReader:
                 yield trace
 
     @staticmethod
-    def _member(archive: zipfile.ZipFile, name: str, report: u.SourceReport) -> Any:
+    def _member(archive: zipfile.ZipFile, name: str, report: _io.SourceReport) -> Any:
         try:
             data = archive.read(name)
         except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, ValueError) as exc:
             report.skip(None, f"{name}: cannot read from the zip ({exc})")
             return None
         try:
-            return u.loads(data)
+            return _io.loads(data)
         except ValueError as exc:
             report.skip(None, f"{name}: {exc}")
             return None

@@ -5,7 +5,7 @@ JSON Lines, yielding `(line, value)` pairs, and recording a skipped record on th
 A file that is one JSON document is parsed whole (it is one record by nature; pretty-printed values
 one after another, as Python's console span exporter writes them, are split); JSON Lines are parsed
 one line at a time so memory follows the longest line, not the file. Files open through the
-driver's `_util.open_bytes`, so reading reports progress.
+driver's `_io.open_bytes`, so reading reports progress.
 
 Never raises on bad input: undecodable, truncated or over-deep data becomes a skip with a reason.
 """
@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from selfimprove.traces.formats import _util as u
+from selfimprove.traces.formats import _io
 
 MAX_ERRORS = 100
 
@@ -72,9 +72,9 @@ def plain_head(head: bytes) -> bytes:
 
 def open_text(path: Path) -> io.TextIOBase:
     """Text of a file: `.gz` (by name or by magic bytes) decompressed, progress reported to the driver."""
-    raw = u.open_bytes(path)
+    raw = _io.open_bytes(path)
     stream: Any = raw
-    if not u.is_gzip(path) and hasattr(raw, "peek") and raw.peek(2)[:2] == b"\x1f\x8b":
+    if not _io.is_gzip(path) and hasattr(raw, "peek") and raw.peek(2)[:2] == b"\x1f\x8b":
         stream = gzip.GzipFile(fileobj=raw, mode="rb")
     return io.TextIOWrapper(stream, encoding="utf-8-sig", errors="replace", newline=None)
 
@@ -119,7 +119,7 @@ def documents(path: Path, report: Report) -> Iterator[Document]:
             if not first:
                 return
             if not _complete(first):  # a pretty-printed (or broken) single document
-                if u.file_size(path) > u.MAX_JSON_FILE_BYTES:
+                if _io.file_size(path) > _io.MAX_JSON_FILE_BYTES:
                     skip(report, lineno, "a single JSON document this large is not loaded; write JSON Lines")
                     return
                 text = "\n" * (lineno - 1) + first + handle.read()

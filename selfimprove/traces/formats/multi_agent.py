@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
-from selfimprove.traces.formats import _util as u
+from selfimprove.traces.formats import _io, _messages, _records
 from selfimprove.traces.model import Trace
 
 _ANNOTATION = re.compile(r"\s*\(.*\)\s*$")
@@ -29,19 +29,19 @@ class MultiAgentReader:
     name = "multi-agent"
 
     def sniff(self, path: Path, head: bytes) -> int:
-        body = u.text_head(head)
+        body = _io.text_head(head)
         if not body.startswith((b"[", b"{")):
             return 0
-        roles = u.head_roles(body)
+        roles = _io.head_roles(body)
         if not roles:
             return 0
-        custom = [r for r in roles if u.normalise_role(r) not in u.STANDARD_ROLES]
+        custom = [r for r in roles if _messages.normalise_role(r) not in _messages.STANDARD_ROLES]
         if not custom:
             return 0
         return 60 if body.startswith(b"[") else 45
 
-    def read(self, path: Path, report: u.SourceReport) -> Iterator[Trace]:
-        for trace in u.read_record_file(path, report, self.name):
+    def read(self, path: Path, report: _io.SourceReport) -> Iterator[Trace]:
+        for trace in _records.read_record_file(path, report, self.name):
             yield with_agent_names(trace)
 
 
@@ -49,7 +49,7 @@ def with_agent_names(trace: Trace) -> Trace:
     agents: list[str] = []
     messages = []
     for msg in trace.messages:
-        if msg.role not in u.STANDARD_ROLES:
+        if msg.role not in _messages.STANDARD_ROLES:
             name = agent_name(msg.role)
             if name not in agents:
                 agents.append(name)

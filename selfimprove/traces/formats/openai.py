@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from selfimprove.traces.formats import _util as u
+from selfimprove.traces.formats import _io, _messages, _records
 from selfimprove.traces.model import Trace
 
 _MESSAGE_KEYS = (b'"messages"', b'"traj"', b'"history"', b'"conversation"', b'"conversations"')
@@ -22,26 +22,26 @@ class OpenAIReader:
     name = "openai"
 
     def sniff(self, path: Path, head: bytes) -> int:
-        body = u.text_head(head)
+        body = _io.text_head(head)
         if not body.startswith((b"{", b"[")):
             return 0
         score = 0
-        if u.head_has(body, *_MESSAGE_KEYS) and b'"role"' in body:
+        if _io.head_has(body, *_MESSAGE_KEYS) and b'"role"' in body:
             score = 55
         if b'"tool_calls"' in body or b'"tool_call_id"' in body or b'"function"' in body:
             score += 10
         if b'"chat.completion' in body or b'"choices"' in body or b"api.openai.com" in body:
             score = max(score, 50) + 10
-        if score and u.head_has(body, b'"reward"', b'"task_id"', b'"trial"') >= 2:
+        if score and _io.head_has(body, b'"reward"', b'"task_id"', b'"trial"') >= 2:
             score += 10  # tau-bench runs
         if not score and body.startswith(b"[") and b'"role"' in body:
-            roles = {u.normalise_role(r) for r in u.head_roles(body)}
-            if roles and roles <= u.STANDARD_ROLES:
+            roles = {_messages.normalise_role(r) for r in _io.head_roles(body)}
+            if roles and roles <= _messages.STANDARD_ROLES:
                 score = 40  # a bare list of OpenAI messages
         return min(score, 85)
 
-    def read(self, path: Path, report: u.SourceReport) -> Iterator[Trace]:
-        yield from u.read_record_file(path, report, self.name)
+    def read(self, path: Path, report: _io.SourceReport) -> Iterator[Trace]:
+        yield from _records.read_record_file(path, report, self.name)
 
 
 READER = OpenAIReader()

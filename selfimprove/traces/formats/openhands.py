@@ -16,7 +16,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from selfimprove.traces.formats import _util as u
+from selfimprove.traces.formats import _feedback, _fields, _io, _messages, _records
 from selfimprove.traces.model import Feedback, Message, ToolCall, Trace
 
 _SKIP_OBSERVATIONS = {"null", "agent_state_changed", "recall", "condensation"}
@@ -42,7 +42,7 @@ def events_to_messages(events: list[Any]) -> tuple[list[Message], list[Feedback]
         assert isinstance(args, Mapping)
         meta = event.get("tool_call_metadata") if isinstance(event.get("tool_call_metadata"), Mapping) else {}
         assert isinstance(meta, Mapping)
-        call_id = u._opt_str(meta.get("tool_call_id"))
+        call_id = _messages._opt_str(meta.get("tool_call_id"))
         if "action" in event:
             action = str(event.get("action"))
             if action in _SKIP_ACTIONS:
@@ -50,12 +50,12 @@ def events_to_messages(events: list[Any]) -> tuple[list[Message], list[Feedback]
             if action == "message":
                 text = args.get("content") if isinstance(args.get("content"), str) else event.get("message")
                 role = "user" if source == "user" else "assistant"
-                messages.append(Message(role, u.text_of(text)))
+                messages.append(Message(role, _messages.text_of(text)))
             elif action == "finish":
                 text = args.get("final_thought") or args.get("thought") or event.get("message") or ""
-                messages.append(Message("assistant", u.text_of(text)))
+                messages.append(Message("assistant", _messages.text_of(text)))
             elif source == "user":  # other user actions carry their text in `message`
-                messages.append(Message("user", u.text_of(event.get("message"))))
+                messages.append(Message("user", _messages.text_of(event.get("message"))))
             else:
                 thought = str(args["thought"]) if isinstance(args.get("thought"), str) else ""
                 arguments = {k: v for k, v in args.items() if k not in ("thought", "impl_source",
@@ -73,7 +73,8 @@ def events_to_messages(events: list[Any]) -> tuple[list[Message], list[Feedback]
         if observation in _SKIP_OBSERVATIONS:
             continue
         content = event.get("content")
-        text = u.text_of(content) if content not in (None, "") else u.text_of(event.get("message"))
+        text = (_messages.text_of(content) if content not in (None, "")
+                else _messages.text_of(event.get("message")))
         is_error = observation == "error"
         md = extras.get("metadata") if isinstance(extras.get("metadata"), Mapping) else {}
         assert isinstance(md, Mapping)
@@ -94,30 +95,30 @@ class OpenHandsReader:
     name = "openhands"
 
     def sniff(self, path: Path, head: bytes) -> int:
-        body = u.text_head(head)
+        body = _io.text_head(head)
         if not body.startswith((b"[", b"{")):
             return 0
-        hits = u.head_has(body, b'"source"', b'"observation"', b'"action"', b'"tool_call_metadata"',
+        hits = _io.head_has(body, b'"source"', b'"observation"', b'"action"', b'"tool_call_metadata"',
                           b'"cause"', b'"extras"')
         if hits >= 3 and b'"source"' in body:
             return 85 if body.startswith(b"[") else 70
         return 0
 
-    def read(self, path: Path, report: u.SourceReport) -> Iterator[Trace]:
-        stem = u.file_stem(path)
+    def read(self, path: Path, report: _io.SourceReport) -> Iterator[Trace]:
+        stem = _fields.file_stem(path)
         events: list[Any] = []
         first_line = 1
         n = 0
-        for line, record in u.iter_records(path, report):
+        for line, record in _io.iter_records(path, report):
             if _is_event(record):  # a trajectory file: the whole list is one session
                 if not events:
                     first_line = line
                 events.append(record)
                 continue
             if isinstance(record, Mapping) and isinstance(record.get("history"), list):
-                trace = u.guarded(report, line, partial(self._trace, record["history"], record,
-                                                        f"{report.path}:{line}", u.record_id(record, stem, n),
-                                                        report, line))
+                trace = _records.guarded(report, line, partial(self._trace, record["history"], record,
+                                                        f"{report.path}:{line}",
+                                                        _fields.record_id(record, stem, n), report, line))
                 n += 1
                 if trace is not None:
                     yield trace
@@ -125,17 +126,18 @@ class OpenHandsReader:
             report.defer(line, "not an OpenHands event")
         if events:
             build = partial(self._trace, events, {}, f"{report.path}:{first_line}", stem, report, first_line)
-            trace = u.guarded(report, first_line, build)
+            trace = _records.guarded(report, first_line, build)
             if trace is not None:
                 yield trace
 
     def _trace(self, events: list[Any], record: Mapping[str, Any], source: str, trace_id: str,
-               report: u.SourceReport, line: int) -> Trace | None:
+               report: _io.SourceReport, line: int) -> Trace | None:
         messages, feedback = events_to_messages(events)
         if not messages:
             report.defer(line, "no user or agent events")
             return None
-        feedback.extend(u.feedback_from_record(record, ("error", "success", "resolved", "score", "reward")))
+        feedback.extend(_feedback.feedback_from_record(record, ("error", "success", "resolved", "score",
+                                                                "reward")))
         first = next((e for e in events if isinstance(e, Mapping) and e.get("timestamp")), {})
         meta: dict[str, Any] = {"events": len(events)}
         for event in events:
@@ -144,8 +146,8 @@ class OpenHandsReader:
                 if isinstance(resp, Mapping) and isinstance(resp.get("model"), str):
                     meta["model"] = resp["model"]
                     break
-        return Trace(id=trace_id, source=source, messages=u.convert_messages_post(messages),
-                     feedback=tuple(feedback), started_at=u.parse_time(first.get("timestamp")),
+        return Trace(id=trace_id, source=source, messages=_messages.convert_messages_post(messages),
+                     feedback=tuple(feedback), started_at=_fields.parse_time(first.get("timestamp")),
                      metadata=meta, format=self.name)
 
 

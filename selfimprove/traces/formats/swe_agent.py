@@ -15,7 +15,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from selfimprove.traces.formats import _util as u
+from selfimprove.traces.formats import _feedback, _fields, _io, _messages, _records
 from selfimprove.traces.model import Feedback, Message, ToolCall, Trace
 
 
@@ -27,7 +27,7 @@ def exit_feedback(info: Mapping[str, Any]) -> list[Feedback]:
         out.append(Feedback("status", "ok" if ok else "error", comment=status, name="exit_status"))
     for key in ("resolved", "score", "reward", "success"):
         if key in info:
-            out.extend(u.feedback_from_value(key, info[key]))
+            out.extend(_feedback.feedback_from_value(key, info[key]))
     return out
 
 
@@ -42,10 +42,11 @@ def steps_messages(steps: list[Any]) -> list[Message]:
         if isinstance(action, str) and action.strip():
             command = action.strip()
             calls = (ToolCall(command.split()[0], command, f"step-{i}"),)
-        out.append(Message("assistant", u.text_of(text), calls))
+        out.append(Message("assistant", _messages.text_of(text), calls))
         if "observation" in step:
-            out.append(Message("tool", u.text_of(step.get("observation")), tool_call_id=f"step-{i}" if calls
-                               else None, name=calls[0].name if calls else None))
+            out.append(Message("tool", _messages.text_of(step.get("observation")),
+                               tool_call_id=f"step-{i}" if calls else None,
+                               name=calls[0].name if calls else None))
     return out
 
 
@@ -81,33 +82,33 @@ class SweAgentReader:
     name = "swe-agent"
 
     def sniff(self, path: Path, head: bytes) -> int:
-        body = u.text_head(head)
+        body = _io.text_head(head)
         if not body.startswith(b"{"):
             return 0
-        if u.inner_suffix(path) == ".traj":
+        if _io.inner_suffix(path) == ".traj":
             return 90
-        hits = u.head_has(body, b'"trajectory"', b'"exit_status"', b'"model_stats"', b'"observation"',
+        hits = _io.head_has(body, b'"trajectory"', b'"exit_status"', b'"model_stats"', b'"observation"',
                           b'"environment"')
         return 80 if hits >= 3 else 0
 
-    def read(self, path: Path, report: u.SourceReport) -> Iterator[Trace]:
-        stem = u.file_stem(path)
-        for line, record in u.iter_records(path, report):
-            trace = u.guarded(report, line, partial(self._trace, record, stem, report, line))
+    def read(self, path: Path, report: _io.SourceReport) -> Iterator[Trace]:
+        stem = _fields.file_stem(path)
+        for line, record in _io.iter_records(path, report):
+            trace = _records.guarded(report, line, partial(self._trace, record, stem, report, line))
             if trace is not None:
                 yield trace
 
-    def _trace(self, record: Any, stem: str, report: u.SourceReport, line: int) -> Trace | None:
+    def _trace(self, record: Any, stem: str, report: _io.SourceReport, line: int) -> Trace | None:
         if not isinstance(record, Mapping):
             report.defer(line, f"a JSON {type(record).__name__}, not a trajectory")
             return None
         history = record.get("history")
         messages: tuple[Message, ...] = ()
         if isinstance(history, list) and history:
-            messages = u.convert_messages(_observations_as_tool_results(
+            messages = _messages.convert_messages(_observations_as_tool_results(
                 m for m in history if not (isinstance(m, Mapping) and m.get("is_demo"))))
         if not messages and isinstance(record.get("trajectory"), list):
-            messages = u.convert_messages_post(steps_messages(record["trajectory"]))
+            messages = _messages.convert_messages_post(steps_messages(record["trajectory"]))
         if not messages:
             report.defer(line, "no history or trajectory steps")
             return None

@@ -1,0 +1,649 @@
+"""Messages of any common shape → `traces.model.Message`: roles, content text, tool calls.
+
+Owns: the liberal converters that turn a message list (OpenAI, Anthropic, Gemini, ShareGPT,
+Responses items, tool results) into `Message`/`ToolCall` records, finding a record's message list
+(with its system prompt, provider response or prompt/answer pair folded in), and the fast-path
+constructors (`_make_message`, `_make_call`, `_make_trace`) that fill a frozen model's `__dict__`
+directly, but only while the model's fields are exactly the ones they fill.
+
+Why one module: the readers see the same shapes again and again (OpenAI messages inside LangSmith
+runs, Anthropic blocks inside Claude Code logs), so the converters live once, here, and each reader
+only knows where its format keeps them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from selfimprove.traces.formats._fields import _is_map
+from selfimprove.traces.model import Feedback, Message, ToolCall, Trace
+
+# --------------------------------------------------------------------------------------------------
+# Text and arguments
+
+
+def text_of(content: Any, _depth: int = 0) -> str:
+    """Plain text of a message content: a string, None, a list of parts of any common shape
+    (OpenAI/Anthropic/Gemini/Inspect/OTel), or a nested object. Images and other media become a
+    short placeholder so that turn structure survives."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, bool | int | float):
+        return str(content)
+    if _depth > 20:
+        return ""
+    if isinstance(content, Mapping):
+        for key in ("text", "content", "value", "result", "output", "message", "parts", "data"):
+            if key in content and content[key] is not None and not isinstance(content[key], bool):
+                inner = content[key]
+                if isinstance(inner, str | list | Mapping):
+                    return text_of(inner, _depth + 1)
+        kind = str(content.get("type", ""))
+        if kind in ("image", "image_url", "input_image", "blob", "uri", "file", "audio", "input_audio"):
+            return f"[{kind}]"
+        if kind in ("thinking", "reasoning", "redacted_thinking"):
+            return ""
+        try:
+            return orjson.dumps(content, option=orjson.OPT_SORT_KEYS).decode()
+        except (TypeError, orjson.JSONEncodeError):
+            return str(content)
+    if isinstance(content, Sequence):
+        pieces = []
+        for part in content:
+            if isinstance(part, Mapping) and (str(part.get("type", "")) in (
+                "tool_use", "tool_call", "function_call", "tool_result", "tool_call_response",
+                "thinking", "reasoning", "redacted_thinking", "function_call_output",
+            ) or "functionCall" in part or "functionResponse" in part):
+                continue  # represented as tool calls / tool messages, not as text
+            text = text_of(part, _depth + 1)
+            if text:
+                pieces.append(text)
+        return "\n".join(pieces)
+    return str(content)
+
+
+def parse_arguments(value: Any) -> Any:
+    """Tool-call arguments as a dict when they are JSON, else the raw value."""
+    if isinstance(value, str):
+        stripped = value.strip()
+        if stripped.startswith(("{", "[")):
+            try:
+                return orjson.loads(stripped)
+            except orjson.JSONDecodeError:
+                return value
+    return value
+
+
+# --------------------------------------------------------------------------------------------------
+# Messages
+
+STANDARD_ROLES = frozenset({"system", "user", "assistant", "tool"})
+_ROLE_ALIASES = {
+    "human": "user", "customer": "user", "client": "user", "input": "user", "prompt": "user",
+    "ai": "assistant", "bot": "assistant", "model": "assistant", "gpt": "assistant", "agent": "assistant",
+    "chatbot": "assistant", "output": "assistant", "completion": "assistant", "response": "assistant",
+    "function": "tool", "tool_result": "tool", "ipython": "tool", "observation": "tool",
+    "tool_response": "tool", "environment": "tool",
+    "developer": "system", "instruction": "system", "instructions": "system",
+}
+
+
+def normalise_role(role: Any) -> str:
+    """Lower-case standard roles and their common aliases; any other role (an agent's name) is kept."""
+    text = str(role).strip() if role is not None else ""
+    if not text:
+        return "unknown"
+    low = text.lower()
+    if low in STANDARD_ROLES:
+        return low
+    return _ROLE_ALIASES.get(low, text)
+
+
+MESSAGE_LIST_KEYS = ("messages", "traj", "trajectory", "history", "conversation", "conversations", "chat",
+                     "chat_history", "dialog", "dialogue", "turns", "transcript", "chat_messages")
+_CONTENT_KEYS = ("content", "text", "value", "parts", "message", "tool_calls", "function_call")
+_ROLE_KEYS = ("role", "from", "speaker", "author", "sender", "type")
+
+
+_ITEM_TYPES = frozenset({"function_call", "function_call_output", "reasoning", "custom_tool_call",
+                         "custom_tool_call_output"})
+
+
+def is_message_like(value: Any) -> bool:
+    """A dict that names a speaker and carries content: role/content (OpenAI, Anthropic, Inspect),
+    from/value (ShareGPT), speaker/text, or a LangChain-style {type: human|ai, content/data}."""
+    if type(value) is dict:  # fast path: OpenAI-style {"role": str, "content"/"tool_calls": ...}
+        role_value = value.get("role")
+        if role_value.__class__ is str and role_value and ("content" in value or "tool_calls" in value):
+            return True
+    if not _is_map(value):
+        return False
+    if value.get("type") in _ITEM_TYPES:  # OpenAI Responses API input/output items
+        return True
+    role = None
+    for key in _ROLE_KEYS:
+        candidate = value.get(key)
+        if isinstance(candidate, str) and candidate:
+            role = candidate
+            break
+        if key == "author" and _is_map(candidate) and isinstance(candidate.get("role"), str):
+            role = candidate["role"]
+            break
+    if role is None:
+        return False
+    if "role" not in value and "from" not in value and "speaker" not in value and "author" not in value:
+        # only `type`: require a chat-ish value so that arbitrary typed objects do not qualify
+        if normalise_role(role) not in STANDARD_ROLES:
+            return False
+    return any(key in value for key in _CONTENT_KEYS) or "data" in value
+
+
+def is_message_list(value: Any, min_share: float = 0.6) -> bool:
+    if not isinstance(value, list) or not value:
+        return False
+    sample = value[:8]
+    hits = sum(1 for item in sample if is_message_like(item))
+    return hits >= max(1, int(len(sample) * min_share + 0.999))
+
+
+_WRAPPER_KEYS = ("input", "inputs", "request", "request_body", "body", "data", "payload", "example", "sample",
+                 "state", "record", "item", "event", "log", "entry", "params", "llm_input", "prompt")
+
+
+def find_message_list(record: Mapping[str, Any], depth: int = 0) -> tuple[str, list[Any]] | None:
+    """Where a record keeps its conversation: a known key first, then request/input wrappers, then any
+    list of message-like objects (breadth-first, shallow)."""
+    for key in MESSAGE_LIST_KEYS:
+        value = record.get(key)
+        if isinstance(value, list) and is_message_list(value):
+            return key, value
+        if _is_map(value):  # {"messages": {"messages": [...]}} or {"history": {"messages": …}}
+            inner = find_message_list(value, depth + 1) if depth < 3 else None
+            if inner:
+                return f"{key}.{inner[0]}", inner[1]
+    if depth >= 3:
+        return None
+    for key in _WRAPPER_KEYS:
+        value = record.get(key)
+        if _is_map(value):
+            inner = find_message_list(value, depth + 1)
+            if inner:
+                return f"{key}.{inner[0]}", inner[1]
+    for key, value in record.items():
+        if isinstance(value, list) and is_message_list(value):
+            return str(key), value
+    return None
+
+
+def _tool_call(value: Any) -> ToolCall | None:
+    """A tool call of any common shape: OpenAI {id, function:{name, arguments}}, flat {name, arguments},
+    Inspect {id, function: "name", arguments: {...}}, Anthropic/OTel {type: tool_use|tool_call, name,
+    input|arguments}, Gemini {functionCall: {name, args}}."""
+    if not isinstance(value, Mapping):
+        return None
+    if isinstance(value.get("functionCall"), Mapping):
+        fc = value["functionCall"]
+        return ToolCall(str(fc.get("name", "")), parse_arguments(fc.get("args")), _opt_str(fc.get("id")))
+    fn = value.get("function")
+    if isinstance(fn, Mapping):
+        return ToolCall(str(fn.get("name") or value.get("name") or ""),
+                        parse_arguments(fn.get("arguments", fn.get("args"))), _opt_str(value.get("id")))
+    name = fn if isinstance(fn, str) else value.get("name") or value.get("tool_name") or value.get("tool")
+    if not name:
+        return None
+    args: Any = None
+    for key in ("arguments", "input", "args", "parameters", "kwargs", "tool_input"):
+        if key in value:
+            args = value[key]
+            break
+    return ToolCall(str(name), parse_arguments(args),
+                    _opt_str(value.get("id") or value.get("tool_call_id") or value.get("call_id")))
+
+
+def _opt_str(value: Any) -> str | None:
+    return None if value is None or value == "" else str(value)
+
+
+def _is_error_flag(value: Mapping[str, Any]) -> bool:
+    if value.get("is_error") is True or value.get("isError") is True:
+        return True
+    err = value.get("error")
+    if err and not isinstance(err, bool):
+        return True
+    if err is True:
+        return True
+    status = value.get("status")
+    return isinstance(status, str) and status.lower() in ("error", "failed", "failure")
+
+
+def _error_text(value: Mapping[str, Any]) -> str:
+    err = value.get("error")
+    if isinstance(err, Mapping):
+        return str(err.get("message") or err.get("type") or "")
+    return err if isinstance(err, str) else ""
+
+
+_CALL_PARTS = ("tool_use", "tool_call", "function_call", "server_tool_use")
+_RESULT_PARTS = ("tool_result", "tool_call_response", "function_call_output")
+
+
+# Keys that need the general converter; plain OpenAI messages without them take the fast path.
+_SLOW_KEYS = frozenset({"is_error", "isError", "error", "status", "function_call", "function_calls", "kwargs",
+                        "toolCalls", "tool_call_ids", "toolCallId", "tool_use_id", "function", "tool_name",
+                        "lc", "data", "parts", "text", "value", "message", "type"})
+_FAST_ROLES = {"user": "user", "assistant": "assistant", "system": "system", "tool": "tool",
+               "developer": "system", "function": "tool"}
+
+
+def _fast_message_init(role: str, content: str, tool_calls: tuple[ToolCall, ...], tool_call_id: str | None,
+                       is_error: bool, name: str | None) -> Message:
+    obj: Any = _new(Message)
+    d = obj.__dict__
+    d["role"] = role
+    d["content"] = content
+    d["tool_calls"] = tool_calls
+    d["tool_call_id"] = tool_call_id
+    d["is_error"] = is_error
+    d["name"] = name
+    return obj  # type: ignore[no-any-return]
+
+
+def _fast_call_init(name: str, arguments: Any, id: str | None) -> ToolCall:
+    obj: Any = _new(ToolCall)
+    d = obj.__dict__
+    d["name"] = name
+    d["arguments"] = arguments
+    d["id"] = id
+    return obj  # type: ignore[no-any-return]
+
+
+def _fast_trace_init(id: str, source: str, messages: tuple[Message, ...], feedback: tuple[Feedback, ...],
+                     started_at: datetime | None, prompt_version: str | None, metadata: Mapping[str, Any],
+                     format: str) -> Trace:
+    obj: Any = _new(Trace)
+    d = obj.__dict__
+    d["id"] = id
+    d["source"] = source
+    d["messages"] = messages
+    d["feedback"] = feedback
+    d["started_at"] = started_at
+    d["prompt_version"] = prompt_version
+    d["metadata"] = metadata
+    d["format"] = format
+    return obj  # type: ignore[no-any-return]
+
+
+_new = object.__new__
+
+
+def _fast_or_safe(cls: type, fast: Callable[..., Any], fields: tuple[str, ...]) -> Callable[..., Any]:
+    """Readers create millions of messages; filling a frozen dataclass's `__dict__` directly skips its
+    per-field frozen `__setattr__` guard (3-4x faster). The fast path is used only while the model's
+    fields are exactly `fields` (in order) and live in a plain `__dict__`, and only if it builds a
+    record equal to the normal constructor's; otherwise the normal constructor is used."""
+    import dataclasses
+
+    try:
+        if hasattr(cls, "__slots__") or tuple(f.name for f in dataclasses.fields(cls)) != fields:
+            return cls
+        args = [f"probe-{i}" for i in range(len(fields))]
+        if fast(*args) != cls(*args):
+            return cls
+    except Exception:  # noqa: BLE001 - any surprise: use the safe constructor
+        return cls
+    return fast
+
+
+_make_message = _fast_or_safe(Message, _fast_message_init,
+                              ("role", "content", "tool_calls", "tool_call_id", "is_error", "name"))
+_make_call = _fast_or_safe(ToolCall, _fast_call_init, ("name", "arguments", "id"))
+_make_trace = _fast_or_safe(Trace, _fast_trace_init, ("id", "source", "messages", "feedback", "started_at",
+                                                      "prompt_version", "metadata", "format"))
+
+
+def _fast_message(raw: dict[str, Any], names: dict[str, str] | None = None) -> Message | None:
+    """Plain OpenAI chat messages (the bulk of big logs), or None when the general path is needed.
+
+    `names` maps tool-call ids seen so far to tool names: recorded for calls, used to name results."""
+    std = _FAST_ROLES.get(raw.get("role"))  # type: ignore[arg-type]
+    content = raw.get("content")
+    if std is None or not (content is None or content.__class__ is str):
+        return None
+    if not raw.keys().isdisjoint(_SLOW_KEYS):
+        return None
+    calls: tuple[ToolCall, ...] = ()
+    raw_calls = raw.get("tool_calls")
+    if raw_calls:
+        if raw_calls.__class__ is not list:
+            return None
+        out = []
+        for call in raw_calls:
+            fn = call.get("function") if call.__class__ is dict else None
+            if fn.__class__ is not dict:
+                return None
+            name = fn.get("name")
+            if name.__class__ is not str:
+                return None
+            args = fn.get("arguments")
+            if args.__class__ is str and args[:1] in ("{", "["):
+                try:
+                    args = orjson.loads(args)
+                except orjson.JSONDecodeError:
+                    pass
+            call_id = call.get("id") or None
+            if call_id is not None:
+                if call_id.__class__ is not str:
+                    call_id = str(call_id)
+                if names is not None:
+                    names[call_id] = name
+            out.append(_make_call(name, args, call_id))
+        calls = tuple(out)
+    if content is None:
+        refusal = raw.get("refusal")
+        content = refusal if refusal.__class__ is str else ""
+    call_id = raw.get("tool_call_id") or None
+    if call_id is not None and call_id.__class__ is not str:
+        call_id = str(call_id)
+    name = raw.get("name") or None
+    if name is None:
+        if call_id is not None and std == "tool" and names:
+            name = names.get(call_id)
+    elif name.__class__ is not str:
+        name = str(name)
+    return _make_message(std, content, calls, call_id, False, name)  # type: ignore[no-any-return]
+
+
+def convert_message(raw: Any) -> list[Message]:
+    """One source message → one or more model messages.
+
+    Anthropic-style content blocks are split: `tool_use` blocks become tool calls of the assistant
+    message, each `tool_result` block its own `tool` message (with `is_error`). Unknown keys are ignored.
+    Returns [] for values that are not messages.
+    """
+    if raw.__class__ is dict:
+        fast = _fast_message(raw)
+        if fast is not None:
+            return [fast]
+        kind = raw.get("type")
+        if kind in _ITEM_TYPES:
+            return _response_item(raw)
+    if isinstance(raw, str):
+        return [Message(role="user", content=raw)]
+    if not isinstance(raw, Mapping):
+        return []
+    data = raw
+    # LangChain serialisations: {type: "human", data: {content: ...}} or {lc: 1, kwargs: {...}}
+    if isinstance(raw.get("kwargs"), Mapping) and "lc" in raw:
+        data = dict(raw["kwargs"])
+        ids = raw.get("id")
+        if "role" not in data and isinstance(ids, list) and ids:
+            data["role"] = str(ids[-1]).replace("MessageChunk", "").replace("Message", "").lower()
+    elif isinstance(raw.get("data"), Mapping) and "content" not in raw and "type" in raw:
+        data = dict(raw["data"])
+        data.setdefault("role", raw["type"])
+    role_value: Any = None
+    for key in ("role", "from", "speaker", "sender", "type"):
+        if isinstance(data.get(key), str) and data.get(key):
+            role_value = data[key]
+            break
+    if role_value is None and isinstance(data.get("author"), Mapping):
+        role_value = data["author"].get("role")
+    if role_value is None and isinstance(data.get("message"), Mapping):
+        return convert_message(data["message"])
+    role = normalise_role(role_value)
+    name = _opt_str(data.get("name"))
+    content: Any = None
+    for key in ("content", "text", "value", "parts", "message"):
+        if key in data and not (key == "message" and isinstance(data[key], Mapping) and "role" in data[key]):
+            content = data[key]
+            break
+    tool_calls: list[ToolCall] = []
+    for key in ("tool_calls", "toolCalls", "function_calls"):
+        calls = data.get(key)
+        if isinstance(calls, list):
+            for call in calls:
+                tc = _tool_call(call)
+                if tc is not None:
+                    tool_calls.append(tc)
+    if isinstance(data.get("function_call"), Mapping):  # legacy OpenAI
+        tc = _tool_call(data["function_call"])
+        if tc is not None:
+            tool_calls.append(tc)
+    extra: list[Message] = []
+    if isinstance(content, list):
+        for part in content:
+            if not isinstance(part, Mapping):
+                continue
+            kind = str(part.get("type", ""))
+            if kind in _CALL_PARTS or "functionCall" in part:
+                tc = _tool_call(part)
+                if tc is not None:
+                    tool_calls.append(tc)
+            elif kind in _RESULT_PARTS or "functionResponse" in part:
+                extra.append(_tool_result_message(part))
+    text = text_of(content)
+    if not text and isinstance(data.get("refusal"), str):
+        text = data["refusal"]
+    tool_call_id = _opt_str(data.get("tool_call_id") or data.get("toolCallId") or data.get("tool_use_id"))
+    if tool_call_id is None and isinstance(data.get("tool_call_ids"), list) and data["tool_call_ids"]:
+        tool_call_id = _opt_str(data["tool_call_ids"][0])
+    is_error = role == "tool" and _is_error_flag(data)
+    if is_error and not text:
+        text = _error_text(data)
+    if role == "tool" and name is None:
+        fn = data.get("function")
+        name = fn if isinstance(fn, str) else _opt_str(data.get("tool_name"))
+    out: list[Message] = []
+    if extra and not text and not tool_calls:
+        return extra  # a user turn that only carries tool results
+    out.append(Message(role=role, content=text, tool_calls=tuple(tool_calls), tool_call_id=tool_call_id,
+                       is_error=is_error, name=name))
+    return out + extra
+
+
+def _response_item(item: Mapping[str, Any]) -> list[Message]:
+    """OpenAI Responses API items that are not messages: calls, their outputs, reasoning (dropped)."""
+    kind = item.get("type")
+    call_id = _opt_str(item.get("call_id") or item.get("id"))
+    if kind in ("function_call", "custom_tool_call"):
+        args = item.get("arguments", item.get("input"))
+        call = ToolCall(str(item.get("name") or ""), parse_arguments(args), call_id)
+        return [Message("assistant", "", (call,))]
+    if kind in ("function_call_output", "custom_tool_call_output"):
+        return [Message("tool", text_of(item.get("output")), tool_call_id=call_id)]
+    return []
+
+
+def _tool_result_message(part: Mapping[str, Any]) -> Message:
+    if "functionResponse" in part and isinstance(part["functionResponse"], Mapping):
+        fr = part["functionResponse"]
+        return Message(role="tool", content=text_of(fr.get("response")), name=_opt_str(fr.get("name")),
+                       tool_call_id=_opt_str(fr.get("id")))
+    content = part.get("content", part.get("result", part.get("output")))
+    return Message(role="tool", content=text_of(content),
+                   tool_call_id=_opt_str(part.get("tool_use_id") or part.get("id") or part.get("call_id")),
+                   is_error=_is_error_flag(part), name=_opt_str(part.get("name")))
+
+
+def convert_messages(raw: Iterable[Any]) -> tuple[Message, ...]:
+    out: list[Message] = []
+    append = out.append
+    names: dict[str, str] = {}
+    slow = False
+    for item in raw:
+        fast = _fast_message(item, names) if item.__class__ is dict else None
+        if fast is not None:
+            append(fast)
+        else:
+            slow = True
+            out.extend(convert_message(item))
+    return tuple(_fill_tool_names(out) if slow else out)
+
+
+def _fill_tool_names(messages: list[Message]) -> list[Message]:
+    """Give tool results the name of the call they answer when the source left it out."""
+    if not any(msg.role == "tool" and msg.name is None and msg.tool_call_id for msg in messages):
+        return messages
+    names: dict[str, str] = {}
+    out = []
+    for msg in messages:
+        for call in msg.tool_calls:
+            if call.id:
+                names[call.id] = call.name
+        if msg.role == "tool" and msg.name is None and msg.tool_call_id in names:
+            msg = Message(role=msg.role, content=msg.content, tool_calls=msg.tool_calls,
+                          tool_call_id=msg.tool_call_id, is_error=msg.is_error, name=names[msg.tool_call_id])
+        out.append(msg)
+    return out
+
+
+def has_input_turn(messages: Sequence[Message]) -> bool:
+    """A conversation has some input (user, system, or another agent); a bare run of assistant/tool
+    messages is a fragment (an example of tool calls, not a trace)."""
+    return any(m.role not in ("assistant", "tool") for m in messages)
+
+
+# --------------------------------------------------------------------------------------------------
+# Conversations of records (system prompts, provider responses, prompt/answer pairs)
+
+
+def response_messages(body: Any) -> list[Any]:
+    """The reply messages inside a provider response body: OpenAI `choices[].message` (first choice),
+    Anthropic messages (`{role, content}`), OpenAI Responses `output[]`, Gemini `candidates[].content`,
+    or a plain string."""
+    if body is None:
+        return []
+    if isinstance(body, str):
+        return [{"role": "assistant", "content": body}] if body.strip() else []
+    if isinstance(body, list):
+        if is_message_list(body):
+            return list(body)
+        return []
+    if not isinstance(body, Mapping):
+        return []
+    choices = body.get("choices")
+    if isinstance(choices, list) and choices:
+        first = choices[0]
+        if isinstance(first, Mapping):
+            msg = first.get("message") or first.get("delta")
+            if isinstance(msg, Mapping):
+                msg = dict(msg)
+                msg.setdefault("role", "assistant")
+                return [msg]
+            if isinstance(first.get("text"), str):
+                return [{"role": "assistant", "content": first["text"]}]
+        return []
+    candidates = body.get("candidates")
+    if isinstance(candidates, list) and candidates and isinstance(candidates[0], Mapping):
+        content = candidates[0].get("content")
+        if isinstance(content, Mapping):
+            return [content]
+    output = body.get("output")
+    if isinstance(output, list) and output:
+        msgs: list[Any] = []
+        for item in output:
+            if isinstance(item, Mapping) and item.get("type") == "function_call":
+                msgs.append({"role": "assistant", "tool_calls": [item]})
+            elif isinstance(item, Mapping) and ("role" in item or "content" in item):
+                msgs.append({"role": item.get("role", "assistant"), "content": item.get("content")})
+        return msgs
+    if "role" in body and ("content" in body or "tool_calls" in body):
+        return [body]
+    for key in ("message", "completion", "output", "response", "text", "answer"):
+        if key in body and body[key] is not None:
+            return response_messages(body[key])
+    return []
+
+
+def finish_reason(body: Any) -> str | None:
+    """Why a provider stopped generating (OpenAI `finish_reason`, Anthropic `stop_reason`)."""
+    if not isinstance(body, Mapping):
+        return None
+    if isinstance(body.get("stop_reason"), str):
+        return str(body["stop_reason"])
+    choices = body.get("choices")
+    if isinstance(choices, list) and choices and isinstance(choices[0], Mapping):
+        reason = choices[0].get("finish_reason")
+        return reason if isinstance(reason, str) else None
+    return None
+
+
+def system_messages(record: Mapping[str, Any]) -> list[Any]:
+    """A top-level system prompt kept beside the messages (Anthropic `system`, `instructions`)."""
+    for key in ("system", "system_prompt", "instructions"):
+        value = record.get(key)
+        if isinstance(value, str) and value.strip():
+            return [{"role": "system", "content": value}]
+        if isinstance(value, list) and value and all(_is_map(v) for v in value):
+            text = text_of(value)
+            if text:
+                return [{"role": "system", "content": text}]
+    return []
+
+
+_RESPONSE_KEYS = ("response", "response_body", "completion", "output", "outputs", "answer", "reply",
+                  "prediction", "generation")
+
+
+def conversation_of(record: Mapping[str, Any]) -> tuple[str, list[Any]] | None:
+    """The raw message list of a record, with a top-level system prompt and a separate response
+    (request/response logs) folded in."""
+    found = find_message_list(record)
+    if found is None:
+        # request/response pairs with the messages under a body key
+        for key in ("request", "request_body", "input", "inputs"):
+            inner = record.get(key)
+            if _is_map(inner):
+                found = find_message_list(inner)
+                if found:
+                    found = (f"{key}.{found[0]}", found[1])
+                    break
+        if found is None:
+            return _prompt_completion(record)
+    key, raw = found
+    msgs: list[Any] = list(raw)
+    container: Mapping[str, Any] = record
+    if "." in key:
+        outer = key.split(".")[0]
+        if _is_map(record.get(outer)):
+            container = record[outer]
+    if not any(_is_map(m) and normalise_role(m.get("role")) == "system" for m in msgs[:3]):
+        system = system_messages(container)
+        if not system and container is not record:
+            system = system_messages(record)
+        msgs = system + msgs
+    for rkey in _RESPONSE_KEYS:
+        if rkey in record and rkey != key.split(".")[0]:
+            reply = response_messages(record[rkey])
+            if reply:
+                msgs.extend(reply)
+                break
+    if "choices" in record:
+        msgs.extend(response_messages(record))
+    return key, msgs
+
+
+_PROMPT_KEYS = ("prompt", "input", "question", "query", "instruction", "user_input")
+_ANSWER_KEYS = ("completion", "response", "output", "answer", "generation", "prediction", "model_output")
+
+
+def _prompt_completion(record: Mapping[str, Any]) -> tuple[str, list[Any]] | None:
+    """Single-turn records: a prompt string and the model's answer string."""
+    prompt = next((k for k in _PROMPT_KEYS if isinstance(record.get(k), str) and record[k].strip()), None)
+    answer = next((k for k in _ANSWER_KEYS if isinstance(record.get(k), str)), None)
+    if prompt is None or answer is None:
+        return None
+    msgs: list[Any] = system_messages(record)
+    msgs += [{"role": "user", "content": record[prompt]}, {"role": "assistant", "content": record[answer]}]
+    return f"{prompt}+{answer}", msgs
+
+
+def convert_messages_post(messages: Sequence[Message]) -> tuple[Message, ...]:
+    """Final touches on already converted messages (tool names filled in from their calls)."""
+    return tuple(_fill_tool_names(list(messages)))

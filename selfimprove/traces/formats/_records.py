@@ -1,0 +1,320 @@
+"""Records → traces, shared by the record-shaped readers (openai, anthropic, generic, ...).
+
+Owns: one record → one `Trace` (`trace_from_record`), the per-record guard that turns a failure
+into a counted skip (`guarded`), one-message-per-line files grouped into conversations
+(`group_lines`), HTTP recordings (`traces_from_interactions`), and reading a whole record file of
+any of these shapes (`read_record_file`). Traces are built with `_messages`' fast-path `_make_trace`,
+imported here by name (a test that swaps it patches `_records._make_trace`).
+
+Must never: let one bad record fail the file (it is skipped and counted, with its line), or hold
+more than `MAX_OPEN_GROUPS` conversations open at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from selfimprove.errors import SelfImproveError
+from selfimprove.traces.formats._feedback import OUTCOME_KEYS, feedback_from_record
+from selfimprove.traces.formats._fields import (
+    ID_KEYS,
+    _is_map,
+    file_stem,
+    first_time,
+    prompt_version_of,
+    record_id,
+    scalar_metadata,
+)
+from selfimprove.traces.formats._io import (
+    _DECOMPRESS_ERRORS,
+    SourceReport,
+    iter_records,
+    looks_jsonl,
+    read_head,
+)
+from selfimprove.traces.formats._messages import (
+    _ANSWER_KEYS,
+    _PROMPT_KEYS,
+    _make_trace,
+    conversation_of,
+    convert_messages,
+    find_message_list,
+    finish_reason,
+    has_input_turn,
+    is_message_like,
+    parse_arguments,
+    response_messages,
+)
+from selfimprove.traces.model import Feedback, Trace
+
+# record fields that are not metadata (ids, outcomes, prompts and answers, system prompts)
+_NOT_METADATA = frozenset(ID_KEYS[:1] + OUTCOME_KEYS + _PROMPT_KEYS + _ANSWER_KEYS +
+                          ("system", "system_prompt", "instructions"))
+
+
+def trace_from_record(record: Any, *, source: str, stem: str, index: int, fmt: str,
+                      report: SourceReport, line: int | None) -> Any:
+    """One record → one Trace, or None after deferring it (no messages in it)."""
+
+    if not _is_map(record):
+        report.defer(line, f"a JSON {type(record).__name__}, not an object")
+        return None
+    conv = conversation_of(record)
+    if conv is None:
+        report.defer(line, "no messages")
+        return None
+    key, raw = conv
+    messages = convert_messages(raw)
+    if not messages:
+        report.defer(line, f"no readable messages under '{key}'")
+        return None
+    feedback = feedback_from_record(record)
+    meta = scalar_metadata(record, skip=_NOT_METADATA)
+    meta["messages_key"] = key
+    return _make_trace(record_id(record, stem, index), source, messages, feedback,
+                       first_time(record) or _first_message_time(raw), prompt_version_of(record), meta, fmt)
+
+
+def _first_message_time(raw: Sequence[Any]) -> datetime | None:
+    for item in raw[:3]:
+        if isinstance(item, Mapping):
+            dt = first_time(item)
+            if dt is not None:
+                return dt
+    return None
+
+
+def guarded(report: SourceReport, line: int | None, fn: Callable[[], Any]) -> Any:
+    """Run one record's conversion; a failure skips that record (with its line), never the file."""
+    try:
+        return fn()
+    except SelfImproveError:
+        raise
+    except RecursionError:
+        report.skip(line, "nesting too deep")
+    except (ValueError, TypeError, KeyError, AttributeError, IndexError, OverflowError) as exc:
+        report.skip(line, f"unreadable record ({type(exc).__name__}: {exc})")
+    return None
+
+
+# --------------------------------------------------------------------------------------------------
+# One message per line
+
+GROUP_KEYS = ("trace_id", "traceId", "session_id", "sessionId", "conversation_id", "conversationId",
+              "thread_id", "threadId", "chat_id", "dialog_id")
+MAX_OPEN_GROUPS = 1000  # message-per-line files: conversations kept open at once (memory bound)
+
+
+def group_key_of(record: Mapping[str, Any], keys: Sequence[str] = GROUP_KEYS) -> str | None:
+    for key in keys:
+        value = record.get(key)
+        if isinstance(value, str | int) and not isinstance(value, bool) and value != "":
+            return str(value)
+    return None
+
+
+@dataclass
+class _Group:
+    key: str
+    line: int
+    records: list[Any]
+
+
+def group_lines(lines: Iterable[tuple[int, Mapping[str, Any]]], keys: Sequence[str] = GROUP_KEYS,
+                max_open: int = MAX_OPEN_GROUPS) -> Iterator[tuple[str, int, list[Any]]]:
+    """Group one-message-per-line records into conversations by a group id field.
+
+    Interleaved conversations are fine; at most `max_open` are held at once (the least recently
+    extended is emitted first when the limit is reached), so memory stays bounded.
+    Yields (group id, line of its first record, records) in order of first appearance when possible.
+    """
+    open_groups: dict[str, _Group] = {}
+    for line, record in lines:
+        key = group_key_of(record, keys) or ""
+        group = open_groups.pop(key, None)
+        if group is None:
+            group = _Group(key, line, [])
+        group.records.append(record)
+        open_groups[key] = group  # re-insert: dict order = least recently extended first
+        if len(open_groups) > max_open:
+            oldest = next(iter(open_groups))
+            done = open_groups.pop(oldest)
+            yield done.key, done.line, done.records
+    for group in sorted(open_groups.values(), key=lambda g: g.line):
+        yield group.key, group.line, group.records
+
+
+# --------------------------------------------------------------------------------------------------
+# HTTP recordings
+
+
+def _interactions(record: Mapping[str, Any]) -> list[tuple[Any, Any]] | None:
+    """HTTP recordings (VCR cassettes converted to JSON): [(request body, response body)]."""
+    items = record.get("interactions")
+    if not isinstance(items, list) or not items:
+        return None
+    pairs: list[tuple[Any, Any]] = []
+    for item in items:
+        if not isinstance(item, Mapping):
+            continue
+        req = item.get("request_body")
+        resp = item.get("response_body")
+        if req is None and isinstance(item.get("request"), Mapping):
+            req = item["request"].get("body")
+            resp = item.get("response", {}).get("body") if isinstance(item.get("response"), Mapping) else None
+        if isinstance(req, str):
+            req = parse_arguments(req)
+        if isinstance(resp, str):
+            resp = parse_arguments(resp)
+        if isinstance(req, Mapping):
+            pairs.append((req, resp))
+    return pairs or None
+
+
+def traces_from_interactions(record: Mapping[str, Any], *, source: str, stem: str, fmt: str,
+                             start_index: int) -> list[Any] | None:
+    """One trace per conversation in a recording: successive calls that repeat the same opening
+    message are one conversation; its last request plus that request's response are the trace."""
+
+    pairs = _interactions(record)
+    if pairs is None:
+        return None
+    convs: list[tuple[Mapping[str, Any], Any]] = []
+    first_msgs: list[Any] = []
+    for req, resp in pairs:
+        found = find_message_list(req)
+        if found is None:
+            continue
+        opening = found[1][0] if found[1] else None
+        if convs and first_msgs[-1] == opening:
+            convs[-1] = (req, resp)
+        else:
+            convs.append((req, resp))
+            first_msgs.append(opening)
+    out = []
+    for n, (req, resp) in enumerate(convs):
+        conv = conversation_of(req)
+        if conv is None:
+            continue
+        raw = conv[1] + response_messages(resp)
+        messages = convert_messages(raw)
+        if not messages:
+            continue
+        meta: dict[str, Any] = {"messages_key": "interactions"}
+        if isinstance(req.get("model"), str):
+            meta["model"] = req["model"]
+        finish = finish_reason(resp)
+        if finish:
+            meta["finish_reason"] = finish
+        out.append(Trace(id=f"{stem}:{start_index + n}", source=source, messages=messages,
+                         feedback=(), metadata=meta, format=fmt))
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# Files of records
+
+
+def read_record_file(path: Path, report: SourceReport, fmt: str) -> Iterator[Any]:
+    """Traces of a record-shaped file (JSONL, JSON array or one JSON document), whatever the record
+    shape: records holding a message list (OpenAI/Anthropic/ShareGPT/tau-bench/request-response
+    logs), HTTP recordings with request/response bodies, a bare JSON list of messages (one trace), or
+    one message per line grouped by a trace/session/conversation id."""
+    stem = file_stem(path)
+    index = 0
+    bare: list[Any] | None = None
+    bare_line = 1
+    per_line: list[tuple[int, Mapping[str, Any]]] | None = None
+    jsonl = False
+    try:
+        jsonl = looks_jsonl(path, read_head(path, 65536))
+    except (OSError, *_DECOMPRESS_ERRORS):
+        pass
+
+    records = iter_records(path, report)
+    for line, record in records:
+        label = f"{report.path}:{line}"
+        if isinstance(record, Mapping) and "interactions" in record:
+            cassette = guarded(report, line, partial(traces_from_interactions, record, source=label,
+                                                     stem=stem, fmt=fmt, start_index=index))
+            if cassette is not None:
+                for trace in cassette:
+                    index += 1
+                    yield trace
+                continue
+        if bare is None and per_line is None and is_message_like(record) and \
+                find_message_list(record) is None:
+            if jsonl:
+                per_line = [(line, record)]
+                yield from _per_line_traces(path, report, fmt, per_line, records, stem)
+                return
+            bare = [record]
+            bare_line = line
+            continue
+        if bare is not None:
+            bare.append(record)
+            continue
+        # records without an id field: JSONL ids use the line (stable when a file is read in shards)
+        build = partial(trace_from_record, record, source=label, stem=stem, index=line if jsonl else index,
+                        fmt=fmt, report=report, line=line)
+        trace = guarded(report, line, build)
+        index += 1
+        if trace is not None:
+            yield trace
+    if bare is not None:
+        trace = guarded(report, bare_line, lambda: _bare_trace(bare, report, fmt, stem, bare_line))
+        if trace is not None:
+            yield trace
+
+
+def _bare_trace(raw: list[Any], report: SourceReport, fmt: str, stem: str, line: int) -> Any:
+
+    messages = convert_messages(raw)
+    if not messages:
+        report.defer(line, "no readable messages")
+        return None
+    if not has_input_turn(messages):
+        report.ignore("a list of assistant/tool messages with no user, system or agent input: "
+                      "a fragment (e.g. example tool calls), not a conversation")
+        return None
+    return Trace(id=stem, source=f"{report.path}:{line}", messages=messages,
+                 started_at=_first_message_time(raw), metadata={"messages_key": "$"}, format=fmt)
+
+
+def _per_line_traces(path: Path, report: SourceReport, fmt: str,
+                     first: list[tuple[int, Mapping[str, Any]]],
+                     rest: Iterator[tuple[int, Any]], stem: str) -> Iterator[Any]:
+
+    def lines() -> Iterator[tuple[int, Mapping[str, Any]]]:
+        yield from first
+        for line, record in rest:
+            if isinstance(record, Mapping) and (is_message_like(record) or group_key_of(record)):
+                yield line, record
+            else:
+                report.skip(line, "not a message (expected one message per line with a trace id)")
+
+    n = 0
+    for key, line, records in group_lines(lines()):
+        def build(key: str = key, line: int = line, records: list[Any] = records, n: int = n) -> Any:
+            messages = convert_messages(r for r in records if is_message_like(r))
+            if not messages:
+                report.defer(line, "no readable messages")
+                return None
+            feedback: list[Feedback] = []
+            for r in records:
+                feedback.extend(feedback_from_record(r, [k for k in OUTCOME_KEYS if k != "status"]))
+            meta: dict[str, Any] = {"messages_key": "lines"}
+            return Trace(id=key if key and len(key) >= 6 else f"{stem}:{key or n}",
+                         source=f"{report.path}:{line}", messages=messages, feedback=tuple(feedback),
+                         started_at=_first_message_time(records), prompt_version=next(
+                             (v for v in map(prompt_version_of, records) if v), None),
+                         metadata=meta, format=fmt)
+        trace = guarded(report, line, build)
+        n += 1
+        if trace is not None:
+            yield trace
