@@ -501,39 +501,51 @@ def _retry_messages(messages: Sequence[Mapping[str, Any]], reply: str,
     ]
 
 
+class _JsonExchange:
+    """One ask → parse → validate → retry-with-the-error exchange; the sync and async drivers below
+    differ only in how they call the model."""
+
+    def __init__(self, messages: Sequence[Mapping[str, Any]], schema: Mapping[str, Any]) -> None:
+        self.messages = messages
+        self.schema = schema
+        self.current: list[Mapping[str, Any]] = list(messages)
+        self.completions: list[Completion] = []
+        self.problem = ""
+
+    def accept(self, completion: Completion) -> tuple[bool, Any]:
+        """(True, value) for a valid reply; otherwise remember why and prepare the retry."""
+        self.completions.append(completion)
+        value, problem = _check(completion.text, self.schema)
+        if problem is None:
+            return True, value
+        self.problem = problem
+        self.current = _retry_messages(self.messages, completion.text, problem)
+        return False, None
+
+    def failure(self, model: str) -> LLMError:
+        return LLMError(f"model reply from {model} is not valid JSON for the expected schema: {self.problem}",
+                        hint="try a stronger model")
+
+
 def complete_json(completer: Completer, model: str, messages: Sequence[Mapping[str, Any]],
                   schema: Mapping[str, Any], *, retries: int = 1,
                   **params: Any) -> tuple[Any, list[Completion]]:
     """Ask, parse JSON (```json fences tolerated), validate; retry with the error; else `LLMError`."""
-    completions: list[Completion] = []
-    current: list[Mapping[str, Any]] = list(messages)
-    problem = ""
+    exchange = _JsonExchange(messages, schema)
     for _ in range(retries + 1):
-        completion = completer.complete(model, current, **params)
-        completions.append(completion)
-        value, problem_or_none = _check(completion.text, schema)
-        if problem_or_none is None:
-            return value, completions
-        problem = problem_or_none
-        current = _retry_messages(messages, completion.text, problem)
-    raise LLMError(f"model reply from {model} is not valid JSON for the expected schema: {problem}",
-                   hint="try a stronger model")
+        ok, value = exchange.accept(completer.complete(model, exchange.current, **params))
+        if ok:
+            return value, exchange.completions
+    raise exchange.failure(model)
 
 
 async def acomplete_json(completer: Completer, model: str, messages: Sequence[Mapping[str, Any]],
                          schema: Mapping[str, Any], *, retries: int = 1,
                          **params: Any) -> tuple[Any, list[Completion]]:
     """`complete_json`, async."""
-    completions: list[Completion] = []
-    current: list[Mapping[str, Any]] = list(messages)
-    problem = ""
+    exchange = _JsonExchange(messages, schema)
     for _ in range(retries + 1):
-        completion = await completer.acomplete(model, current, **params)
-        completions.append(completion)
-        value, problem_or_none = _check(completion.text, schema)
-        if problem_or_none is None:
-            return value, completions
-        problem = problem_or_none
-        current = _retry_messages(messages, completion.text, problem)
-    raise LLMError(f"model reply from {model} is not valid JSON for the expected schema: {problem}",
-                   hint="try a stronger model")
+        ok, value = exchange.accept(await completer.acomplete(model, exchange.current, **params))
+        if ok:
+            return value, exchange.completions
+    raise exchange.failure(model)

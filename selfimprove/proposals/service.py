@@ -391,13 +391,19 @@ def _branch_changes(repo: Repo, ws: Workspace, done: branches.Existing) -> tuple
 
     lines: list[str] = []
     values: list[str] = []
-    for path, doc in ws.prompts.items():
+    def changed(path: str, parse: Callable[[str, str], Any]) -> Any:
+        """The branch's parsed version of `path` when it differs from the base and parses, else None."""
         data = repo.read_at(done.sha, path)
         if data is None or data == ws.before.get(path):
-            continue
+            return None
         try:
-            other = parse_prompt(data.decode("utf-8"), path)
+            return parse(data.decode("utf-8"), path)
         except (SelfImproveError, UnicodeDecodeError):
+            return None
+
+    for path, doc in ws.prompts.items():
+        other = changed(path, parse_prompt)
+        if other is None:
             continue
         for section in other.sections.values():
             base_section = doc.sections.get(section.id)
@@ -405,12 +411,8 @@ def _branch_changes(repo: Repo, ws: Workspace, done: branches.Existing) -> tuple
                 added, text = added_lines(Edit(path, section.id, None, base_section.body, section.body))
                 lines += added + text
     for path, cfg in ws.configs.items():
-        data = repo.read_at(done.sha, path)
-        if data is None or data == ws.before.get(path):
-            continue
-        try:
-            theirs = load_structured(data.decode("utf-8"), path)
-        except (SelfImproveError, UnicodeDecodeError):
+        theirs = changed(path, load_structured)
+        if theirs is None:
             continue
         for pointer in cfg.spec.mutable:
             try:
