@@ -62,7 +62,7 @@ def _work(paths: list[str], shard: tuple[int, int], format: str, strict: bool, s
     pending = [0]
     try:
         stream = read_traces([Path(p) for p in paths], format=format, strict=strict, shard=shard,
-                             progress=progress or _report_progress(pending))
+                             progress=progress or _report_progress(pending), views=True)
         col = collect(stream, since=since, until=until)
     except SelfImproveError as exc:
         return "error", (exc.message, exc.where, exc.hint), None

@@ -31,7 +31,7 @@ from selfimprove.analysis.signals import Signal, excerpt
 if TYPE_CHECKING:
     from selfimprove.analysis.outcomes import Outcome
     from selfimprove.analysis.pipeline import Collected, Demo, Summary
-    from selfimprove.traces.model import Trace
+    from selfimprove.traces.model import TraceView
 
 KIND_ORDER = ("run_error", "max_turns", "tool_error", "loop", "escalation", "refusal", "user_correction",
               "abandonment", "explicit_failure")
@@ -471,39 +471,37 @@ def call_arguments(arguments: Any) -> str | None:
     return json.dumps(kept, sort_keys=True, ensure_ascii=False) if kept else None
 
 
-def failed_calls(trace: Trace, found: Sequence[Signal]) -> list[tuple[str, str]]:
-    """(signal key, arguments JSON) of the call behind each tool error of `trace`."""
+def failed_calls(view: TraceView, found: Sequence[Signal]) -> list[tuple[str, str]]:
+    """(signal key, arguments JSON) of the call behind each tool error of a trace."""
     out = []
-    messages = trace.messages
+    answers = {result[0]: result[4] for result in view.results}  # message index -> call id answered
     for sig in found:
         if sig.name != "tool_error" or sig.message_index is None or not sig.key:
             continue
-        result = messages[sig.message_index]
+        call_id = answers.get(sig.message_index)
         tool = _parts(sig.key)[1]
-        call = None
-        for m in reversed(messages[:sig.message_index]):
-            for c in m.tool_calls:
-                if (result.tool_call_id and c.id == result.tool_call_id) or \
-                        (not result.tool_call_id and c.name == tool):
-                    call = c
-                    break
-            if call is not None:
+        arguments: Any = None
+        at = -1  # the message of the call answered: the latest before the result with a call that
+        # matches by id (or by name without one); its first such call
+        for i, name, args, cid in reversed(view.calls):
+            if at >= 0 and i != at:
                 break
-        args = call_arguments(call.arguments) if call is not None else None
-        if args is not None:
-            out.append((sig.key, args))
+            if i < sig.message_index and ((call_id and cid == call_id) or (not call_id and name == tool)):
+                arguments, at = args, i
+        text = call_arguments(arguments) if at >= 0 else None
+        if text is not None:
+            out.append((sig.key, text))
     return out
 
 
-def succeeded_calls(trace: Trace) -> tuple[tuple[str, str], ...]:
+def succeeded_calls(view: TraceView) -> tuple[tuple[str, str], ...]:
     """(tool, arguments JSON) of the calls of a successful trace, at most one per tool."""
     seen: dict[str, str] = {}
-    for m in trace.messages:
-        for c in m.tool_calls:
-            if c.name not in seen:
-                args = call_arguments(c.arguments)
-                if args is not None:
-                    seen[c.name] = args
+    for _, name, arguments, _ in view.calls:
+        if name not in seen:
+            args = call_arguments(arguments)
+            if args is not None:
+                seen[name] = args
     return tuple(sorted(seen.items()))
 
 
@@ -555,26 +553,26 @@ def pleasantry(text: str) -> bool:
     return True
 
 
-def demonstration_turns(trace: Trace) -> tuple[str, str] | None:
+def demonstration_turns(view: TraceView) -> tuple[str, str] | None:
     """(request, answer) of a successful trace: the first user request with content that is not a
     courtesy, and the assistant reply that follows it (skipping tool calls to the reply with content),
     unless that reply is itself only a courtesy. None when the trace has no such pair."""
-    messages = trace.messages
-    for n, m in enumerate(messages):
-        if m.role != "user" or not m.content.strip() or pleasantry(m.content):
+    roles, texts = view.roles, view.texts
+    for n, role in enumerate(roles):
+        if role != "user" or not texts[n].strip() or pleasantry(texts[n]):
             continue
-        for k in range(n + 1, len(messages)):
-            reply = messages[k]
-            if reply.role == "user":
+        for k in range(n + 1, len(roles)):
+            if roles[k] == "user":
                 break
-            if reply.role == "assistant" and reply.content.strip():
-                if pleasantry(reply.content):
+            reply = texts[k]
+            if roles[k] == "assistant" and reply.strip():
+                if pleasantry(reply):
                     break
-                after = next((x.content for x in messages[k + 1:] if x.role == "user" and x.content.strip()),
-                             "")
+                after = next((texts[j] for j in range(k + 1, len(roles))
+                              if roles[j] == "user" and texts[j].strip()), "")
                 if _DOUBT.search(after):
                     return None  # the user pushed back on this answer: not one to imitate
-                return excerpt(m.content, 300), excerpt(reply.content, 400)
+                return excerpt(texts[n], 300), excerpt(reply, 400)
     return None
 
 

@@ -28,7 +28,7 @@ from selfimprove.analysis import outcomes as oc
 from selfimprove.analysis.patterns import demonstration_turns, failed_calls, succeeded_calls
 from selfimprove.analysis.signals import IMPLICIT, Signal, detect, excerpt, explicit
 from selfimprove.errors import SelfImproveError
-from selfimprove.traces.model import Trace
+from selfimprove.traces.model import Trace, TraceView, view_of
 
 if TYPE_CHECKING:
     from selfimprove.analysis.report import Analysis
@@ -90,17 +90,11 @@ class Collected:
     undated: int = 0  # traces without a timestamp while a time filter was given (kept)
 
 
-def first_user(trace: Trace) -> str:
-    for m in trace.messages:
-        if m.role == "user" and m.content.strip():
-            return excerpt(m.content, 300)
-    return ""
-
-
-def last_assistant(trace: Trace) -> str:
-    for m in reversed(trace.messages):
-        if m.role == "assistant" and m.content.strip():
-            return excerpt(m.content, 400)
+def first_user(view: TraceView) -> str:
+    texts = view.texts
+    for i, role in enumerate(view.roles):
+        if role == "user" and texts[i].strip():
+            return excerpt(texts[i], 300)
     return ""
 
 
@@ -129,19 +123,20 @@ def collect(traces: Iterable[Trace], *, since: datetime | None = None, until: da
 
 
 def observe(trace: Trace, col: Collected) -> None:
-    found = detect(trace)
+    view = view_of(trace)
+    found = detect(trace, view)
     labels = tuple(explicit(trace)) if trace.feedback else ()
     label = oc.label_of(labels) if labels else None
     counts: dict[str, int] = {}
     for sig in found:
         counts[sig.name] = counts.get(sig.name, 0) + 1
-    messages = trace.messages
-    turns = len(messages) - [m.role for m in messages].count("system")
-    last_tool = next((c.name for m in reversed(messages) for c in reversed(m.tool_calls)), None)
+    roles = view.roles
+    turns = len(roles) - roles.count("system")
+    last_tool = view.calls[-1][1] if view.calls else None
     index = len(col.summaries)
     col.summaries.append(Summary(trace.id, trace.source, label, labels, tuple(found), counts, turns,
                                  last_tool, trace.prompt_version, trace.format))
-    user = first_user(trace) if found or label is not None else ""
+    user = first_user(view) if found or label is not None else ""
     if label is not False and (found or label):
         keys = found + [s for s in labels if s.name == "run_error"]
         if label:  # the key of a labelled failure no signal explains: label and last action
@@ -149,15 +144,15 @@ def observe(trace: Trace, col: Collected) -> None:
             keys.append(Signal("explicit_failure", key=key))
         for s in keys:
             _remember(col, s, index, user)
-        for key, args in failed_calls(trace, found):  # what the failing calls were given
+        for key, args in failed_calls(view, found):  # what the failing calls were given
             ev = col.evidence.get(key)
             if ev is not None and len(ev.arguments) < MAX_KEPT and all(a != args for _, a in ev.arguments):
                 ev.arguments.append((index, args))
     if (label is False or (label is None and not found)) and len(col.demos) < MAX_DEMO_POOL:
-        pair = demonstration_turns(trace)  # a request and the answer to it, not the last pleasantry
+        pair = demonstration_turns(view)  # a request and the answer to it, not the last pleasantry
         if pair is not None:
-            tools = frozenset(c.name for m in trace.messages for c in m.tool_calls)
-            col.demos.append(Demo(trace.id, pair[0], pair[1], tools, index, succeeded_calls(trace)))
+            tools = frozenset(name for _, name, _, _ in view.calls)
+            col.demos.append(Demo(trace.id, pair[0], pair[1], tools, index, succeeded_calls(view)))
 
 
 def _label_name(labels: Sequence[Signal]) -> str:
@@ -286,7 +281,7 @@ def analyze(paths: Sequence[Path], *, format: str = "auto", since: datetime | No
     from selfimprove.analysis.report import Analysis
     from selfimprove.traces.read import read_traces
 
-    stream = read_traces(list(paths), format=format, strict=strict, progress=progress)
+    stream = read_traces(list(paths), format=format, strict=strict, progress=progress, views=True)
     set_total = getattr(progress, "set_total", None)
     if set_total is not None:
         set_total(stream.total_bytes)

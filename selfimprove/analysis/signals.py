@@ -1,6 +1,7 @@
 """Signals: small, explicit detectors that say *why* a trace may have failed.
 
-Owns the registry of detectors (name → function over one `Trace`) and the text normalisation used to
+Owns the registry of detectors (name → function over one `Trace` and its `TraceView`, the columns
+of its messages, built once and shared by all detectors) and the text normalisation used to
 turn raw error messages into templates that group well. Each detector looks at one trace only, in
 one pass over its messages, and returns `Signal`s with a short human detail and the message index,
 so that every outcome can be explained line by line.
@@ -29,7 +30,7 @@ from typing import Any
 from rapidfuzz import fuzz
 from rapidfuzz.utils import default_process
 
-from selfimprove.traces.model import Feedback, Message, Trace
+from selfimprove.traces.model import Feedback, Message, Trace, TraceView, view_of
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,7 @@ def excerpt(text: str, limit: int = DETAIL_CHARS) -> str:
 
 # --- detectors ------------------------------------------------------------------------------------
 
-Detector = Callable[[Trace], list[Signal]]
+Detector = Callable[[Trace, TraceView], list[Signal]]
 REGISTRY: dict[str, Detector] = {}
 
 
@@ -135,11 +136,12 @@ def detector(name: str) -> Callable[[Detector], Detector]:
     return register
 
 
-def detect(trace: Trace) -> list[Signal]:
+def detect(trace: Trace, view: TraceView | None = None) -> list[Signal]:
     """Every signal of one trace, from every registered detector, in registry order."""
+    view = view_of(trace) if view is None else view
     found: list[Signal] = []
     for fn in REGISTRY.values():
-        found.extend(fn(trace))
+        found.extend(fn(trace, view))
     return found
 
 
@@ -165,8 +167,8 @@ def _error_text(head: str) -> bool:
     return "status" in low and _ERROR_STATUS.search(low) is not None
 
 
-def _tool_names(trace: Trace) -> dict[str, str]:
-    return {call.id: call.name for m in trace.messages for call in m.tool_calls if call.id}
+def _tool_names(view: TraceView) -> dict[str, str]:
+    return {call_id: name for _, name, _, call_id in view.calls if call_id}
 
 
 def looks_like_error(message: Message) -> bool:
@@ -188,32 +190,29 @@ _SEP = "\x00"
 
 
 @detector("tool_error")
-def tool_errors(trace: Trace) -> list[Signal]:
-    messages = trace.messages
-    candidates = [(i, m) for i, m in enumerate(messages)
-                  if m.role == "tool" or (m.is_error and m.tool_call_id)]
+def tool_errors(trace: Trace, view: TraceView) -> list[Signal]:
+    candidates = view.results
     if not candidates:
         return []
     flagged = False
-    for _, m in candidates:
-        if m.is_error:
+    for result in candidates:
+        if result[2]:
             flagged = True
             break
     if not flagged:
-        joined = _SEP.join([m.content[:400] for _, m in candidates]).lower()
+        joined = _SEP.join([result[1][:400] for result in candidates]).lower()
         if not _any_in(joined, _ERROR_WORDS) and not ("status" in joined and _ERROR_STATUS.search(joined)):
             return []
     names: dict[str, str] | None = None
     found = []
-    for i, m in candidates:
-        if not looks_like_error(m):
+    for i, content, is_error, tool, call_id in candidates:
+        if not is_error and not (content and _error_text(content[:400])):
             continue
-        tool = m.name
-        if not tool and m.tool_call_id:
-            names = _tool_names(trace) if names is None else names
-            tool = names.get(m.tool_call_id)
+        if not tool and call_id:
+            names = _tool_names(view) if names is None else names
+            tool = names.get(call_id)
         tool = tool or "unknown"
-        text = first_line(m.content) or "tool reported an error"
+        text = first_line(content) or "tool reported an error"
         found.append(Signal("tool_error", detail=f"{tool}: {text}", message_index=i,
                             key=f"tool_error|{tool}|{normalize(text)}"))
     return found
@@ -250,22 +249,22 @@ _CORRECTION_WORDS = ("no", "said", "meant", "asked", "misunderstood", "wrong", "
 
 
 @detector("user_correction")
-def user_corrections(trace: Trace) -> list[Signal]:
+def user_corrections(trace: Trace, view: TraceView) -> list[Signal]:
     found: list[Signal] = []
-    candidates = []
-    seen_assistant = False
-    for i, m in enumerate(trace.messages):
-        if m.role == "assistant":
-            seen_assistant = True
-        elif seen_assistant and m.role == "user" and m.content:
-            candidates.append((i, m))
+    roles = view.roles
+    try:
+        start = roles.index("assistant") + 1
+    except ValueError:
+        return found
+    texts = view.texts
+    candidates = [(i, texts[i]) for i in range(start, len(roles)) if roles[i] == "user" and texts[i]]
     if not candidates:
         return found
-    joined = _SEP.join([m.content[:1000] for _, m in candidates]).replace("’", "'").lower()
+    joined = _SEP.join([content[:1000] for _, content in candidates]).replace("’", "'").lower()
     if not _any_in(joined, _CORRECTION_WORDS):
         return found
-    for i, m in candidates:
-        text = m.content[:1000].replace("’", "'")
+    for i, content in candidates:
+        text = content[:1000].replace("’", "'")
         low = text.lower()  # the patterns are lowercase: cheaper than case-insensitive matching
         hit = _CORRECTION.search(low)
         cue = _cue(hit.group(0)) if hit else None
@@ -281,16 +280,20 @@ def user_corrections(trace: Trace) -> list[Signal]:
 
 
 @detector("rephrase")
-def rephrasings(trace: Trace) -> list[Signal]:
+def rephrasings(trace: Trace, view: TraceView) -> list[Signal]:
     found = []
     previous: str | None = None
-    for i, m in enumerate(trace.messages):
-        if m.role != "user" or not m.content.strip():
+    texts = view.texts
+    for i, role in enumerate(view.roles):
+        if role != "user":
             continue
-        text = m.content[:500]
+        content = texts[i]
+        if not content.strip():
+            continue
+        text = content[:500]
         if previous is not None and len(text) >= 20 and \
                 fuzz.token_set_ratio(previous, text, processor=default_process, score_cutoff=85) >= 85:
-            found.append(Signal("rephrase", detail=excerpt(m.content), message_index=i,
+            found.append(Signal("rephrase", detail=excerpt(content), message_index=i,
                                 key="user_correction|rephrase"))
         previous = text
     return found
@@ -328,32 +331,34 @@ def _escalating_tool(name: str) -> bool:
 
 
 @detector("escalation")
-def escalations(trace: Trace) -> list[Signal]:
+def escalations(trace: Trace, view: TraceView) -> list[Signal]:
     found: list[Signal] = []
-    messages = trace.messages
-    joined = _SEP.join([m.content[:2000] for m in messages if m.content and m.role in ("user", "assistant")])
-    if not _any_in(joined.lower(), _ESCALATE_WORDS) and \
-            not any(_escalating_tool(call.name) for m in messages for call in m.tool_calls):
+    roles, texts = view.roles, view.texts
+    spoken = [i for i, role in enumerate(roles) if (role == "user" or role == "assistant") and texts[i]]
+    joined = _SEP.join([texts[i][:2000] for i in spoken])
+    # the first call to an escalating tool: it counts before the text of its own message
+    first_call = next(((i, name) for i, name, _, _ in view.calls if _escalating_tool(name)), None)
+    if first_call is None and not _any_in(joined.lower(), _ESCALATE_WORDS):
         return found
-    for i, m in enumerate(messages):
-        for call in m.tool_calls:
-            if _escalating_tool(call.name):
-                found.append(Signal("escalation", detail=f"agent called {call.name}", message_index=i,
-                                    key=f"escalation|{call.name}"))
-                return found
-        if not m.content or m.role not in ("user", "assistant"):
-            continue
-        low = m.content[:2000].lower()
+    for i in spoken:
+        if first_call is not None and first_call[0] <= i:
+            break
+        content = texts[i]
+        low = content[:2000].lower()
         if not any(word in low for word in _ESCALATE_WORDS):
             continue
-        if m.role == "user" and _ESCALATE_USER.search(low):
-            found.append(Signal("escalation", detail=f"user asked: {excerpt(m.content, 160)}",
+        if roles[i] == "user" and _ESCALATE_USER.search(low):
+            found.append(Signal("escalation", detail=f"user asked: {excerpt(content, 160)}",
                                 message_index=i, key="escalation|user request"))
             return found
-        if m.role == "assistant" and _ESCALATE_AGENT.search(low):
-            found.append(Signal("escalation", detail=f"agent: {excerpt(m.content, 160)}",
+        if roles[i] == "assistant" and _ESCALATE_AGENT.search(low):
+            found.append(Signal("escalation", detail=f"agent: {excerpt(content, 160)}",
                                 message_index=i, key="escalation|agent handoff"))
             return found
+    if first_call is not None:
+        i, name = first_call
+        found.append(Signal("escalation", detail=f"agent called {name}", message_index=i,
+                            key=f"escalation|{name}"))
     return found
 
 
@@ -368,31 +373,29 @@ _CLOSING = re.compile(
 
 
 @detector("abandonment")
-def abandonment(trace: Trace) -> list[Signal]:
-    messages = trace.messages
+def abandonment(trace: Trace, view: TraceView) -> list[Signal]:
+    roles, texts = view.roles, view.texts
     last = -1  # the last user, assistant or tool message
     i = -1  # the last user message with text
     more_users = False  # another user message with text before it
-    for k in range(len(messages) - 1, -1, -1):
-        m = messages[k]
-        role = m.role
+    for k in range(len(roles) - 1, -1, -1):
+        role = roles[k]
         if role == "user" or role == "assistant" or role == "tool":
             if last < 0:
                 last = k
-            if role == "user" and m.content.strip():
+            if role == "user" and texts[k].strip():
                 if i >= 0:
                     more_users = True
                     break
                 i = k
     if i < 0:
         return []
-    last_user = messages[i]
-    text = last_user.content.replace("’", "'")[:1000]
+    text = texts[i].replace("’", "'")[:1000]
     low = text.lower()
     if _GIVE_UP.search(low):
         return [Signal("abandonment", detail=f"user gave up: {excerpt(text, 160)}", message_index=i,
                        key="abandonment|gave up")]
-    if messages[last] is last_user and more_users and not _CLOSING.search(low):
+    if last == i and more_users and not _CLOSING.search(low):
         return [Signal("abandonment", detail=f"conversation ends on an unanswered user turn: "
                                              f"{excerpt(text, 120)}", message_index=i,
                        key="abandonment|unanswered")]
@@ -412,32 +415,32 @@ def _call_key(name: str, arguments: Any) -> str:
 
 
 @detector("loop")
-def loops(trace: Trace) -> list[Signal]:
-    messages = trace.messages
-    called = [call.name for m in messages for call in m.tool_calls]
-    replies = [m.content for m in messages if m.role == "assistant" and len(m.content) >= 40]
+def loops(trace: Trace, view: TraceView) -> list[Signal]:
+    called = [name for _, name, _, _ in view.calls]
+    texts = view.texts
+    replies = [texts[i] for i, role in enumerate(view.roles) if role == "assistant" and len(texts[i]) >= 40]
     if len(called) < 3 and len(replies) < 3:  # nothing can repeat three times
         return []
     names: dict[str, int] = {}
     for name in called:
         names[name] = names.get(name, 0) + 1
-    texts: Counter[str] = Counter(text.strip()[:500] for text in replies) if len(replies) >= 3 else Counter()
+    repeated: Counter[str] = Counter(text.strip()[:500] for text in replies) if len(replies) >= 3 \
+        else Counter()
     found = []
     if names and max(names.values()) >= 3:  # only then is it worth comparing arguments
         calls: Counter[str] = Counter()
         first: dict[str, tuple[int, str]] = {}
-        for i, m in enumerate(trace.messages):
-            for call in m.tool_calls:
-                if names[call.name] >= 3:
-                    key = _call_key(call.name, call.arguments)
-                    calls[key] += 1
-                    first.setdefault(key, (i, call.name))
+        for i, name, arguments, _ in view.calls:
+            if names[name] >= 3:
+                key = _call_key(name, arguments)
+                calls[key] += 1
+                first.setdefault(key, (i, name))
         for key, n in calls.items():
             if n >= 3:
                 i, name = first[key]
                 found.append(Signal("loop", detail=f"{name} called {n} times with the same arguments",
                                     message_index=i, key=f"loop|{name}"))
-    for text, n in texts.items():
+    for text, n in repeated.items():
         if n >= 3:
             found.append(Signal("loop", detail=f"the same reply {n} times: {excerpt(text, 100)}",
                                 key="loop|repeated reply"))
@@ -459,17 +462,18 @@ _AS_AN_AI = re.compile(r"as\s+an\s+ai")
 
 
 @detector("refusal")
-def refusals(trace: Trace) -> list[Signal]:
+def refusals(trace: Trace, view: TraceView) -> list[Signal]:
     """The agent declining or being unable to do what was asked (a policy refusal may be correct)."""
     found: list[Signal] = []
-    candidates = [(i, m) for i, m in enumerate(trace.messages) if m.role == "assistant" and m.content]
+    texts = view.texts
+    candidates = [(i, texts[i]) for i, role in enumerate(view.roles) if role == "assistant" and texts[i]]
     if not candidates:
         return found
-    joined = _SEP.join([m.content[:2000] for _, m in candidates]).replace("’", "'").lower()
+    joined = _SEP.join([content[:2000] for _, content in candidates]).replace("’", "'").lower()
     if not _any_in(joined, _REFUSAL_WORDS) and not ("ai" in joined and _AS_AN_AI.search(joined)):
         return found
-    for i, m in candidates:
-        text = m.content[:2000].replace("’", "'")
+    for i, content in candidates:
+        text = content[:2000].replace("’", "'")
         low = text.lower()
         hit = _REFUSAL.search(low)
         if hit:
@@ -511,7 +515,7 @@ def _limit_in(metadata: Mapping[str, Any], depth: int = 0) -> str | None:
 
 
 @detector("max_turns")
-def max_turns(trace: Trace) -> list[Signal]:
+def max_turns(trace: Trace, view: TraceView) -> list[Signal]:
     found = _limit_in(trace.metadata)
     if found:
         return [Signal("max_turns", detail=f"stopped at a limit ({found})",
@@ -520,11 +524,12 @@ def max_turns(trace: Trace) -> list[Signal]:
         text = f"{fb.value} {fb.comment or ''}" if fb.kind == "error" else ""
         if text and _LIMIT_TEXT.search(text.lower()):
             return [Signal("max_turns", detail=excerpt(text, 160), key="max_turns|run limit")]
-    for i in range(len(trace.messages) - 1, max(-1, len(trace.messages) - 3), -1):
-        m = trace.messages[i]
-        tail = m.content[-500:].lower() if m.content else ""
+    texts = view.texts
+    for i in range(len(texts) - 1, max(-1, len(texts) - 3), -1):
+        content = texts[i]
+        tail = content[-500:].lower() if content else ""
         if ("max" in tail or "limit" in tail or "exceeded" in tail) and _LIMIT_TEXT.search(tail):
-            return [Signal("max_turns", detail=excerpt(m.content[-200:], 160), message_index=i,
+            return [Signal("max_turns", detail=excerpt(content[-200:], 160), message_index=i,
                            key="max_turns|limit message")]
     return []
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 
@@ -59,3 +60,63 @@ class Trace:
     prompt_version: str | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
     format: str = ""  # name of the reader that produced it
+
+
+Call = tuple[int, str, Any, "str | None"]  # (message index, tool name, arguments, call id)
+Result = tuple[int, str, bool, "str | None", "str | None"]  # (message index, text, is_error, name, call id)
+
+
+class TraceView:
+    """The messages of one trace as columns, what analysis reads: `roles` and `texts` per message,
+    `calls` (every tool call, in order) and `results` (tool results, and error-flagged messages that
+    answer a call). Built once per trace, by `view_of` from its messages, or by a reader straight
+    from plain chat records (`RawTrace`), which spares analysis one Python object per message."""
+
+    __slots__ = ("roles", "texts", "calls", "results")
+
+    def __init__(self, roles: list[str], texts: list[str], calls: list[Call], results: list[Result]) -> None:
+        self.roles = roles
+        self.texts = texts
+        self.calls = calls
+        self.results = results
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, TraceView) and (self.roles, self.texts, self.calls, self.results) == \
+            (other.roles, other.texts, other.calls, other.results)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"TraceView(roles={self.roles!r}, texts={self.texts!r}, calls={self.calls!r}, " \
+               f"results={self.results!r})"
+
+
+def view_of(trace: Trace) -> TraceView:
+    """The columns of a trace's messages (the reader's own when it built them from raw records)."""
+    view = getattr(trace, "view", None)
+    if view is not None:
+        return view  # type: ignore[no-any-return]
+    roles: list[str] = []
+    texts: list[str] = []
+    calls: list[Call] = []
+    results: list[Result] = []
+    for i, m in enumerate(trace.messages):
+        roles.append(m.role)
+        texts.append(m.content)
+        for c in m.tool_calls:
+            calls.append((i, c.name, c.arguments, c.id))
+        if m.role == "tool" or (m.is_error and m.tool_call_id):
+            results.append((i, m.content, m.is_error, m.name, m.tool_call_id))
+    return TraceView(roles, texts, calls, results)
+
+
+class RawTrace(Trace):
+    """A trace read from plain chat records: it carries its `view`, and builds its messages from the
+    raw records only when something asks for them (`materialise`, set by the reader). Equal in every
+    field to the Trace the general reader builds; analysis never needs the messages themselves."""
+
+    view: TraceView | None = None  # None after dataclasses.replace: view_of rebuilds it
+
+    @cached_property
+    def messages(self) -> tuple[Message, ...]:
+        return self.__dict__.pop("materialise")()  # type: ignore[no-any-return]

@@ -110,7 +110,8 @@ class TraceStream:
     (n = bytes newly consumed). Iterating again re-reads the files."""
 
     def __init__(self, paths: Sequence[Path], *, format: str = "auto", strict: bool = False,
-                 progress: Callable[[int], None] | None = None, shard: tuple[int, int] | None = None) -> None:
+                 progress: Callable[[int], None] | None = None, shard: tuple[int, int] | None = None,
+                 views: bool = False) -> None:
         from selfimprove.traces.formats import REGISTRY
 
         if format != "auto" and format not in REGISTRY:
@@ -122,6 +123,7 @@ class TraceStream:
         self.strict = strict
         self.progress = progress
         self.shard = shard
+        self.views = views
         self.files = list_files(paths)
         self.sources: list[SourceReport] = []
         self._plan = [self._span(i, p) for i, (p, _, _) in enumerate(self.files)]
@@ -183,7 +185,7 @@ class TraceStream:
             if reader is None:
                 return
             report.format = reader.name
-            yield from _scoped(reader.read(path, report), on_progress, span)
+            yield from _scoped(reader.read(path, report), on_progress, span, self.views)
             fallback = REGISTRY.get("generic")
             if report.traces == 0 and self.format == "auto" and fallback not in (None, reader):
                 # the reader that claimed the file found nothing: perhaps a look-alike of its format
@@ -215,7 +217,7 @@ class TraceStream:
         otherwise the first reader's report (its reasons) stands."""
         trial = SourceReport(path=report.path, format=fallback.name, strict=self.strict)
         found = False
-        for trace in _scoped(fallback.read(path, trial), hook, span):
+        for trace in _scoped(fallback.read(path, trial), hook, span, self.views):
             if not found:
                 found = True
                 _copy_into(report, trial)
@@ -306,14 +308,15 @@ def _copy_into(target: SourceReport, source: SourceReport) -> None:
             setattr(target, f.name, list(value) if isinstance(value, list) else value)
 
 
-def _scoped(traces: Iterator[Trace], hook: Callable[[int], None], span: tuple[int, int] | None
-            ) -> Iterator[Trace]:
+def _scoped(traces: Iterator[Trace], hook: Callable[[int], None], span: tuple[int, int] | None,
+            views: bool = False) -> Iterator[Trace]:
     """Run a reader with this file's progress hook and byte range set only while its code runs, so
     that two streams iterated side by side never see each other's settings."""
     try:
         while True:
             _io.set_progress_hook(hook)
             _io.set_byte_range(span)
+            _io.set_views(views)
             try:
                 trace = next(traces)
             except StopIteration:
@@ -321,6 +324,7 @@ def _scoped(traces: Iterator[Trace], hook: Callable[[int], None], span: tuple[in
             finally:
                 _io.set_progress_hook(None)
                 _io.set_byte_range(None)
+                _io.set_views(False)
             yield trace
     finally:
         close = getattr(traces, "close", None)
@@ -362,7 +366,7 @@ def _unique(trace: Trace, seen: set[str], path: Path) -> Trace:
 
 def read_traces(paths: Sequence[Path], *, format: str = "auto", strict: bool = False,
                 progress: Callable[[int], None] | None = None,
-                shard: tuple[int, int] | None = None) -> TraceStream:
+                shard: tuple[int, int] | None = None, views: bool = False) -> TraceStream:
     """Stream the traces of files and directories (`.gz` transparently). Raises SelfImproveError for
     a path that does not exist or an unknown format; everything else is reported per source.
 
@@ -370,5 +374,9 @@ def read_traces(paths: Sequence[Path], *, format: str = "auto", strict: bool = F
     one input together: big plain JSONL files of one trace per line are split into byte ranges at
     line boundaries, other files are dealt out whole (file i to shard i mod n). Together the shards
     yield exactly the traces of the unsharded stream, with the same ids and sources (ids are made
-    unique within each shard only)."""
-    return TraceStream([Path(p) for p in paths], format=format, strict=strict, progress=progress, shard=shard)
+    unique within each shard only).
+
+    `views=True` (for analysis) lets readers hand out traces that carry their `TraceView` and build
+    their messages only when asked: equal to the others in every field, cheaper to read."""
+    return TraceStream([Path(p) for p in paths], format=format, strict=strict, progress=progress, shard=shard,
+                       views=views)

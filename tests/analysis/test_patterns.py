@@ -6,7 +6,7 @@ from pathlib import Path
 
 from selfimprove.analysis.patterns import config_hint, demonstration_turns, demonstrations, group, pleasantry
 from selfimprove.analysis.pipeline import Demo, collect, score
-from selfimprove.traces.model import Feedback
+from selfimprove.traces.model import Feedback, view_of
 
 from .helpers import assistant, call, tool, trace, user
 
@@ -111,12 +111,13 @@ def test_a_demonstration_is_a_request_and_the_answer_to_it() -> None:
               assistant("", call("track", {"id": 12})), tool("shipped", name="track"),
               assistant("Order 12 shipped and arrives on Friday."), user("thanks"),
               assistant("Happy to help. Have a great day!"), feedback=UP)
-    assert demonstration_turns(t) == ("Where is my order 12?", "Order 12 shipped and arrives on Friday.")
+    assert demonstration_turns(view_of(t)) == ("Where is my order 12?",
+                                               "Order 12 shipped and arrives on Friday.")
     doubted = trace("d", user("Can I return my boots?"), assistant("Yes, any time."),
                     user("Are you sure? The website says 30 days."), assistant("You're right, 30 days."))
-    assert demonstration_turns(doubted) is None
+    assert demonstration_turns(view_of(doubted)) is None
     closing = trace("c", user("thanks a lot"), assistant("You're welcome! Anything else I can help with?"))
-    assert demonstration_turns(closing) is None
+    assert demonstration_turns(view_of(closing)) is None
     assert pleasantry("You're welcome! Anything else I can help with?")
     assert pleasantry("Happy to help. Have a great day!")
     assert not pleasantry("Happy to help: your refund is on its way.")

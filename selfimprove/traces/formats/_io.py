@@ -158,6 +158,15 @@ def set_byte_range(span: tuple[int, int] | None) -> None:
     _byte_range[0] = span
 
 
+# The driver sets this while an analysis reads: record readers may then return traces that carry
+# their `TraceView` and build their messages only when asked (`_records.raw_trace`).
+_views: list[bool] = [False]
+
+
+def set_views(wanted: bool) -> None:
+    _views[0] = wanted
+
+
 def count_lines_before(path: Path, offset: int) -> int:
     """Newlines in the first `offset` bytes of a (plain) file."""
     n = 0

@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 
 from selfimprove.traces.formats._fields import _is_map
-from selfimprove.traces.model import Feedback, Message, ToolCall, Trace
+from selfimprove.traces.model import Call, Feedback, Message, Result, ToolCall, Trace, TraceView
 
 # --------------------------------------------------------------------------------------------------
 # Text and arguments
@@ -307,6 +307,30 @@ _make_trace = _fast_or_safe(Trace, _fast_trace_init, ("id", "source", "messages"
                                                       "prompt_version", "metadata", "format"))
 
 
+def _plain_call(call: Any, names: dict[str, str] | None) -> tuple[str, Any, str | None] | None:
+    """(name, arguments, id) of an OpenAI tool call {id, function: {name, arguments}}, arguments
+    parsed when they are JSON; None for any other shape. Records the id's name in `names`."""
+    fn = call.get("function") if call.__class__ is dict else None
+    if fn.__class__ is not dict:
+        return None
+    name = fn.get("name")
+    if name.__class__ is not str:
+        return None
+    args = fn.get("arguments")
+    if args.__class__ is str and args[:1] in ("{", "["):
+        try:
+            args = orjson.loads(args)
+        except orjson.JSONDecodeError:
+            pass
+    call_id = call.get("id") or None
+    if call_id is not None:
+        if call_id.__class__ is not str:
+            call_id = str(call_id)
+        if names is not None:
+            names[call_id] = name
+    return name, args, call_id
+
+
 def _fast_message(raw: dict[str, Any], names: dict[str, str] | None = None) -> Message | None:
     """Plain OpenAI chat messages (the bulk of big logs), or None when the general path is needed.
 
@@ -324,25 +348,10 @@ def _fast_message(raw: dict[str, Any], names: dict[str, str] | None = None) -> M
             return None
         out = []
         for call in raw_calls:
-            fn = call.get("function") if call.__class__ is dict else None
-            if fn.__class__ is not dict:
+            plain = _plain_call(call, names)
+            if plain is None:
                 return None
-            name = fn.get("name")
-            if name.__class__ is not str:
-                return None
-            args = fn.get("arguments")
-            if args.__class__ is str and args[:1] in ("{", "["):
-                try:
-                    args = orjson.loads(args)
-                except orjson.JSONDecodeError:
-                    pass
-            call_id = call.get("id") or None
-            if call_id is not None:
-                if call_id.__class__ is not str:
-                    call_id = str(call_id)
-                if names is not None:
-                    names[call_id] = name
-            out.append(_make_call(name, args, call_id))
+            out.append(_make_call(*plain))
         calls = tuple(out)
     if content is None:
         refusal = raw.get("refusal")
@@ -357,6 +366,53 @@ def _fast_message(raw: dict[str, Any], names: dict[str, str] | None = None) -> M
     elif name.__class__ is not str:
         name = str(name)
     return _make_message(std, content, calls, call_id, False, name)  # type: ignore[no-any-return]
+
+
+def fast_view(raw: list[Any]) -> TraceView | None:
+    """The `TraceView` of a list of plain OpenAI chat messages, without building a Message each: the
+    columns `convert_messages(raw)` would give, or None when one message needs more than
+    `_fast_message` handles (or could be read as something other than a message)."""
+    roles: list[str] = []
+    texts: list[str] = []
+    calls: list[Call] = []
+    results: list[Result] = []
+    names: dict[str, str] = {}
+    for i, item in enumerate(raw):
+        if item.__class__ is not dict or not ("content" in item or "tool_calls" in item):
+            return None
+        role = item.get("role")
+        std = _FAST_ROLES.get(role) if role.__class__ is str else None
+        content = item.get("content")
+        if std is None or not (content is None or content.__class__ is str):
+            return None
+        if not item.keys().isdisjoint(_SLOW_KEYS):
+            return None
+        raw_calls = item.get("tool_calls")
+        if raw_calls:
+            if raw_calls.__class__ is not list:
+                return None
+            for call in raw_calls:
+                plain = _plain_call(call, names)
+                if plain is None:
+                    return None
+                calls.append((i, *plain))
+        if content is None:
+            refusal = item.get("refusal")
+            content = refusal if refusal.__class__ is str else ""
+        roles.append(std)
+        texts.append(content)
+        if std == "tool":
+            result_id = item.get("tool_call_id") or None
+            if result_id is not None and result_id.__class__ is not str:
+                result_id = str(result_id)
+            tool = item.get("name") or None
+            if tool is None:
+                if result_id is not None and names:
+                    tool = names.get(result_id)
+            elif tool.__class__ is not str:
+                tool = str(tool)
+            results.append((i, content, False, tool, result_id))
+    return TraceView(roles, texts, calls, results)
 
 
 def convert_message(raw: Any) -> list[Message]:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from selfimprove.errors import SelfImproveError
+from selfimprove.traces.formats import _io
 from selfimprove.traces.formats._feedback import OUTCOME_KEYS, feedback_from_record
 from selfimprove.traces.formats._fields import (
     ID_KEYS,
@@ -40,9 +41,11 @@ from selfimprove.traces.formats._io import (
 from selfimprove.traces.formats._messages import (
     _ANSWER_KEYS,
     _PROMPT_KEYS,
+    _RESPONSE_KEYS,
     _make_trace,
     conversation_of,
     convert_messages,
+    fast_view,
     find_message_list,
     finish_reason,
     has_input_turn,
@@ -50,7 +53,7 @@ from selfimprove.traces.formats._messages import (
     parse_arguments,
     response_messages,
 )
-from selfimprove.traces.model import Feedback, Trace
+from selfimprove.traces.model import Feedback, RawTrace, Trace
 
 # record fields that are not metadata (ids, outcomes, prompts and answers, system prompts)
 _NOT_METADATA = frozenset(ID_KEYS[:1] + OUTCOME_KEYS + _PROMPT_KEYS + _ANSWER_KEYS +
@@ -61,6 +64,10 @@ def trace_from_record(record: Any, *, source: str, stem: str, index: int, fmt: s
                       report: SourceReport, line: int | None) -> Any:
     """One record → one Trace, or None after deferring it (no messages in it)."""
 
+    if _io._views[0]:
+        lean = raw_trace(record, source=source, stem=stem, index=index, fmt=fmt)
+        if lean is not None:
+            return lean
     if not _is_map(record):
         report.defer(line, f"a JSON {type(record).__name__}, not an object")
         return None
@@ -78,6 +85,45 @@ def trace_from_record(record: Any, *, source: str, stem: str, index: int, fmt: s
     meta["messages_key"] = key
     return _make_trace(record_id(record, stem, index), source, messages, feedback,
                        first_time(record) or _first_message_time(raw), prompt_version_of(record), meta, fmt)
+
+
+# Record fields that would make `conversation_of` add to the `messages` list (a system prompt kept
+# beside it, a response) or find it elsewhere: a record with one of them takes the general path.
+_NOT_PLAIN = frozenset(("system", "system_prompt", "instructions", "choices", "interactions")
+                       + _RESPONSE_KEYS)
+
+
+def raw_trace(record: Any, *, source: str, stem: str, index: int, fmt: str) -> RawTrace | None:
+    """The fast lane of `trace_from_record` for plain chat records ({"messages": [...]} of OpenAI
+    messages, the bulk of big logs): a trace that carries its `TraceView` and builds its messages
+    only when asked, equal in every field to the one `trace_from_record` builds. None when the record
+    needs the general path."""
+    if record.__class__ is not dict:
+        return None
+    raw = record.get("messages")
+    if raw.__class__ is not list or not raw or not record.keys().isdisjoint(_NOT_PLAIN):
+        return None
+    view = fast_view(raw)
+    if view is None:
+        return None
+    feedback = feedback_from_record(record)  # in the order trace_from_record calls them
+    meta = scalar_metadata(record, skip=_NOT_METADATA)
+    meta["messages_key"] = "messages"
+    trace: Any = _new(RawTrace)
+    d = trace.__dict__
+    d["id"] = record_id(record, stem, index)
+    d["source"] = source
+    d["feedback"] = feedback
+    d["started_at"] = first_time(record) or _first_message_time(raw)
+    d["prompt_version"] = prompt_version_of(record)
+    d["metadata"] = meta
+    d["format"] = fmt
+    d["view"] = view
+    d["materialise"] = partial(convert_messages, raw)
+    return trace  # type: ignore[no-any-return]
+
+
+_new = object.__new__
 
 
 def _first_message_time(raw: Sequence[Any]) -> datetime | None:
