@@ -162,19 +162,28 @@ def contributions(x: Sequence[float], model: Model) -> dict[str, float]:
 
 def auroc(scores: Sequence[float], labels: Sequence[bool]) -> float | None:
     """Probability that a random failure scores above a random success (ties count half)."""
-    pairs = sorted(zip(scores, labels, strict=True), key=lambda p: p[0])
-    n_pos = sum(1 for _, y in pairs if y)
-    n_neg = len(pairs) - n_pos
+    return counted_auroc(Counter(zip(scores, (bool(y) for y in labels), strict=True)).items())
+
+
+def counted_auroc(counts: Iterable[tuple[tuple[float, bool], float]]) -> float | None:
+    """`auroc` over ((score, failed), how many traces) pairs: one step per distinct score. Exact: the
+    rank sum adds half-integers times integers, so the order of the additions cannot change it."""
+    blocks: dict[float, list[float]] = {}  # score -> [failures, successes]
+    for (score, failed), n in counts:
+        block = blocks.get(score)
+        if block is None:
+            block = blocks[score] = [0, 0]
+        block[0 if failed else 1] += n
+    n_pos = sum(b[0] for b in blocks.values())
+    n_neg = sum(b[1] for b in blocks.values())
     if n_pos == 0 or n_neg == 0:
         return None
     rank_sum = 0.0
-    i = 0
-    while i < len(pairs):
-        j = i
-        while j < len(pairs) and pairs[j][0] == pairs[i][0]:
-            j += 1
-        mid_rank = (i + j + 1) / 2  # 1-based average rank of the tie block
-        rank_sum += mid_rank * sum(1 for k in range(i, j) if pairs[k][1])
+    i = 0.0
+    for score in sorted(blocks):
+        pos, neg = blocks[score]
+        j = i + pos + neg
+        rank_sum += (i + j + 1) / 2 * pos  # 1-based average rank of the tie block, per failure in it
         i = j
     return (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
 
@@ -259,13 +268,7 @@ def _solve(a: list[list[float]], rhs: list[float]) -> list[float]:
 
 
 def _grouped_auroc(model: Model, grouped: Rows) -> float | None:
-    scores: list[float] = []
-    labels: list[bool] = []
-    for (x, y), n in grouped.items():
-        s = model.score(x)
-        scores.extend([s] * int(n))
-        labels.extend([y] * int(n))
-    return auroc(scores, labels)
+    return counted_auroc(((model.score(x), y), n) for (x, y), n in grouped.items())
 
 
 def fit(rows: Sequence[tuple[Sequence[float], bool]], *, prior: Model = PRIOR_MODEL) -> Fit:
@@ -279,11 +282,13 @@ def fit(rows: Sequence[tuple[Sequence[float], bool]], *, prior: Model = PRIOR_MO
 
     labels = [bool(y) for _, y in rows]
     n_fail = sum(labels)
+    distinct = Counter((tuple(x), y) for (x, _), y in zip(rows, labels, strict=True))  # few: counted once
     rates = {
-        name: (sum(1 for x, y in rows if y and x[k] > 0), sum(1 for x, y in rows if not y and x[k] > 0))
+        name: (sum(n for (x, y), n in distinct.items() if y and x[k] > 0),
+               sum(n for (x, y), n in distinct.items() if not y and x[k] > 0))
         for k, name in enumerate(FEATURES)
     }
-    prior_auc = auroc([prior.score(x) for x, _ in rows], labels)
+    prior_auc = counted_auroc(((prior.score(x), y), n) for (x, y), n in distinct.items())
     if len(rows) < MIN_LABELLED or n_fail < MIN_PER_CLASS or len(rows) - n_fail < MIN_PER_CLASS:
         note = (f"{len(rows)} labelled traces ({n_fail} failures): prior weights used; learning needs "
                 f"{MIN_LABELLED} labelled traces with {MIN_PER_CLASS} of each outcome")

@@ -14,11 +14,13 @@ than holding conversations in memory.
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 import statistics
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -55,6 +57,10 @@ class Summary:
     prompt_version: str | None
     kind: str = ""  # the reader that produced it: runs are only compared in length with their own kind
     x: tuple[float, ...] = ()
+
+    def __reduce__(self) -> tuple[Any, ...]:  # workers send one per trace: as a plain tuple
+        return Summary, (self.id, self.source, self.label, self.explicit, self.implicit, self.counts,
+                         self.turns, self.last_tool, self.prompt_version, self.kind, self.x)
 
 
 @dataclass
@@ -114,12 +120,29 @@ def collect(traces: Iterable[Trace], *, since: datetime | None = None, until: da
             col: Collected | None = None) -> Collected:
     """The streaming pass: summaries, bounded evidence and the demonstration pool."""
     col = col if col is not None else Collected()
-    for trace in traces:
-        if not _in_window(trace, since, until, col):
-            col.filtered += 1
-            continue
-        observe(trace, col)
+    with _few_collections():
+        for trace in traces:
+            if not _in_window(trace, since, until, col):
+                col.filtered += 1
+                continue
+            observe(trace, col)
     return col
+
+
+@contextmanager
+def _few_collections() -> Iterator[None]:
+    """The pass allocates millions of short-lived objects (parsed records) and keeps few: the cyclic
+    garbage collector, run every 700 allocations by default, costs it about a tenth of its time
+    while finding next to nothing. It still runs, every GC_EVERY allocations."""
+    before = gc.get_threshold()
+    gc.set_threshold(max(before[0], GC_EVERY), *before[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+
+
+GC_EVERY = 50_000
 
 
 def observe(trace: Trace, col: Collected) -> None:

@@ -43,6 +43,9 @@ class Signal:
     message_index: int | None = None
     key: str = ""  # the grouping key patterns use (kind|tool|template); not part of the JSON contract
 
+    def __reduce__(self) -> tuple[Any, ...]:  # analysis workers send many: as a plain tuple
+        return Signal, (self.name, self.weight, self.detail, self.message_index, self.key)
+
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {"name": self.name, "weight": round(self.weight, 4)}
         if self.detail:
@@ -69,9 +72,15 @@ def _any_in(text: str, words: tuple[str, ...]) -> bool:
 
 
 _DIGITS = ("<digit>",)
+
+
+def _with_unit(match: re.Match[str]) -> str:
+    return "<n>" + match.group(1)  # what r"<n>\1" gives, without expanding a template per match
+
+
 # (pattern, placeholder, needles): a pattern can only match a line holding one of its needles, so it
 # is not run on the others (_DIGITS: a line with a digit; placeholders never add digits; () = always).
-_PLACEHOLDERS: tuple[tuple[re.Pattern[str], str, tuple[str, ...]], ...] = (
+_PLACEHOLDERS: tuple[tuple[re.Pattern[str], Any, tuple[str, ...]], ...] = (
     (re.compile(r"https?://\S+"), "<url>", ("://",)),
     (re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+"), "<email>", ("@",)),
     (re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.I), "<id>", ("-",)),
@@ -80,7 +89,7 @@ _PLACEHOLDERS: tuple[tuple[re.Pattern[str], str, tuple[str, ...]], ...] = (
      ("'", '"', "`", "“")),
     (re.compile(r"\b0x[0-9a-f]+\b|\b[0-9a-f]{12,}\b", re.I), "<id>", ()),
     # quantities with a unit (30s, 250ms, 2.5MB) are numbers, not ids
-    (re.compile(r"\b\d+(?:\.\d+)?(ms|s|sec|secs|m|min|mins|h|hrs|d|kb|mb|gb|tb|k|x|px)\b", re.I), r"<n>\1",
+    (re.compile(r"\b\d+(?:\.\d+)?(ms|s|sec|secs|m|min|mins|h|hrs|d|kb|mb|gb|tb|k|x|px)\b", re.I), _with_unit,
      _DIGITS),
     # identifiers mixing letters and digits (order #W2378156, call_ab12, user_42): ids, not words
     (re.compile(r"#?\b(?=[\w-]*\d)(?=[\w-]*[A-Za-z])[\w-]{3,}\b"), "<id>", _DIGITS),
