@@ -181,10 +181,12 @@ def _tool_names(view: TraceView) -> dict[str, str]:
 
 
 def looks_like_error(message: Message) -> bool:
-    if message.is_error:
-        return True
-    head = message.content[:400]
-    return bool(head) and _error_text(head)
+    return _failed_result(message.content, message.is_error)
+
+
+def _failed_result(content: str, is_error: bool) -> bool:
+    """A tool result the source marks as an error, or whose text says it failed."""
+    return is_error or (bool(content) and _error_text(content[:400]))
 
 
 # Every text `_error_text` accepts contains one of these words (or matches _ERROR_STATUS): a trace
@@ -215,7 +217,7 @@ def tool_errors(trace: Trace, view: TraceView) -> list[Signal]:
     names: dict[str, str] | None = None
     found = []
     for i, content, is_error, tool, call_id in candidates:
-        if not is_error and not (content and _error_text(content[:400])):
+        if not _failed_result(content, is_error):
             continue
         if not tool and call_id:
             names = _tool_names(view) if names is None else names
