@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -171,6 +172,12 @@ class Snapshot:
     cached: str
     files: dict[str, bytes]
     refs: str
+
+
+def spawn(repo: Path, env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    """`selfimprove ARGS` started in `repo`, not waited for (to be interrupted or killed)."""
+    return subprocess.Popen([sys.executable, "-m", "selfimprove", *args], cwd=repo, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def snapshot(repo: Path, *, refs: bool = False) -> Snapshot:

@@ -25,6 +25,7 @@ from tests.reliability.conftest import (
     make_repo,
     selfimprove_branches,
     snapshot,
+    spawn,
 )
 
 
@@ -237,17 +238,6 @@ def analysis_file(repo: Path, cli: Callable[..., Any]) -> Path:
     path = repo.parent / "analysis.json"
     path.write_text(result.stdout, encoding="utf-8")
     return path
-
-
-def spawn(repo: Path, env: dict[str, str], *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "selfimprove", *args],
-        cwd=repo,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
 def refs_sane(repo: Path, base: str) -> dict[str, str]:

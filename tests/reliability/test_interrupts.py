@@ -7,27 +7,21 @@ from __future__ import annotations
 import os
 import random
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.reliability.conftest import check_branch_shape, git, make_repo, selfimprove_branches, snapshot
+from tests.reliability.conftest import (
+    check_branch_shape,
+    git,
+    make_repo,
+    selfimprove_branches,
+    snapshot,
+    spawn,
+)
 from tests.reliability.faults import Model, kind_of
 from tests.reliability.test_model_faults import STUB_CONFIG
-
-
-def spawn(repo: Path, env: dict[str, str], *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "selfimprove", *args],
-        cwd=repo,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
 def test_ctrl_c_at_any_moment_is_exit_130_without_a_traceback(
