@@ -2,6 +2,10 @@
 
 import sys
 
-from selfimprove.cli import main
+try:
+    from selfimprove.cli import main
+except KeyboardInterrupt:  # Ctrl-C while the command line itself is being imported
+    print("interrupted", file=sys.stderr)
+    sys.exit(130)
 
 sys.exit(main())
