@@ -508,16 +508,19 @@ _LIMIT_VALUES = re.compile(
 _LIMIT_KEYS = frozenset({"finish_reason", "stop_reason", "exit_status", "limit", "termination_reason",
                          "status", "incomplete_reason", "reason"})
 _LIMIT_TEXT = re.compile(
-    r"\b(?:max(?:imum)?\s+(?:number\s+of\s+)?(?:turns|steps|iterations|tokens)|(?:turn|step|iteration|"
-    r"token|context)\s+limit)\s*(?:\(?\d+\)?\s*)?(?:was\s+|has\s+been\s+)?(?:reached|exceeded|hit)\b"
+    r"\b(?:max(?:imum)?\s+(?:number\s+of\s+)?(?:turns|steps|iterations|tokens|messages)|"
+    r"(?:turn|step|iteration|token|context)\s+limit)\s*(?:\(?\d+\)?\s*)?(?:was\s+|has\s+been\s+)?(?:reached|exceeded|hit)\b"
     r"|\bcontext\s+length\s+exceeded\b",
 )
 
 
 def _limit_in(metadata: Mapping[str, Any], depth: int = 0) -> str | None:
     for key, value in metadata.items():
-        if isinstance(value, str) and key in _LIMIT_KEYS and _LIMIT_VALUES.match(value.strip()):
-            return f"{key}={value}"
+        if isinstance(value, str) and key in _LIMIT_KEYS:
+            if _LIMIT_VALUES.match(value.strip()):
+                return f"{key}={value}"
+            if _LIMIT_TEXT.search(value.lower()):  # AutoGen: "Maximum number of turns 10 reached."
+                return f"{key}={excerpt(value, 80)}"
         if isinstance(value, Mapping) and depth < 2:
             found = _limit_in(value, depth + 1)
             if found:
@@ -530,7 +533,7 @@ def max_turns(trace: Trace, view: TraceView) -> list[Signal]:
     found = _limit_in(trace.metadata)
     if found:
         return [Signal("max_turns", detail=f"stopped at a limit ({found})",
-                       key=f"max_turns|{found.split('=', 1)[1].lower()}")]
+                       key=f"max_turns|{normalize(found.split('=', 1)[1]).lower()}")]
     for fb in trace.feedback:
         text = f"{fb.value} {fb.comment or ''}" if fb.kind == "error" else ""
         if text and _LIMIT_TEXT.search(text.lower()):

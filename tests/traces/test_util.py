@@ -101,4 +101,4 @@ def test_fast_path_gives_the_same_messages_as_the_general_one(monkeypatch: pytes
     monkeypatch.setattr(_messages, "_make_message", Message)
     monkeypatch.setattr(_records, "_make_trace", Trace)  # trace_from_record looks it up there
     slow = [(t.id, t.messages) for t in read_traces(paths)]
-    assert len(fast) == 7 and fast == slow
+    assert len(fast) == 9 and fast == slow

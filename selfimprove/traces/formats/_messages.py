@@ -26,6 +26,21 @@ from selfimprove.traces.model import Call, Feedback, Message, Result, ToolCall, 
 # Text and arguments
 
 
+# Content blocks that are not text: Gemini calls and responses (camelCase in the REST API, snake_case in
+# the Python SDK's dumps), Bedrock Converse tool use, tool results and reasoning (blocks keyed by kind
+# rather than typed).
+_TEXT_FREE_BLOCKS = frozenset({"functionCall", "functionResponse", "function_call", "function_response",
+                               "toolUse", "toolResult", "reasoningContent"})
+
+
+# Typed parts that are not text (calls and results become tool calls and tool messages; reasoning and
+# the Vercel AI SDK's step markers, sources and `tool-*` / `data-*` UI parts are dropped).
+_TEXT_FREE_TYPES = frozenset({
+    "tool_use", "tool_call", "function_call", "tool_result", "tool_call_response", "thinking", "reasoning",
+    "redacted_thinking", "function_call_output", "step-start", "dynamic-tool", "source-url",
+    "source-document"})
+
+
 def text_of(content: Any, _depth: int = 0) -> str:
     """Plain text of a message content: a string, None, a list of parts of any common shape
     (OpenAI/Anthropic/Gemini/Inspect/OTel), or a nested object. Images and other media become a
@@ -39,7 +54,7 @@ def text_of(content: Any, _depth: int = 0) -> str:
     if _depth > 20:
         return ""
     if isinstance(content, Mapping):
-        for key in ("text", "content", "value", "result", "output", "message", "parts", "data"):
+        for key in ("text", "content", "value", "result", "output", "message", "parts", "data", "json"):
             if key in content and content[key] is not None and not isinstance(content[key], bool):
                 inner = content[key]
                 if isinstance(inner, str | list | Mapping):
@@ -56,11 +71,10 @@ def text_of(content: Any, _depth: int = 0) -> str:
     if isinstance(content, Sequence):
         pieces = []
         for part in content:
-            if isinstance(part, Mapping) and (str(part.get("type", "")) in (
-                "tool_use", "tool_call", "function_call", "tool_result", "tool_call_response",
-                "thinking", "reasoning", "redacted_thinking", "function_call_output",
-            ) or "functionCall" in part or "functionResponse" in part):
-                continue  # represented as tool calls / tool messages, not as text
+            if isinstance(part, Mapping) and (str(part.get("type", "")) in _TEXT_FREE_TYPES
+                                              or str(part.get("type", "")).startswith(("tool-", "data-"))
+                                              or not _TEXT_FREE_BLOCKS.isdisjoint(part)):
+                continue  # represented as tool calls / tool messages (or dropped, reasoning), not as text
             text = text_of(part, _depth + 1)
             if text:
                 pieces.append(text)
@@ -113,6 +127,23 @@ _ROLE_KEYS = ("role", "from", "speaker", "author", "sender", "type")
 
 _ITEM_TYPES = frozenset({"function_call", "function_call_output", "reasoning", "custom_tool_call",
                          "custom_tool_call_output"})
+# AutoGen: AgentChat messages and events ({source, type, content}, as a TaskResult or a team's state
+# keeps them) and autogen_core's model context messages. The events listed as silent say nothing of
+# the conversation (a speaker chosen, a streamed chunk of a message that follows in full, a thought).
+_AUTOGEN_SILENT = frozenset({"ThoughtEvent", "ModelClientStreamingChunkEvent", "UserInputRequestedEvent",
+                             "SelectSpeakerEvent", "SelectorEvent", "MemoryQueryEvent"})
+_AUTOGEN_CALLS = frozenset({"ToolCallRequestEvent", "AssistantMessage"})
+_AUTOGEN_RESULTS = frozenset({"ToolCallExecutionEvent", "FunctionExecutionResultMessage"})
+# pydantic-ai: ModelRequest / ModelResponse as ModelMessagesTypeAdapter dumps them,
+# {kind, parts: [{part_kind, ...}]}.
+_PAI_KINDS = frozenset({"request", "response"})
+_PAI_CALLS = frozenset({"tool-call", "builtin-tool-call"})
+_PAI_RETURNS = frozenset({"tool-return", "builtin-tool-return"})
+_PAI_RETRIES = frozenset({"retry-prompt", "retry-feedback"})
+_PAI_FAILED = frozenset({"failed", "retried"})  # a return's `outcome` that reaches the model as an error
+AUTOGEN_TYPES = _AUTOGEN_SILENT | _AUTOGEN_CALLS | _AUTOGEN_RESULTS | frozenset({
+    "TextMessage", "MultiModalMessage", "StopMessage", "HandoffMessage", "ToolCallSummaryMessage",
+    "StructuredMessage", "CodeGenerationEvent", "CodeExecutionEvent", "UserMessage", "SystemMessage"})
 
 
 def is_message_like(value: Any) -> bool:
@@ -124,7 +155,12 @@ def is_message_like(value: Any) -> bool:
             return True
     if not _is_map(value):
         return False
-    if value.get("type") in _ITEM_TYPES:  # OpenAI Responses API input/output items
+    kind = value.get("type")
+    if kind in _ITEM_TYPES:  # OpenAI Responses API input/output items
+        return True
+    if kind in AUTOGEN_TYPES:  # AutoGen messages: {source, type, content}
+        return True
+    if value.get("kind") in _PAI_KINDS and isinstance(value.get("parts"), list):  # pydantic-ai
         return True
     role = None
     for key in _ROLE_KEYS:
@@ -187,14 +223,16 @@ def _tool_call(value: Any) -> ToolCall | None:
     input|arguments}, Gemini {functionCall: {name, args}}."""
     if not isinstance(value, Mapping):
         return None
-    if isinstance(value.get("functionCall"), Mapping):
-        fc = value["functionCall"]
-        return ToolCall(str(fc.get("name", "")), parse_arguments(fc.get("args")), _opt_str(fc.get("id")))
+    fc = _gemini(value, "functionCall", "function_call")
+    if fc is not None:
+        return ToolCall(str(fc.get("name", "")), parse_arguments(fc.get("args", fc.get("arguments"))),
+                        _opt_str(fc.get("id")))
     fn = value.get("function")
     if isinstance(fn, Mapping):
         return ToolCall(str(fn.get("name") or value.get("name") or ""),
                         parse_arguments(fn.get("arguments", fn.get("args"))), _opt_str(value.get("id")))
-    name = fn if isinstance(fn, str) else value.get("name") or value.get("tool_name") or value.get("tool")
+    name = fn if isinstance(fn, str) else (value.get("name") or value.get("tool_name") or value.get("tool")
+                                            or value.get("toolName"))
     if not name:
         return None
     args: Any = None
@@ -202,8 +240,16 @@ def _tool_call(value: Any) -> ToolCall | None:
         if key in value:
             args = value[key]
             break
-    return ToolCall(str(name), parse_arguments(args),
-                    _opt_str(value.get("id") or value.get("tool_call_id") or value.get("call_id")))
+    call_id = value.get("id") or value.get("tool_call_id") or value.get("call_id") or value.get("toolCallId")
+    return ToolCall(str(name), parse_arguments(args), _opt_str(call_id))
+
+
+def _gemini(part: Mapping[str, Any], camel: str, snake: str) -> Mapping[str, Any] | None:
+    """A Gemini part's function call or response, under its REST (camelCase) or Python SDK key."""
+    value = part.get(camel)
+    if value is None:
+        value = part.get(snake)
+    return value if isinstance(value, Mapping) else None
 
 
 def _opt_str(value: Any) -> str | None:
@@ -219,7 +265,14 @@ def _is_error_flag(value: Mapping[str, Any]) -> bool:
     if err is True:
         return True
     status = value.get("status")
-    return isinstance(status, str) and status.lower() in ("error", "failed", "failure")
+    if isinstance(status, str) and status.lower() in ("error", "failed", "failure"):
+        return True
+    # Vercel AI SDK: a tool result whose output is typed error-text / error-json, a UI tool part whose
+    # state is output-error
+    output = value.get("output")
+    if _is_map(output) and str(output.get("type", "")).startswith("error-"):
+        return True
+    return value.get("state") == "output-error"
 
 
 def _error_text(value: Mapping[str, Any]) -> str:
@@ -229,8 +282,8 @@ def _error_text(value: Mapping[str, Any]) -> str:
     return err if isinstance(err, str) else ""
 
 
-_CALL_PARTS = ("tool_use", "tool_call", "function_call", "server_tool_use")
-_RESULT_PARTS = ("tool_result", "tool_call_response", "function_call_output")
+_CALL_PARTS = ("tool_use", "tool_call", "function_call", "server_tool_use", "tool-call")
+_RESULT_PARTS = ("tool_result", "tool_call_response", "function_call_output", "tool-result")
 
 
 # Keys that need the general converter; plain OpenAI messages without them take the fast path.
@@ -429,6 +482,10 @@ def convert_message(raw: Any) -> list[Message]:
         kind = raw.get("type")
         if kind in _ITEM_TYPES:
             return _response_item(raw)
+        if kind in AUTOGEN_TYPES:
+            return _autogen_message(raw)
+        if raw.get("kind") in _PAI_KINDS and isinstance(raw.get("parts"), list):
+            return _pydantic_ai_message(raw)
     if isinstance(raw, str):
         return [Message(role="user", content=raw)]
     if not isinstance(raw, Mapping):
@@ -450,6 +507,9 @@ def convert_message(raw: Any) -> list[Message]:
             break
     if role_value is None and isinstance(data.get("author"), Mapping):
         role_value = data["author"].get("role")
+    content_value = data.get("content")
+    if role_value is None and _is_map(content_value) and "parts" in content_value:
+        return _authored(convert_message(content_value), data.get("author"))
     if role_value is None and isinstance(data.get("message"), Mapping):
         return convert_message(data["message"])
     role = normalise_role(role_value)
@@ -477,12 +537,29 @@ def convert_message(raw: Any) -> list[Message]:
             if not isinstance(part, Mapping):
                 continue
             kind = str(part.get("type", ""))
-            if kind in _CALL_PARTS or "functionCall" in part:
+            if kind in _CALL_PARTS or _gemini(part, "functionCall", "function_call") is not None:
                 tc = _tool_call(part)
                 if tc is not None:
                     tool_calls.append(tc)
-            elif kind in _RESULT_PARTS or "functionResponse" in part:
+            elif kind in _RESULT_PARTS or _gemini(part, "functionResponse", "function_response") is not None:
                 extra.append(_tool_result_message(part))
+            elif _ui_tool_part(kind, part):  # Vercel AI SDK UI message: the call and its outcome in one part
+                tool = str(part.get("toolName") or kind.removeprefix("tool-"))
+                tool_calls.append(ToolCall(tool, parse_arguments(part.get("input")),
+                                           _opt_str(part.get("toolCallId"))))
+                if part.get("state") in ("output-available", "output-error"):
+                    extra.append(Message("tool", text_of(part.get("output", part.get("errorText"))),
+                                         tool_call_id=_opt_str(part.get("toolCallId")),
+                                         is_error=part.get("state") == "output-error", name=tool))
+            elif isinstance(part.get("toolUse"), Mapping):  # Bedrock Converse
+                use = part["toolUse"]
+                tool_calls.append(ToolCall(str(use.get("name") or ""), parse_arguments(use.get("input")),
+                                           _opt_str(use.get("toolUseId"))))
+            elif isinstance(part.get("toolResult"), Mapping):
+                result = part["toolResult"]
+                extra.append(Message(role="tool", content=text_of(result.get("content")),
+                                     tool_call_id=_opt_str(result.get("toolUseId")),
+                                     is_error=_is_error_flag(result)))
     text = text_of(content)
     if not text and isinstance(data.get("refusal"), str):
         text = data["refusal"]
@@ -516,15 +593,116 @@ def _response_item(item: Mapping[str, Any]) -> list[Message]:
     return []
 
 
+def _authored(messages: list[Message], author: Any) -> list[Message]:
+    """Google ADK events: `{author, content: {role, parts}}`; the agent that wrote a model turn names it."""
+    if not isinstance(author, str) or not author:
+        return messages
+    user = author.lower() == "user"
+    out = []
+    for m in messages:
+        if m.role == "unknown":  # content without a role: the author says who spoke
+            m = Message("user" if user else "assistant", m.content, m.tool_calls, m.tool_call_id, m.is_error,
+                        m.name)
+        if m.role == "assistant" and not user and m.name is None:
+            m = Message(m.role, m.content, m.tool_calls, m.tool_call_id, m.is_error, author)
+        out.append(m)
+    return out
+
+
+def _autogen_message(raw: Mapping[str, Any]) -> list[Message]:
+    """An AutoGen message: its `source` (an agent's name, or "user") speaks; tool call requests and
+    execution results become calls and tool messages. Agents speak as assistants, named."""
+    kind = raw.get("type")
+    if kind in _AUTOGEN_SILENT:
+        return []
+    content = raw.get("content")
+    source = _opt_str(raw.get("source"))
+    if kind in _AUTOGEN_RESULTS and isinstance(content, list):
+        return [Message(role="tool", content=text_of(r.get("content")),
+                        tool_call_id=_opt_str(r.get("call_id")), is_error=r.get("is_error") is True,
+                        name=_opt_str(r.get("name")))
+                for r in content if isinstance(r, Mapping)]
+    if kind == "SystemMessage":
+        return [Message(role="system", content=text_of(content))]
+    user = kind == "UserMessage" or (source or "").lower() == "user"
+    role = "user" if user else "assistant"
+    name = None if source is None or source.lower() == "user" else source
+    if kind in _AUTOGEN_CALLS and isinstance(content, list):
+        calls = tuple(tc for tc in (_tool_call(c) for c in content) if tc is not None)
+        thought = raw.get("thought")
+        return [Message(role=role, content=thought if isinstance(thought, str) else "", tool_calls=calls,
+                        name=name)]
+    return [Message(role=role, content=text_of(content), name=name)]
+
+
+def _ui_tool_part(kind: str, part: Mapping[str, Any]) -> bool:
+    """A Vercel AI SDK UI message part of a tool: `tool-<name>` (or `dynamic-tool`) with a call id."""
+    return (kind.startswith("tool-") or kind == "dynamic-tool") and "toolCallId" in part
+
+
+def _pydantic_ai_message(raw: Mapping[str, Any]) -> list[Message]:
+    """A pydantic-ai ModelResponse (text and tool calls: one assistant message) or ModelRequest (system
+    and user prompts, tool returns, retry prompts: one message each). A return whose `outcome` is
+    failed or retried, and a retry prompt naming a tool, are failed tool results; a retry prompt of the
+    output (no tool) is the framework telling the model its answer was rejected: a failed result too."""
+    parts = [p for p in raw["parts"] if isinstance(p, Mapping)]
+    out: list[Message] = []
+    if raw["kind"] == "response":
+        texts: list[str] = []
+        calls: list[ToolCall] = []
+        for part in parts:
+            kind = part.get("part_kind")
+            if kind == "text":
+                texts.append(text_of(part.get("content")))
+            elif kind in _PAI_CALLS:
+                calls.append(ToolCall(str(part.get("tool_name") or ""), parse_arguments(part.get("args")),
+                                      _opt_str(part.get("tool_call_id"))))
+            elif kind in _PAI_RETURNS:  # a provider's built-in tool answers inside the response
+                out.append(_pydantic_ai_return(part))
+        return [Message("assistant", "\n".join(t for t in texts if t), tuple(calls))] + out
+    for part in parts:
+        kind = part.get("part_kind")
+        if kind == "system-prompt":
+            out.append(Message("system", text_of(part.get("content"))))
+        elif kind == "user-prompt":
+            out.append(Message("user", _prompt_text(part.get("content"))))
+        elif kind in _PAI_RETURNS or kind in _PAI_RETRIES:
+            out.append(_pydantic_ai_return(part))
+    return out
+
+
+def _pydantic_ai_return(part: Mapping[str, Any]) -> Message:
+    failed = part.get("part_kind") in _PAI_RETRIES or part.get("outcome") in _PAI_FAILED
+    return Message("tool", text_of(part.get("content")), tool_call_id=_opt_str(part.get("tool_call_id")),
+                   is_error=failed, name=_opt_str(part.get("tool_name")))
+
+
+_MEDIA_KINDS = frozenset({"binary", "image-url", "audio-url", "video-url", "document-url", "file"})
+
+
+def _prompt_text(content: Any) -> str:
+    """A pydantic-ai user prompt: a string, or a list of strings and media (`{kind: image-url | binary,
+    ...}`, whose data is not text)."""
+    if not isinstance(content, list):
+        return text_of(content)
+    pieces = []
+    for item in content:
+        if isinstance(item, Mapping) and item.get("kind") in _MEDIA_KINDS:
+            pieces.append(f"[{item['kind']}]")
+        else:
+            pieces.append(text_of(item))
+    return "\n".join(p for p in pieces if p)
+
+
 def _tool_result_message(part: Mapping[str, Any]) -> Message:
-    if "functionResponse" in part and isinstance(part["functionResponse"], Mapping):
-        fr = part["functionResponse"]
+    fr = _gemini(part, "functionResponse", "function_response")
+    if fr is not None:
         return Message(role="tool", content=text_of(fr.get("response")), name=_opt_str(fr.get("name")),
                        tool_call_id=_opt_str(fr.get("id")))
-    content = part.get("content", part.get("result", part.get("output")))
-    return Message(role="tool", content=text_of(content),
-                   tool_call_id=_opt_str(part.get("tool_use_id") or part.get("id") or part.get("call_id")),
-                   is_error=_is_error_flag(part), name=_opt_str(part.get("name")))
+    content = part.get("content", part.get("result", part.get("output", part.get("errorText"))))
+    call_id = part.get("tool_use_id") or part.get("id") or part.get("call_id") or part.get("toolCallId")
+    return Message(role="tool", content=text_of(content), tool_call_id=_opt_str(call_id),
+                   is_error=_is_error_flag(part), name=_opt_str(part.get("name") or part.get("toolName")))
 
 
 def convert_messages(raw: Iterable[Any]) -> tuple[Message, ...]:
@@ -621,8 +799,9 @@ def finish_reason(body: Any) -> str | None:
     """Why a provider stopped generating (OpenAI `finish_reason`, Anthropic `stop_reason`)."""
     if not isinstance(body, Mapping):
         return None
-    if isinstance(body.get("stop_reason"), str):
-        return str(body["stop_reason"])
+    for key in ("stop_reason", "stopReason"):  # Anthropic, Bedrock Converse
+        if isinstance(body.get(key), str):
+            return str(body[key])
     choices = body.get("choices")
     if isinstance(choices, list) and choices and isinstance(choices[0], Mapping):
         reason = choices[0].get("finish_reason")

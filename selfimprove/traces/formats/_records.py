@@ -364,3 +364,34 @@ def _per_line_traces(path: Path, report: SourceReport, fmt: str,
         n += 1
         if trace is not None:
             yield trace
+
+
+# --------------------------------------------------------------------------------------------------
+# Readers of record-shaped files
+
+
+class RecordReader:
+    """The readers of record-shaped files differ only in how they recognise their files (`sniff`):
+    all read them with `read_record_file`, which labels the traces with the reader's name."""
+
+    name = ""
+
+    def sniff(self, path: Path, head: bytes) -> int:
+        return 0
+
+    def read(self, path: Path, report: _io.SourceReport) -> Iterator[Trace]:
+        yield from read_record_file(path, report, self.name)
+
+
+class KeyedRecordReader(RecordReader):
+    """A record format told apart by keys or values only it writes: `score` when the first bytes of
+    a JSON file hold one of `needles` and all of `needs`."""
+
+    def __init__(self, name: str, needles: Sequence[bytes], needs: Sequence[bytes] = (), score: int = 75):
+        self.name, self.needles, self.needs, self.score = name, tuple(needles), tuple(needs), score
+
+    def sniff(self, path: Path, head: bytes) -> int:
+        body = _io.text_head(head)
+        if not body.startswith((b"{", b"[")) or not _io.head_has(body, *self.needles):
+            return 0
+        return self.score if all(needle in body for needle in self.needs) else 0

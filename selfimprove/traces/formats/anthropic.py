@@ -9,14 +9,12 @@ own `tool` message carrying `is_error`, so every format reaches `analysis` in th
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 from selfimprove.traces.formats import _io, _records
-from selfimprove.traces.model import Trace
 
 
-class AnthropicReader:
+class AnthropicReader(_records.RecordReader):
     name = "anthropic"
 
     def sniff(self, path: Path, head: bytes) -> int:
@@ -33,9 +31,6 @@ class AnthropicReader:
         if b'"anthropic_version"' in body:
             score = max(score, 75)
         return score
-
-    def read(self, path: Path, report: _io.SourceReport) -> Iterator[Trace]:
-        yield from _records.read_record_file(path, report, self.name)
 
 
 READER = AnthropicReader()

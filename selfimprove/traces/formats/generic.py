@@ -33,14 +33,12 @@ any key becomes a trace; a file without any is reported as "ignored" with the re
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 from selfimprove.traces.formats import _io, _records
-from selfimprove.traces.model import Trace
 
 
-class GenericReader:
+class GenericReader(_records.RecordReader):
     name = "generic"
 
     def sniff(self, path: Path, head: bytes) -> int:
@@ -51,9 +49,6 @@ class GenericReader:
                 _io.head_has(body, b'"role"', b'"content"'):
             return 30
         return 10
-
-    def read(self, path: Path, report: _io.SourceReport) -> Iterator[Trace]:
-        yield from _records.read_record_file(path, report, self.name)
 
 
 READER = GenericReader()

@@ -9,16 +9,14 @@ become `Feedback` in the vocabulary of `traces.model`; nothing is inferred from 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 from selfimprove.traces.formats import _io, _messages, _records
-from selfimprove.traces.model import Trace
 
 _MESSAGE_KEYS = (b'"messages"', b'"traj"', b'"history"', b'"conversation"', b'"conversations"')
 
 
-class OpenAIReader:
+class OpenAIReader(_records.RecordReader):
     name = "openai"
 
     def sniff(self, path: Path, head: bytes) -> int:
@@ -39,9 +37,6 @@ class OpenAIReader:
             if roles and roles <= _messages.STANDARD_ROLES:
                 score = 40  # a bare list of OpenAI messages
         return min(score, 85)
-
-    def read(self, path: Path, report: _io.SourceReport) -> Iterator[Trace]:
-        yield from _records.read_record_file(path, report, self.name)
 
 
 READER = OpenAIReader()
