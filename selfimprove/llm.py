@@ -16,7 +16,6 @@ use it, and tests use it wherever the real litellm path is not the thing under t
 
 from __future__ import annotations
 
-import asyncio
 import email.utils
 import inspect
 import json
@@ -323,6 +322,8 @@ class LiteLLMCompleter:
             return _to_completion(litellm, response, model)
 
     async def acomplete(self, model: str, messages: Sequence[Mapping[str, Any]], **params: Any) -> Completion:
+        import asyncio  # here, not at the top: analysis imports this module for `redact` alone
+
         litellm = _litellm()
         kwargs = self._kwargs(model, messages, params)
         attempt = 0
