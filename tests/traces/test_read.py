@@ -239,6 +239,7 @@ def test_every_fixture_folder_reads_cleanly() -> None:
         "autogen": 1,
         "pydantic-ai": 1,
         "google-adk": 1,
+        "smolagents": 1,
     }
     for folder, count in expected.items():
         stream = read_traces([DATA / folder])

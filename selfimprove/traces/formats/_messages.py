@@ -13,6 +13,8 @@ only knows where its format keeps them.
 
 from __future__ import annotations
 
+import ast
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -105,6 +107,7 @@ _ROLE_ALIASES = {
     "function": "tool", "tool_result": "tool", "ipython": "tool", "observation": "tool",
     "tool_response": "tool", "environment": "tool",
     "developer": "system", "instruction": "system", "instructions": "system",
+    "tool-call": "assistant", "tool-response": "tool",  # smolagents, Meta ARE
 }
 
 
@@ -569,6 +572,17 @@ def convert_message(raw: Any) -> list[Message]:
     is_error = role == "tool" and _is_error_flag(data)
     if is_error and not text:
         text = _error_text(data)
+    if role_value == "tool-call" and not tool_calls and text.startswith("Calling tools:\n"):
+        tool_calls = _smolagents_calls(text)
+        text = "" if tool_calls else text
+    elif role_value == "tool-response" and text.startswith(("Error:\n", "Call id: ", "Observation:\n")):
+        failed = _SMOLAGENTS_ERROR.match(text)
+        if failed:
+            tool_call_id, is_error, text = tool_call_id or failed.group(1), True, text[failed.end():]
+            named = _SMOLAGENTS_TOOL.search(text[:300])  # "Error executing tool 'cancel_order' with ..."
+            name = name or (named.group(1) if named else None)
+        else:
+            text = text.removeprefix("Observation:\n")
     if role == "tool" and name is None:
         fn = data.get("function")
         name = fn if isinstance(fn, str) else _opt_str(data.get("tool_name"))
@@ -578,6 +592,24 @@ def convert_message(raw: Any) -> list[Message]:
     out.append(Message(role=role, content=text, tool_calls=tuple(tool_calls), tool_call_id=tool_call_id,
                        is_error=is_error, name=name))
     return out + extra
+
+
+# smolagents writes a step's result as "Observation:\n<output>", a failed step as "[Call id: <id>\n]Error:\n
+# <error>\nNow let's retry: ...", and its calls as "Calling tools:\n" + the Python repr of
+# [{id, type, function: {name, arguments}}].
+_SMOLAGENTS_ERROR = re.compile(r"(?:Call id: (\S+)\n)?Error:\n")
+_SMOLAGENTS_TOOL = re.compile(r"\btool '([^'\n]{1,100})'")
+
+
+def _smolagents_calls(text: str) -> list[ToolCall]:
+    if len(text) > 100_000:
+        return []
+    try:
+        value = ast.literal_eval(text.removeprefix("Calling tools:\n").strip())
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return []
+    calls = [_tool_call(item) for item in value] if isinstance(value, list) else []
+    return [c for c in calls if c is not None]
 
 
 def _response_item(item: Mapping[str, Any]) -> list[Message]:
