@@ -159,7 +159,8 @@ def detect(trace: Trace, view: TraceView | None = None) -> list[Signal]:
 _ERROR_STARTS = ("error", "errors:", "exception", "traceback", "fatal", "failed", "failure:")
 _ERROR_PHRASES = ("timeout", "timed out", "time out", "command not found", "no such file or directory",
                   "permission denied", "rate limit", "rate-limit", "unavailable", "forbidden", "unauthorized",
-                  "could not ", "couldn't ", "unable to ", "failed to ", "invalid ")
+                  "could not ", "couldn't ", "unable to ", "failed to ", "invalid ",
+                  "an error occurred")  # the OpenAI Agents SDK's default text for a tool that raised
 _ERROR_JSON = re.compile(r'^\s*\{\s*"(?:error|exception|err)"\s*:\s*(?![\s,}]|null|false|""|\{\s*\}|\[\s*\])')
 _ERROR_CLASS = re.compile(r"[a-z](?:error|exception)\b\s*:")
 _ERROR_STATUS = re.compile(r'status"?\s*(?:code"?)?\s*[:=]?\s*"?[45]\d\d\b')

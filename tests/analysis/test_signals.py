@@ -119,6 +119,8 @@ def test_explicit_signals_name_failures_successes_and_run_errors() -> None:
     ("KeyError: 'a'", True), ("HTTP status 503", True), ('{"status": 404}', True),
     ('{"status": "delivered"}', False), ("request timed out", True), ("bash: foo: command not found", True),
     ("all good", False), ('{"items": [{"name": "error-proof mug"}]}', False),
+    # the OpenAI Agents SDK's default output for a tool that raised
+    ("An error occurred while running the tool. Please try again. Error: order 7 not found", True),
 ])
 def test_what_counts_as_a_tool_error(content: str, is_error: bool) -> None:
     from selfimprove.analysis.signals import looks_like_error

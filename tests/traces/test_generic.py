@@ -187,3 +187,29 @@ def test_shapes_from_other_projects(tmp_path: Path) -> None:
     assert traces[2].feedback == (Feedback("label", "good", None, True),)
     assert traces[3].messages == (Message("user", "deep"),)
     assert [t.id for t in traces] == ["resp_abcdef", "mixed:2", "mixed:3", "mixed:4"]
+
+
+def test_langgraph_state_and_checkpoint_keep_their_messages_under_values(tmp_path: Path) -> None:
+    def lc(kind: str, **kwargs: object) -> dict[str, object]:  # LangChain's serialisation of a message
+        return {"lc": 1, "type": "constructor", "id": ["langchain", "schema", "messages", kind],
+                "kwargs": kwargs}
+
+    messages = [
+        lc("HumanMessage", content="Find order 123", type="human"),
+        lc("AIMessage", content="", type="ai",
+           tool_calls=[{"name": "get_order", "args": {"order_id": "123"}, "id": "c1", "type": "tool_call"}]),
+        lc("ToolMessage", content="order 123 not found", type="tool", name="get_order", tool_call_id="c1",
+           status="error"),
+    ]
+    checkpoint = {"v": 1, "ts": "2025-01-01T10:00:00+00:00", "id": "ckpt-1",
+                  "channel_values": {"messages": messages}, "channel_versions": {"messages": 3}}
+    state = {"values": {"messages": messages}, "next": [], "created_at": "2025-01-01T10:00:00+00:00"}
+    path = write_jsonl(tmp_path / "threads.jsonl", [checkpoint, state])
+    traces = list(read_traces([path]))
+    expected = (
+        Message("user", "Find order 123"),
+        Message("assistant", "", (ToolCall("get_order", {"order_id": "123"}, "c1"),)),
+        Message("tool", "order 123 not found", tool_call_id="c1", is_error=True, name="get_order"),
+    )
+    assert [t.messages for t in traces] == [expected, expected]
+    assert traces[0].id == "ckpt-1"

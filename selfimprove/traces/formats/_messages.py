@@ -165,6 +165,9 @@ def is_message_like(value: Any) -> bool:
         return True
     if value.get("kind") in _PAI_KINDS and isinstance(value.get("parts"), list):  # pydantic-ai
         return True
+    if "lc" in value and _is_map(value.get("kwargs")):  # LangChain's {lc, id: [..., "AIMessage"], kwargs}
+        ids = value.get("id")
+        return isinstance(ids, list) and bool(ids) and str(ids[-1]).endswith(("Message", "MessageChunk"))
     role = None
     for key in _ROLE_KEYS:
         candidate = value.get(key)
@@ -191,8 +194,10 @@ def is_message_list(value: Any, min_share: float = 0.6) -> bool:
     return hits >= max(1, int(len(sample) * min_share + 0.999))
 
 
+# (LangGraph keeps a thread's messages in its state's `values`, a checkpoint's in `channel_values`.)
 _WRAPPER_KEYS = ("input", "inputs", "request", "request_body", "body", "data", "payload", "example", "sample",
-                 "state", "record", "item", "event", "log", "entry", "params", "llm_input", "prompt")
+                 "state", "record", "item", "event", "log", "entry", "params", "llm_input", "prompt",
+                 "values", "channel_values")
 
 
 def find_message_list(record: Mapping[str, Any], depth: int = 0) -> tuple[str, list[Any]] | None:
