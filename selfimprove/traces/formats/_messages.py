@@ -16,6 +16,7 @@ from __future__ import annotations
 import ast
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -73,10 +74,11 @@ def text_of(content: Any, _depth: int = 0) -> str:
     if isinstance(content, Sequence):
         pieces = []
         for part in content:
-            if isinstance(part, Mapping) and (str(part.get("type", "")) in _TEXT_FREE_TYPES
-                                              or str(part.get("type", "")).startswith(("tool-", "data-"))
-                                              or not _TEXT_FREE_BLOCKS.isdisjoint(part)):
-                continue  # represented as tool calls / tool messages (or dropped, reasoning), not as text
+            if isinstance(part, Mapping):
+                kind = str(part.get("type", ""))
+                if kind in _TEXT_FREE_TYPES or kind.startswith(("tool-", "data-")) or \
+                        not _TEXT_FREE_BLOCKS.isdisjoint(part):
+                    continue  # represented as tool calls / tool messages (or dropped, reasoning), not text
             text = text_of(part, _depth + 1)
             if text:
                 pieces.append(text)
@@ -638,10 +640,9 @@ def _authored(messages: list[Message], author: Any) -> list[Message]:
     out = []
     for m in messages:
         if m.role == "unknown":  # content without a role: the author says who spoke
-            m = Message("user" if user else "assistant", m.content, m.tool_calls, m.tool_call_id, m.is_error,
-                        m.name)
+            m = replace(m, role="user" if user else "assistant")
         if m.role == "assistant" and not user and m.name is None:
-            m = Message(m.role, m.content, m.tool_calls, m.tool_call_id, m.is_error, author)
+            m = replace(m, name=author)
         out.append(m)
     return out
 
