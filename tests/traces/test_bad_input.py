@@ -321,3 +321,28 @@ def test_big_gzipped_array_is_streamed(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.setattr(_io, "iter_json_array", lambda p, r, **kw: calls.append(p) or real(p, r, **kw))
     ids, report = read_one(path)
     assert ids == [f"arr-{i:06d}" for i in range(200)] and report.skipped == 0 and calls == [path]
+
+
+def test_kinds_and_roles_of_the_wrong_type_lose_that_message_only(tmp_path: Path) -> None:
+    # a writer that put an object or a list where a string names a role or a kind: the record is
+    # read (that field names nothing), not skipped as unreadable
+    records = [
+        {"id": "openai", "messages": [{"role": "user", "content": "hi"},
+                                      {"role": {"name": "x"}, "content": "?"},
+                                      {"role": "assistant", "content": "hello"}]},
+        {"id": "autogen", "messages": [{"source": "user", "type": "TextMessage", "content": "hi"},
+                                       {"source": "agent", "type": ["TextMessage"], "content": "?"},
+                                       {"source": "agent", "type": "TextMessage", "content": "hello"}]},
+        {"id": "pydantic-ai", "messages": [
+            {"kind": "request", "parts": [{"part_kind": "user-prompt", "content": "hi"}]},
+            {"kind": "request", "parts": [{"part_kind": {"x": 1}, "content": "?", "outcome": ["failed"]}]},
+            {"kind": "response", "parts": [{"part_kind": "text", "content": "hello"}]}]},
+    ]
+    path = tmp_path / "odd.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    stream = read_traces([path])
+    traces = list(stream)
+    assert stream.skipped == 0 and [t.id for t in traces] == ["openai", "autogen", "pydantic-ai"]
+    for trace in traces:
+        spoken = [(m.role, m.content) for m in trace.messages if m.role in ("user", "assistant")]
+        assert spoken == [("user", "hi"), ("assistant", "hello")], trace.id

@@ -160,12 +160,12 @@ def is_message_like(value: Any) -> bool:
             return True
     if not _is_map(value):
         return False
-    kind = value.get("type")
+    kind = _tag(value, "type")
     if kind in _ITEM_TYPES:  # OpenAI Responses API input/output items
         return True
     if kind in AUTOGEN_TYPES:  # AutoGen messages: {source, type, content}
         return True
-    if value.get("kind") in _PAI_KINDS and isinstance(value.get("parts"), list):  # pydantic-ai
+    if _tag(value, "kind") in _PAI_KINDS and isinstance(value.get("parts"), list):  # pydantic-ai
         return True
     if "lc" in value and _is_map(value.get("kwargs")):  # LangChain's {lc, id: [..., "AIMessage"], kwargs}
         ids = value.get("id")
@@ -260,6 +260,13 @@ def _gemini(part: Mapping[str, Any], camel: str, snake: str) -> Mapping[str, Any
     if value is None:
         value = part.get(snake)
     return value if isinstance(value, Mapping) else None
+
+
+def _tag(value: Mapping[str, Any], key: str) -> str | None:
+    """A discriminating field (`type`, `kind`, ...) when it is a string: any other value (a list or an
+    object where a writer put one) names no known kind, and must not fail a set lookup."""
+    tag = value.get(key)
+    return tag if isinstance(tag, str) else None
 
 
 def _opt_str(value: Any) -> str | None:
@@ -398,7 +405,8 @@ def _fast_message(raw: dict[str, Any], names: dict[str, str] | None = None) -> M
     """Plain OpenAI chat messages (the bulk of big logs), or None when the general path is needed.
 
     `names` maps tool-call ids seen so far to tool names: recorded for calls, used to name results."""
-    std = _FAST_ROLES.get(raw.get("role"))  # type: ignore[arg-type]
+    role = raw.get("role")
+    std = _FAST_ROLES.get(role) if role.__class__ is str else None  # (a list or an object fails a lookup)
     content = raw.get("content")
     if std is None or not (content is None or content.__class__ is str):
         return None
@@ -489,12 +497,12 @@ def convert_message(raw: Any) -> list[Message]:
         fast = _fast_message(raw)
         if fast is not None:
             return [fast]
-        kind = raw.get("type")
+        kind = _tag(raw, "type")
         if kind in _ITEM_TYPES:
             return _response_item(raw)
         if kind in AUTOGEN_TYPES:
             return _autogen_message(raw)
-        if raw.get("kind") in _PAI_KINDS and isinstance(raw.get("parts"), list):
+        if _tag(raw, "kind") in _PAI_KINDS and isinstance(raw.get("parts"), list):
             return _pydantic_ai_message(raw)
     if isinstance(raw, str):
         return [Message(role="user", content=raw)]
@@ -650,7 +658,7 @@ def _authored(messages: list[Message], author: Any) -> list[Message]:
 def _autogen_message(raw: Mapping[str, Any]) -> list[Message]:
     """An AutoGen message: its `source` (an agent's name, or "user") speaks; tool call requests and
     execution results become calls and tool messages. Agents speak as assistants, named."""
-    kind = raw.get("type")
+    kind = _tag(raw, "type")
     if kind in _AUTOGEN_SILENT:
         return []
     content = raw.get("content")
@@ -689,7 +697,7 @@ def _pydantic_ai_message(raw: Mapping[str, Any]) -> list[Message]:
         texts: list[str] = []
         calls: list[ToolCall] = []
         for part in parts:
-            kind = part.get("part_kind")
+            kind = _tag(part, "part_kind")
             if kind == "text":
                 texts.append(text_of(part.get("content")))
             elif kind in _PAI_CALLS:
@@ -699,7 +707,7 @@ def _pydantic_ai_message(raw: Mapping[str, Any]) -> list[Message]:
                 out.append(_pydantic_ai_return(part))
         return [Message("assistant", "\n".join(t for t in texts if t), tuple(calls))] + out
     for part in parts:
-        kind = part.get("part_kind")
+        kind = _tag(part, "part_kind")
         if kind == "system-prompt":
             out.append(Message("system", text_of(part.get("content"))))
         elif kind == "user-prompt":
@@ -710,7 +718,7 @@ def _pydantic_ai_message(raw: Mapping[str, Any]) -> list[Message]:
 
 
 def _pydantic_ai_return(part: Mapping[str, Any]) -> Message:
-    failed = part.get("part_kind") in _PAI_RETRIES or part.get("outcome") in _PAI_FAILED
+    failed = _tag(part, "part_kind") in _PAI_RETRIES or _tag(part, "outcome") in _PAI_FAILED
     return Message("tool", text_of(part.get("content")), tool_call_id=_opt_str(part.get("tool_call_id")),
                    is_error=failed, name=_opt_str(part.get("tool_name")))
 
@@ -725,7 +733,7 @@ def _prompt_text(content: Any) -> str:
         return text_of(content)
     pieces = []
     for item in content:
-        if isinstance(item, Mapping) and item.get("kind") in _MEDIA_KINDS:
+        if isinstance(item, Mapping) and _tag(item, "kind") in _MEDIA_KINDS:
             pieces.append(f"[{item['kind']}]")
         else:
             pieces.append(text_of(item))
