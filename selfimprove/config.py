@@ -11,6 +11,7 @@ importable at start-up) or read prompt files (that is `prompts`' job).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -152,7 +153,7 @@ def _validate(data: Any, text: str, source: str) -> None:
     raise SelfImproveError(
         f"{json_path(list(error.absolute_path))}: {describe(error)}",
         where=f"{source}:{line}" if line else source,
-        hint="see the file format in the README (selfimprove.yaml)",
+        hint="see 'selfimprove.yaml' in the README",
     )
 
 
@@ -199,3 +200,22 @@ def _display(path: Path, root: Path) -> str:
         return path.relative_to(root).as_posix()
     except ValueError:
         return str(path)
+
+
+def missing_at_commit(path: str, *, root: Path, ref: str, known: Sequence[str], where: str | None = None,
+                      role: str = "file") -> SelfImproveError:
+    """The real reason a file named in selfimprove.yaml or a suite is absent from a commit: not yet
+    committed (it is on disk), or a name that exists nowhere (with the closest committed name)."""
+    from selfimprove.validation import closest
+
+    if (root / path).is_file():
+        return SelfImproveError(f"{role} {path} exists on disk but is not in commit {ref}", where=where,
+                                hint="commit it first: selfimprove works from commits, never from the "
+                                     "working tree")
+    # compare file names, not paths: a shared folder and extension make any two names look alike
+    by_name = {Path(k).name: k for k in known if Path(k).suffix == Path(path).suffix}
+    near = closest(Path(path).name, by_name)
+    suggestion = f" (did you mean {by_name[near]!r}?)" if near else ""
+    return SelfImproveError(f"{role} {path} does not exist{suggestion}", where=where,
+                            hint=f"fix the path in {where or CONFIG_NAME}")
+

@@ -270,7 +270,7 @@ def metrics(ledger: Ledger, *, since: datetime | None = None) -> dict[str, Any]:
         "passed": len(passed),
         "merged": len(merged),
         "rolled_back": len(rolled),
-        "improvement_rate": _share(len(passed), len(proposals)),
+        "improvement_rate": _share(len(passed), len(evaluated)),  # of what the gate measured
         "regression_rate": _share(len(rolled), len(merged)),
         "validation_coverage": _share(len(covered), len(merged)),
         "hours_to_merge": {

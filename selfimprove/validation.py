@@ -7,7 +7,8 @@ never imports anything heavy at module level.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 
@@ -33,13 +34,41 @@ def error_location(error: Any) -> list[Any]:
     return location
 
 
+def closest(word: str, choices: Iterable[str]) -> str | None:
+    """The near miss `word` probably meant among `choices`, if one is close enough."""
+    import difflib
+
+    close = difflib.get_close_matches(word, sorted(set(choices)), n=1, cutoff=0.75)
+    return close[0] if close else None
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """' (did you mean 'icontains'?)' for a near miss among `choices`, else ''."""
+    near = closest(word, choices)
+    return f" (did you mean {near!r}?)" if near else ""
+
+
+_ALTERNATIVES = re.compile(r"\(((?:[\w-]+\|)+[\w-]+)\)\$?$")
+
+
+def pattern_choices(pattern: str) -> list[str]:
+    """The words an enumerating pattern such as `^(not-)?(equals|contains|...)$` accepts."""
+    match = _ALTERNATIVES.search(pattern)
+    if not match:
+        return []
+    prefix = pattern[: match.start()]
+    words = match.group(1).split("|")
+    return words + [f"not-{w}" for w in words] if "(not-)?" in prefix else words
+
+
 def describe(error: Any) -> str:
     """What was expected, in words (jsonschema's own message can quote a whole document)."""
     validator = error.validator
     description = str(error.schema.get("description", "")) if isinstance(error.schema, dict) else ""
     if validator == "additionalProperties" and isinstance(error.instance, dict):
-        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
-        return f"unknown key {extra[0]!r}" if extra else str(error.message)
+        known = error.schema.get("properties", {})
+        extra = sorted(set(error.instance) - set(known))
+        return f"unknown key {extra[0]!r}{did_you_mean(extra[0], known)}" if extra else str(error.message)
     if validator == "required":
         return str(error.message).replace("is a required property", "is required")
     if validator == "type":

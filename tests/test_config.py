@@ -71,6 +71,9 @@ def test_defaults_for_a_minimal_file():
          "selfimprove.yaml:5: $.configs[0].mutable[0]: 'temperature' must be a JSON pointer"),
         ("version: 1\nprompts: []\npolicy:\n  max_rule: 3\n",
          "selfimprove.yaml:4: $.policy: unknown key 'max_rule'"),
+        ("version: 1\nprompts: []\npolcy: {}\n",
+         "selfimprove.yaml:3: $: unknown key 'polcy' (did you mean 'policy'?) "
+         "(hint: see 'selfimprove.yaml' in the"),
         ("version: 1\nprompts: [\n", "selfimprove.yaml:3: invalid YAML"),
     ],
 )

@@ -293,3 +293,12 @@ def test_policy_blocks_removing_a_protected_phrase(tmp_path: Path, run: Callable
     assert forced.json()["forced_violations"]
     assert (root / "prompts" / "agent.md").read_text() == weak
     assert "Restored with --force despite policy violations:" in git(root, "log", "-1", "--format=%B")
+
+
+def test_verbose_rollback_prints_the_committed_diff(repo_dir: Path, run: Callable[..., Any]) -> None:
+    merged(repo_dir)
+    quiet = run("rollback", "--dry-run", cwd=repo_dir).stdout
+    result = run("rollback", "-v", cwd=repo_dir)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == quiet and f"\n-{RULE}" in result.stdout  # the same diff the dry run showed
+    assert (repo_dir / "prompts" / "agent.md").read_text() == PROMPT

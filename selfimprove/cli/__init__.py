@@ -57,6 +57,8 @@ def _main(args: list[str]) -> int:
         return 130
     except typer.Exit as exc:
         return int(exc.exit_code or 0)
+    except SystemExit as exc:  # --show-completion / --install-completion exit from their callback
+        return exc.code if isinstance(exc.code, int) else 0
     except typer.TyperException as exc:  # click's usage errors, as vendored by typer
         exc.show(file=sys.stderr)  # type: ignore[attr-defined]
         return 2

@@ -13,7 +13,6 @@ app = typer.Typer(
     name="selfimprove",
     help="Make an LLM agent better from its own production traces, safely.",
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )

@@ -17,7 +17,8 @@ def command(
                       help="Production check: failure rate per pattern and prompt version.")] = None,
     format: Annotated[str | None, typer.Option("--format", help="Trace format for --traces (default: "
                                                 "selfimprove.yaml's traces.format, else detect).")] = None,
-    repo: opt.Repo = None, config: opt.Config = None, json: opt.Json = False, debug: opt.Debug = False,
+    repo: opt.Repo = None, config: opt.Config = None, json: opt.Json = False, verbose: opt.Verbose = False,
+    debug: opt.Debug = False,
 ) -> None:
     """Show the loop's record, newest first, and whether it is working."""
     from selfimprove import history
@@ -38,7 +39,7 @@ def command(
     if json:
         emit_json(doc)
     else:
-        _render(doc)
+        _render(doc, verbose=verbose)
 
 
 def _num(value: float | None) -> str:
@@ -49,7 +50,7 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value:.0%}"
 
 
-def _render(doc: dict[str, Any]) -> None:
+def _render(doc: dict[str, Any], *, verbose: bool = False) -> None:
     from rich import box
     from rich.table import Table
 
@@ -72,6 +73,12 @@ def _render(doc: dict[str, Any]) -> None:
         f"{_pct(m['validation_coverage'])}; median hours to merge {_num(m['hours_to_merge']['median'])}")
     for warning in doc["warnings"]:
         console.print(f"warning: {warning}")
+    if verbose:  # every proposal with what the table leaves out: pattern, proposer, base, verdict, merge
+        for p in doc["proposals"]:
+            merged = f"merged by {p['merged_by'][:7]}" if p["merged_by"] else "not merged"
+            console.print(f"{p['branch']}: pattern {p['pattern']}, proposer {p['proposer']}, base "
+                          f"{(p['base'] or '-')[:7]}, verdict {p['verdict'] or 'not evaluated'}, {merged}",
+                          markup=False, soft_wrap=True)
     production = doc.get("production")
     if production:
         for version in production["versions"]:

@@ -18,7 +18,8 @@ def command(
                                                  help="Undo one merged proposal (branch or commit).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the diff; change nothing.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Restore even if the policy check fails.")] = False,
-    repo: opt.Repo = None, config: opt.Config = None, json: opt.Json = False, debug: opt.Debug = False,
+    repo: opt.Repo = None, config: opt.Config = None, json: opt.Json = False, verbose: opt.Verbose = False,
+    debug: opt.Debug = False,
 ) -> None:
     """Undo the latest merged selfimprove change (or --proposal BRANCH, or --to REF) as a new commit."""
     from selfimprove.config import load_settings
@@ -40,5 +41,7 @@ def command(
         console.print(f"dry run: would commit '{result.subject}' on {result.branch} ({paths}); "
                       "nothing changed")
     else:
+        if verbose:  # the change just committed, as --dry-run would have shown it
+            sys.stdout.write(result.diff)
         console.print(f"{result.subject}\ncommitted {(result.commit or '')[:7]} on {result.branch}: "
                       f"restored {paths} from {result.restored_from[:7]}")

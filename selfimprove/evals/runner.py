@@ -215,9 +215,10 @@ class _Prompts:
 
             data = self.repo.read_at(side.sha, path)
             if data is None:
-                raise SelfImproveError(f"prompt {path} not found at {side.ref} ({side.sha[:12]})",
-                                       where=where,
-                                       hint="check the suite's 'prompt:' and that the file is committed")
+                from selfimprove.config import missing_at_commit
+
+                raise missing_at_commit(path, root=self.repo.root, ref=f"{side.ref} ({side.sha[:12]})",
+                                        known=self.repo.list_at(side.sha), where=where, role="prompt")
             try:
                 text = data.decode("utf-8")
             except UnicodeDecodeError:

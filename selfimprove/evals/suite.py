@@ -21,11 +21,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from selfimprove.errors import SelfImproveError
-from selfimprove.validation import deepest_error, describe, json_path, yaml_line
+from selfimprove.validation import (
+    deepest_error,
+    describe,
+    did_you_mean,
+    json_path,
+    pattern_choices,
+    yaml_line,
+)
 
 SUITE_EXTENSIONS = (".yaml", ".yml", ".jsonl", ".json")
 _VAR = re.compile(r"\{\{\s*([A-Za-z_][\w.-]*)\s*\}\}")
-HINT = "see the eval suite format in the README (DESIGN §6)"
+HINT = "see 'Eval suites' in the README"
 
 
 @dataclass(frozen=True)
@@ -89,7 +96,8 @@ def _describe(error: Any) -> str:
     if error.validator == "not" and both:
         return "a case has either input or messages, not both"
     if error.validator == "pattern" and error.path and error.path[-1] == "type":
-        return f"unknown assertion type {error.instance!r}"
+        choices = pattern_choices(str(error.validator_value))
+        return f"unknown assertion type {error.instance!r}{did_you_mean(str(error.instance), choices)}"
     if error.validator == "oneOf" and error.path and error.path[-1] == "value":
         return "tool-called takes a tool name or {name, arguments}"
     return describe(error)

@@ -111,28 +111,26 @@ def load_workspace(settings: Settings, repo: Repo, base: str) -> Workspace:
     before: dict[str, bytes | None] = {path: repo.read_at(base, path) for path in settings.managed_paths()}
     prompts: dict[str, PromptDoc] = {}
     for path in settings.prompts:
-        prompts[path] = parse_prompt(_text(before, path, base), path)
+        prompts[path] = parse_prompt(_text(before, path, base, repo, settings), path)
     configs: dict[str, ConfigFile] = {}
     for spec in settings.configs:
-        text = _text(before, spec.path, base)
+        text = _text(before, spec.path, base, repo, settings)
         schema: Mapping[str, Any] | None = None
         if spec.schema:
             try:
-                schema = json.loads(_text(before, spec.schema, base))
+                schema = json.loads(_text(before, spec.schema, base, repo, settings))
             except ValueError as exc:
                 raise SelfImproveError(f"{spec.schema} is not valid JSON: {exc}", where=spec.schema) from None
         configs[spec.path] = ConfigFile(spec, text, load_structured(text, spec.path), schema)
     return Workspace(settings, base, before, prompts, configs)
 
 
-def _text(before: Mapping[str, bytes | None], path: str, base: str) -> str:
+def _text(before: Mapping[str, bytes | None], path: str, base: str, repo: Repo, settings: Settings) -> str:
     data = before.get(path)
     if data is None:
-        raise SelfImproveError(
-            f"{path} is not in commit {base[:12]}",
-            where=path,
-            hint="commit it first: propose works from a commit (--base), never from the working tree",
-        )
+        from selfimprove.config import missing_at_commit
+
+        raise missing_at_commit(path, root=settings.root, ref=base[:12], known=repo.list_at(base))
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:

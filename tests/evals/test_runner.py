@@ -215,7 +215,8 @@ def test_a_suite_prompt_missing_at_a_commit_is_a_clear_error(eval_repo, stub_ope
     eval_repo.branch("other", {"evals/support.yaml": suite.replace("prompts/agent.md", "prompts/other.md")})
     with pytest.raises(SelfImproveError) as info:
         evaluate(eval_repo, "other")
-    assert info.value.one_line().startswith("evals/support.yaml:6: prompt prompts/other.md not found at main")
+    assert info.value.one_line() == ("evals/support.yaml:6: prompt prompts/other.md does not exist "
+                                     "(hint: fix the path in evals/support.yaml:6)")
     assert stub_openai.requests == []
 
 

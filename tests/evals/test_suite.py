@@ -69,16 +69,22 @@ def test_jsonl_one_case_a_line():
     assert cases[0].prompt == "prompts/a.md"
     bad = json.dumps({"input": "a", "assert": [{"type": "containz", "value": "x"}]})
     assert error_of("\n" + bad + "\n", "evals/cases.jsonl") == (
-        "evals/cases.jsonl:2: $.assert[0].type: unknown assertion type 'containz' "
-        "(hint: see the eval suite format in the README (DESIGN §6))")
+        "evals/cases.jsonl:2: $.assert[0].type: unknown assertion type 'containz' (did you mean 'contains'?) "
+        "(hint: see 'Eval suites' in the README)")
     assert error_of("{nope\n", "evals/cases.jsonl").startswith("evals/cases.jsonl:1: invalid JSON: ")
 
 
 @pytest.mark.parametrize(("text", "expected"), [
     ("tests:\n  - input: hi\n    assert:\n      - {type: contans, value: x}\n",
-     "evals/s.yaml:4: $.tests[0].assert[0].type: unknown assertion type 'contans'"),
+     "evals/s.yaml:4: $.tests[0].assert[0].type: unknown assertion type 'contans' "
+     "(did you mean 'contains'?)"),
+    ("tests:\n  - input: hi\n    assert:\n      - {type: not-icontans, value: x}\n",
+     "evals/s.yaml:4: $.tests[0].assert[0].type: unknown assertion type 'not-icontans' "
+     "(did you mean 'not-icontains'?)"),
+    ("tests:\n  - input: hi\n    assert:\n      - {type: sentiment, value: x}\n",
+     "evals/s.yaml:4: $.tests[0].assert[0].type: unknown assertion type 'sentiment' (hint: "),
     ("tests:\n  - input: hi\n    asert: []\n",
-     "evals/s.yaml:2: $.tests[0]: unknown key 'asert'"),
+     "evals/s.yaml:2: $.tests[0]: unknown key 'asert' (did you mean 'assert'?)"),
     ("tests:\n  - input: hi\n    assert:\n      - {type: contains-any, value: x}\n",
      "evals/s.yaml:4: $.tests[0].assert[0].value: expected array, got str"),
     ("tests:\n  - input: hi\n    assert:\n      - {type: icontains}\n",

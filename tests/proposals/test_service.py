@@ -253,7 +253,20 @@ def test_prompt_missing_at_the_base_is_a_clear_error(prompt_repo: Path):
     with pytest.raises(SelfImproveError) as info:
         run(prompt_repo, "tool_error.json")
     assert info.value.one_line().startswith(
-        "prompts/support_agent.md: prompts/support_agent.md is not in commit ")
+        "file prompts/support_agent.md exists on disk but is not in commit ")
+    assert info.value.one_line().endswith("(hint: commit it first: selfimprove works from commits, never "
+                                          "from the working tree)")
+
+
+def test_a_misspelled_prompt_path_says_it_exists_nowhere(prompt_repo: Path):
+    config = prompt_repo / "selfimprove.yaml"
+    config.write_text(config.read_text().replace("prompts/support_agent.md", "prompts/suport_agent.md"))
+    git(prompt_repo, "commit", "-qam", "typo")
+    with pytest.raises(SelfImproveError) as info:
+        run(prompt_repo, "tool_error.json")
+    assert info.value.one_line() == (
+        "file prompts/suport_agent.md does not exist (did you mean 'prompts/support_agent.md'?) "
+        "(hint: fix the path in selfimprove.yaml)")
 
 
 def test_bad_analysis_files(tmp_path: Path):
