@@ -88,7 +88,7 @@ step "git merge --no-ff $passing"
 git_ merge -q --no-ff --no-edit "$passing"
 git log --oneline --graph -n 4
 echo
-sed -n '/selfimprove:mutable id=learned-rules/,/\/selfimprove/p' prompts/support_agent.md
+git --no-pager diff HEAD^1 HEAD   # exactly the change that was merged (a prompt rule, examples or a config value)
 
 step "selfimprove history   (proposals, verdicts, merges)"
 si history
@@ -97,7 +97,7 @@ step "selfimprove rollback   (undo the merged change as a new commit)"
 si rollback
 git log --oneline -n 3
 echo
-sed -n '/selfimprove:mutable id=learned-rules/,/\/selfimprove/p' prompts/support_agent.md
+git --no-pager diff HEAD^ HEAD    # the rollback undoes exactly that change
 
 step "selfimprove history   (the rollback is on the record)"
 si history

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 SCHEMA = "selfimprove.analysis/v1"
 TOP = 10
+NAMED_SKIPS = 3  # bad records named in the default report; -v names every one kept
 
 
 @dataclass(frozen=True)
@@ -140,37 +141,42 @@ def render(analysis: Analysis, console: Console, *, verbose: bool = False) -> No
     c = analysis.counts
     decided = c["failure"] + c["success"]
     rate = f" ({_pct(c['failure'] / decided)} of decided)" if decided else ""
+    skipped = f"{c['skipped']} bad record{'' if c['skipped'] == 1 else 's'} skipped"
     console.print(Text(f"{c['total']} traces: {c['failure']} failed{rate}, {c['success']} succeeded, "
-                       f"{c['unknown']} unknown; {c['skipped']} bad records skipped", style="bold"),
-                  soft_wrap=True)
+                       f"{c['unknown']} unknown; {skipped}", style="bold"), soft_wrap=True)
     if analysis.filtered:
         console.print(f"{analysis.filtered} traces outside --since/--until left out")
+    named = 0
     for s in analysis.sources:
         if verbose:
             state = f"{s.status}: {s.reason}" if s.reason else s.status
             line = f"  {s.path}: {s.format or '-'}, {s.traces} traces, {s.skipped} skipped ({state})"
             console.print(Text(line), soft_wrap=True)
-        if s.skipped and (verbose or len(analysis.sources) <= 5):
-            first = s.errors[0] if s.errors else (None, "")
-            where = f"{s.path}:{first[0]}" if first[0] is not None else s.path
-            console.print(Text(f"  skipped {s.skipped} record(s) in {s.path}; first at {where}: {first[1]}",
-                               style="yellow"), soft_wrap=True)
+        problems = s.errors or ([(None, s.reason or "unreadable")] if s.status == "skipped" else [])
+        for line_no, reason in problems[: None if verbose else max(0, NAMED_SKIPS - named)]:
+            where = f"{s.path}:{line_no}" if line_no is not None else s.path
+            console.print(Text(f"  skipped {where}: {reason}", style="yellow"), soft_wrap=True)
+            named += 1
+    if not verbose and c["skipped"] > named:
+        console.print(Text(f"  … and {c['skipped'] - named} more: -v names them, as does --json "
+                           "(sources[].errors)", style="yellow"), soft_wrap=True)
     if analysis.patterns:
         table = Table(title="Top reasons the agent fails", title_justify="left", show_lines=False)
         table.add_column("#", justify="right")
+        table.add_column("id", no_wrap=True)
         table.add_column("pattern")
         table.add_column("kind")
         table.add_column("traces", justify="right")
         table.add_column("share", justify="right")
         for n, p in enumerate(analysis.patterns[:TOP], 1):
             title = p.evidence.get("name") or p.title
-            table.add_row(str(n), excerpt(str(title), 70), p.kind, str(p.count), _pct(p.share))
+            table.add_row(str(n), p.id, excerpt(str(title), 60), p.kind, str(p.count), _pct(p.share))
         console.print(table)
         if len(analysis.patterns) > TOP:
             rest = sum(p.count for p in analysis.patterns[TOP:])
             console.print(f"… and {len(analysis.patterns) - TOP} more patterns covering {rest} failures")
         for n, p in enumerate(analysis.patterns[: 3 if not verbose else TOP], 1):
-            console.print(Text(f"{n}. {p.title}", style="bold"), soft_wrap=True)
+            console.print(Text(f"{n}. {p.title}  [{p.id}]", style="bold"), soft_wrap=True)
             for line in _pattern_lines(p):
                 console.print(Text(f"   {line}"), soft_wrap=True)
     elif c["failure"]:

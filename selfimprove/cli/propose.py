@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 def command(
     from_: Annotated[Path | None, typer.Option(
         "--from", help="A saved 'analyze --json' file (default: analyse the configured traces now).")] = None,
-    pattern: Annotated[str | None, typer.Option("--pattern", help="Only this pattern id.")] = None,
+    pattern: Annotated[str | None, typer.Option(
+        "--pattern", help="Only this pattern: its id or its # in the analyze report.")] = None,
     max_n: Annotated[int, typer.Option("--max", min=1, help="At most this many proposals.")] = 3,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the diffs; write nothing.")] = False,
     base: Annotated[str | None, typer.Option(

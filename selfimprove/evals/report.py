@@ -113,7 +113,8 @@ def render(result: EvalResult, console: Console, *, verbose: bool = False) -> No
         console.print(f"verdict: PASS — {result.candidate.ref} may be merged after review")
         if result.diff:
             console.print("prompt diff (base → candidate):")
-            console.print(result.diff.rstrip("\n"), markup=False, highlight=False)
+            # never hard-wrapped: every line keeps its +/- marker, so the diff can be piped or applied
+            console.print(result.diff.rstrip("\n"), markup=False, highlight=False, soft_wrap=True)
     else:
         console.print("verdict: FAIL")
         for reason in gate.reasons:

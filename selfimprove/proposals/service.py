@@ -109,10 +109,12 @@ def select_patterns(doc: Mapping[str, Any], pattern: str | None) -> list[Mapping
     if pattern is None:
         return patterns
     chosen = [p for p in patterns if p.get("id") == pattern]
+    if not chosen and pattern.isdigit() and 1 <= int(pattern) <= len(patterns):
+        chosen = [patterns[int(pattern) - 1]]  # the rank number of the report's table
     if not chosen:
-        known = ", ".join(str(p.get("id")) for p in patterns[:20]) or "none"
+        known = ", ".join(f"{n} {p.get('id')}" for n, p in enumerate(patterns[:20], 1)) or "none"
         raise SelfImproveError(f"no pattern '{pattern}' in the analysis (patterns: {known})",
-                               hint="pick an id from 'selfimprove analyze'")
+                               hint="give the id or the # of a pattern in the 'selfimprove analyze' report")
     return chosen
 
 

@@ -33,7 +33,11 @@ def test_human_report_goes_to_stderr_only(run) -> None:  # type: ignore[no-untyp
     lines = result.stderr.splitlines()
     assert lines[0] == "12 traces: 6 failed (60% of decided), 4 succeeded, 2 unknown; 0 bad records skipped"
     assert "Top reasons the agent fails" in result.stderr
-    assert "1. lookup_order fails: Error: timeout after <n>s contacting orders-db (request <id>)" in lines
+    assert "1. lookup_order fails: Error: timeout after <n>s contacting orders-db (request <id>)  " \
+        "[tool-error-6228b8dc]" in lines
+    row = ("│ 1 │ tool-error-6228b8dc       │ lookup_order fails: Error:   │ tool_error       │      2 "
+           "│   33% │")
+    assert row in lines  # the id propose --pattern takes
     assert "   config knob: timeout" in lines
     assert "signal weights: prior; prior AUROC 0.90 on 8 labelled traces" in result.stderr
 
@@ -165,3 +169,25 @@ def test_reflection_timeout_comes_from_selfimprove_yaml(run, tmp_path: Path, mon
     result = run("analyze", cwd=tmp_path)
     assert result.exit_code == 2
     assert seen == [("openai/judge", 7.5)]
+
+
+def test_bad_records_are_named_by_default(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    good = json.dumps({"id": "t", "messages": [{"role": "user", "content": "hi"},
+                                               {"role": "assistant", "content": "hello"}]})
+    for n in range(7):  # more files than a short report lists one by one
+        lines = [good.replace('"t"', f'"t{n}-{i}"') for i in range(3)]
+        if n in (2, 5):
+            lines.insert(1, "{not json")
+        (tmp_path / f"log{n}.jsonl").write_text("\n".join(lines) + "\n")
+    (tmp_path / "log6.jsonl").write_text(good + "\n{oops\n[1, 2\n")
+    result = run("analyze", str(tmp_path))
+    assert result.exit_code == 0, result.stderr
+    lines = result.stderr.splitlines()
+    assert lines[0].endswith("; 4 bad records skipped")
+    named = [line for line in lines if line.startswith("  skipped ")]
+    assert [line.split(": ")[0] for line in named] == [
+        f"  skipped {tmp_path}/log2.jsonl:2", f"  skipped {tmp_path}/log5.jsonl:2",
+        f"  skipped {tmp_path}/log6.jsonl:2"]
+    assert "  … and 1 more: -v names them, as does --json (sources[].errors)" in lines
+    verbose = run("analyze", str(tmp_path), "-v").stderr
+    assert f"  skipped {tmp_path}/log6.jsonl:3: " in verbose and "… and" not in verbose

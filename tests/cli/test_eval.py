@@ -173,3 +173,15 @@ def test_every_seventh_request_failing_through_the_cli(eval_repo, stub_openai, r
     doc = result.json()
     assert stub_openai.statuses.count(500) >= 2
     assert doc["fixed"] == ["refund-45-days", "refund-10-days"] and doc["calls"]["made"] == 20
+
+
+def test_the_prompt_diff_is_never_hard_wrapped(eval_repo, stub_openai, run):
+    stub_openai.reply = support_reply
+    long_rule = REFUND_RULE.rstrip() + " Quote the policy page, name the delivery date, offer a label."
+    eval_repo.branch("fix-refunds", {"prompts/agent.md": with_rule(PROMPT, long_rule + "\n")})
+    result = run("eval", "fix-refunds", cwd=eval_repo.root)
+    assert result.exit_code == 0, result.stderr
+    diff = result.stderr.split("prompt diff (base → candidate):\n", 1)[1].splitlines()
+    assert f"+{long_rule}" in diff and len(long_rule) > 120
+    hunks = diff[next(i for i, line in enumerate(diff) if line.startswith("@@")):]
+    assert all(line[:1] in " +-@\\" for line in hunks), hunks  # a marker on every line

@@ -137,7 +137,13 @@ def test_unknown_pattern_and_base(run, tmp_path: Path):
     args = ("propose", "--offline", "--from", str(DATA / "tool_error.json"))
     result = run(*args, "--pattern", "loop-1", cwd=repo)
     assert result.exit_code == 2
-    assert "no pattern 'loop-1' in the analysis (patterns: tool-error-5d0c7a21)" in result.stderr
+    assert result.stderr == ("error: no pattern 'loop-1' in the analysis (patterns: 1 tool-error-5d0c7a21) "
+                             "(hint: give the id or the # of a pattern in the 'selfimprove analyze' "
+                             "report)\n")
+    assert run(*args, "--pattern", "2", cwd=repo).exit_code == 2
+    by_rank = run(*args, "--pattern", "1", "--dry-run", "--json", cwd=repo)
+    assert by_rank.exit_code == 0, by_rank.stderr
+    assert [p["pattern"] for p in by_rank.json()["proposals"]] == ["tool-error-5d0c7a21"]
     result = run(*args, "--base", "v9", cwd=repo)
     assert result.exit_code == 2 and "v9" in result.stderr
 
