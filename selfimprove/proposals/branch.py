@@ -1,7 +1,8 @@
 """A proposal as a reviewable git branch: name, commit message with its evidence, and the write.
 
-Owns: `selfimprove/<slug>-<shorthash>` naming (the short hash covers the base commit, the pattern and
-the new content, so the same proposal for the same base always gets the same name), the commit
+Owns: `selfimprove/<slug>-<shorthash>` naming (the slug keeps what a title is about, without the words
+every title shares; the short hash covers the base commit, the pattern and the new content, so the
+same proposal for the same base always gets the same name), the commit
 message of DESIGN §7 (subject, an evidence body, trailers Selfimprove-Pattern / -Base / -Proposer),
 redaction of that message, and finding the branches earlier runs wrote.
 
@@ -31,8 +32,15 @@ MAX_TRACE_IDS = 10
 WHY = "Why: "
 
 
-def slugify(text: str, limit: int = 40) -> str:
-    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+# Words every title shares ("add a rule for … failing with …"): dropped from branch names so that
+# sibling proposals differ by what they are about, not only by their hash.
+_FILLER = frozenset("a an the and or of to in on for from with about add rule rules failing fails error "
+                    "errors errno when is are".split())
+
+
+def slugify(text: str, limit: int = 48) -> str:
+    words = re.sub(r"[^a-z0-9]+", " ", text.lower()).split()
+    slug = "-".join(w for w in words if w not in _FILLER) or "-".join(words)
     if len(slug) > limit:
         cut = slug[:limit]
         slug = cut[: cut.rfind("-")] if cut.rfind("-") > limit // 2 else cut

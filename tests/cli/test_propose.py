@@ -62,7 +62,7 @@ def test_offline_proposal_from_the_logs_leaves_the_users_work_alone(run, tmp_pat
     assert result.exit_code == 0, result.stderr
     assert snapshot(repo) == before
     (branch,) = [b for b in branches(repo) if b.startswith("selfimprove/")]
-    assert branch.startswith("selfimprove/add-a-rule-for-lookup-order-failing-")
+    assert branch.startswith("selfimprove/lookup-order-")
     head = before["head"].strip()
     assert git(repo, "rev-parse", f"{branch}^").strip() == head
     assert git(repo, "diff", "--name-only", head, branch).split() == ["prompts/support_agent.md"]
@@ -106,7 +106,7 @@ def test_dry_run_prints_the_diff_and_writes_nothing(run, tmp_path: Path):
     assert result.exit_code == 0, result.stderr
     assert result.stdout.startswith("--- a/prompts/support_agent.md\n+++ b/prompts/support_agent.md\n")
     assert f"\n+{RULE}\n" in result.stdout
-    assert "would create selfimprove/add-a-rule-for-lookup-order-failing-" in result.stderr
+    assert "would create selfimprove/lookup-order-" in result.stderr
     assert git(repo, "for-each-ref") == refs
 
 

@@ -45,7 +45,7 @@ def test_valid_reply_becomes_a_branch_with_tokens_and_cost(prompt_repo: Path):
     (p,) = result.proposals
     assert p.proposer == f"llm:{MODEL}"
     assert p.title == "ask to re-check unknown order numbers"
-    assert p.branch.startswith("selfimprove/ask-to-re-check-unknown-order-numbers-")
+    assert p.branch.startswith("selfimprove/ask-re-check-unknown-order-numbers-")
     assert (p.input_tokens, p.output_tokens, p.cost_usd) == (1200, 80, 0.0021)
     assert result.to_json()["tokens"] == {"input": 1200, "output": 80}
     assert result.to_json()["cost_usd"] == 0.0021

@@ -36,7 +36,7 @@ def test_tool_error_becomes_one_branch_with_one_rule(prompt_repo: Path):
     (p,) = result.proposals
     assert result.rejected == ()
     assert p.status == "created" and p.base == head and p.pattern == "tool-error-5d0c7a21"
-    assert p.branch.startswith("selfimprove/add-a-rule-for-lookup-order-failing-")
+    assert p.branch.startswith("selfimprove/lookup-order-")
     assert len(p.branch.rsplit("-", 1)[1]) == 8
     assert git(prompt_repo, "rev-parse", p.branch).strip() == p.commit
     assert git(prompt_repo, "rev-parse", f"{p.branch}^").strip() == head
@@ -221,7 +221,7 @@ def test_base_is_a_commit_not_the_working_tree(prompt_repo: Path):
 def test_unknown_base_and_pattern_are_clear_errors(prompt_repo: Path):
     with pytest.raises(SelfImproveError, match="unknown revision"):
         run(prompt_repo, "tool_error.json", base="no-such-ref")
-    expected = r"no pattern 'nope' in the analysis \(patterns: tool-error-5d0c7a21\)"
+    expected = r"no pattern 'nope' in the analysis \(patterns: 1 tool-error-5d0c7a21\)"
     with pytest.raises(SelfImproveError, match=expected):
         run(prompt_repo, "tool_error.json", pattern="nope")
 
@@ -332,3 +332,14 @@ def test_a_concurrent_run_is_refused_while_the_lock_is_held(prompt_repo: Path):
             propose(settings, repo, doc)
         assert propose(settings, repo, doc, dry_run=True).proposals[0].status == "dry-run"
     assert branches(prompt_repo) == ["main"]
+
+
+def test_sibling_branches_are_named_by_what_they_fix() -> None:
+    from selfimprove.proposals.branch import slugify
+
+    assert slugify('add a rule for lookup_order failing with "Error: invalid order_id format: expected 5 '
+                   'digits"') == "lookup-order-invalid-order-id-format-expected-5"
+    assert slugify('add a rule for lookup_order failing with "Error: timed out after 2s"') == \
+        "lookup-order-timed-out-after-2s"
+    assert slugify("add 1 example for users ask for a human") == "1-example-users-ask-human"
+    assert slugify("add a rule for") == "add-a-rule-for"  # nothing but filler: keep the words
