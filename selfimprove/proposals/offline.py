@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from selfimprove.proposals.model import Candidate, Edit
-from selfimprove.proposals.text import append_lines, bullet_for, looks_like_injection, quote
+from selfimprove.proposals.text import append_lines, bullet_for, gist, looks_like_injection, quote
 from selfimprove.proposals.workspace import Workspace
 
 FACTOR = 1.5  # the most a numeric config value is raised by one proposal
@@ -110,7 +110,7 @@ def tool_error_rule(pattern: Mapping[str, Any], ws: Workspace) -> Outcome:
             "fails, tell the user plainly what went wrong.")
     return _rule_candidate(
         ws, rule,
-        title=f'add a rule for {name} failing with "{quote(error, 50)}"',
+        title=f'add a rule for {name} failing with "{gist(error)}"',
         proposer="offline/tool-error-rule",
         rationale=(f"{_share(pattern)} hit this error from the `{name}` tool. A rule naming the tool and "
                    "its error tells the agent to check its arguments and explain the failure instead of "
@@ -189,8 +189,8 @@ def correction_rule(pattern: Mapping[str, Any], ws: Workspace) -> Outcome:
             "these corrections before replying.")
     return _rule_candidate(
         ws, rule,
-        title=(f'add a rule from user corrections about "{quote(topic, 40)}"' if topic
-               else f'add a rule from user corrections like "{quote(first, 40)}"'),
+        title=(f'add a rule from user corrections about "{gist(topic)}"' if topic
+               else f'add a rule from user corrections like "{gist(first)}"'),
         proposer="offline/correction-rule",
         rationale=(f"In {_share(pattern)} the user had to correct the agent; {len(same)} of the "
                    f"{len(phrases)} correction{'s' if len(phrases) != 1 else ''} in the evidence "
@@ -291,7 +291,7 @@ def demonstrations(pattern: Mapping[str, Any], ws: Workspace) -> Outcome:
                 "or reads like an instruction)")
     after = append_lines(before, ["\n\n".join(blocks)], blank_line_before=bool(before.strip()))
     ids = ", ".join(str(d.get("trace_id", "?")) for d in used)
-    name = quote(str(pattern.get("title") or pattern.get("id") or "this pattern"), 50)
+    name = gist(str(pattern.get("title") or pattern.get("id") or "this pattern"))
     return Candidate(
         title=f"add {len(blocks)} example{'s' if len(blocks) != 1 else ''} for {name}",
         proposer="offline/demonstrations",

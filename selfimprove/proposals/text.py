@@ -48,6 +48,26 @@ def quote(text: str, limit: int = 140) -> str:
     return flat
 
 
+_CLAUSE_END = re.compile(r"[:;,(]\s|\s[-–]\s")
+_ERROR_PREFIX = re.compile(r"^(?:[A-Za-z]*(?:Error|Exception)|error|fatal)\s*:\s*", re.IGNORECASE)
+
+
+def gist(text: str, limit: int = 48) -> str:
+    """A title-sized quote: the first clauses that fit in `limit`, whole words, no ellipsis.
+
+    Commit subjects and branch names read better as "invalid order_id format" than as
+    "Error: invalid order_id format: expected 5 dig…"."""
+    flat = quote(text, 10_000)
+    flat = _ERROR_PREFIX.sub("", flat) or flat
+    if len(flat) <= limit:
+        return flat
+    ends = [m.start() for m in _CLAUSE_END.finditer(flat) if 2 * limit // 3 <= m.start() <= limit]
+    if ends:
+        return flat[: ends[-1]].rstrip(" .")
+    cut = flat[: limit + 1]
+    return cut[: cut.rfind(" ")].rstrip(" ,;:.") if " " in cut else flat[:limit]
+
+
 def bullet_for(body: str) -> str:
     """The bullet the section already uses for its rules ("- ", "* ", the next number), else "- "."""
     last: re.Match[str] | None = None

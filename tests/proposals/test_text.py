@@ -95,3 +95,17 @@ def test_rules_quoting_different_names_are_different():
     assert similarity(template.format("search", "HTTP 404"), template.format("search", "HTTP 500")) == 0.0
     assert similarity(template.format("search", "index <name> is offline, retry later"),
                       template.format("search", "index <name> is offline; retry later")) == 100.0
+
+
+def test_gist_keeps_whole_clauses_for_titles():
+    from selfimprove.proposals.text import gist
+
+    assert gist("Error: invalid order_id format: expected 5 digits") == \
+        "invalid order_id format: expected 5 digits"
+    assert gist("ValidationError: amount must be a number in USD, got 'full'") == \
+        "amount must be a number in USD, got 'full'"
+    assert gist("Error: the payment gateway rejected the card; the issuing bank declined it, code 51") == \
+        "the payment gateway rejected the card"
+    assert gist("the payment amount does not add up to the order total after the discount was applied") == \
+        "the payment amount does not add up to the order"
+    assert "…" not in gist("x " * 100) and len(gist("x " * 100)) <= 48
