@@ -98,17 +98,17 @@ def test_ledger_and_metrics(loop_repo: dict[str, str], run: Callable[..., Any]) 
     assert windowed["metrics"]["regression_rate"] == 0.0
 
     table = run("history", cwd=root)
-    assert table.exit_code == 0 and table.stdout == ""
+    assert table.exit_code == 0 and table.stderr == ""
     assert "5 proposals (4 evaluated), improvement rate 75%; 4 merged, regression rate 25%, validation " \
-        "coverage 50%; median hours to merge 5" in " ".join(table.stderr.split())
-    assert re.search(rf"\n *2026-\S+ \S+ +rollback +{rollback_sha[:7]} +ask order number", table.stderr)
+        "coverage 50%; median hours to merge 5" in " ".join(table.stdout.split())
+    assert re.search(rf"\n *2026-\S+ \S+ +rollback +{rollback_sha[:7]} +ask order number", table.stdout)
     verbose = run("history", "-v", cwd=root)
     assert verbose.exit_code == 0, verbose.stderr
     assert (f"selfimprove/no-eval: pattern escalation-00112233, proposer offline/rules, base "
             f"{loop_repo['merge_b'][:7]}, verdict not evaluated, merged by {loop_repo['merge_d'][:7]}\n"
-            ) in verbose.stderr
-    assert "selfimprove/thank-customers: pattern user-correction-5e6f7a8b" in verbose.stderr
-    assert "verdict fail, not merged" in verbose.stderr
+            ) in verbose.stdout
+    assert "selfimprove/thank-customers: pattern user-correction-5e6f7a8b" in verbose.stdout
+    assert "verdict fail, not merged" in verbose.stdout
 
 
 def test_empty_repo_and_bad_notes(tmp_path: Path, run: Callable[..., Any]) -> None:
@@ -121,7 +121,7 @@ def test_empty_repo_and_bad_notes(tmp_path: Path, run: Callable[..., Any]) -> No
         repo.note_add(head, "not json")
     warnings = run("history", "--json", cwd=root).json()["warnings"]
     assert warnings == [f"note on {head[:7]} is not JSON; ignored"]
-    assert "no proposals, merges or rollbacks yet" in run("history", cwd=root).stderr
+    assert "no proposals, merges or rollbacks yet" in run("history", cwd=root).stdout
     bad = run("history", "--since", "last tuesday", cwd=root)
     assert bad.exit_code == 2
     assert bad.stderr == ("error: --since 'last tuesday' is not a date or a duration "
@@ -217,7 +217,7 @@ def test_history_traces_shows_the_targeted_pattern_falling(tmp_path: Path, run: 
     [row] = [r for r in check["patterns"] if r["pattern"] == pattern]
     assert (row["before"], row["after"]) == (0.5, 0.1)
     human = run("history", "--traces", str(logs), cwd=root)
-    assert f"after merge {merge[:7]} (ask order number): fix held" in human.stderr
+    assert f"after merge {merge[:7]} (ask order number): fix held" in human.stdout
 
     # the same traces without versions: placed by time between merges, same answer
     for name in ("before.jsonl", "after.jsonl"):

@@ -16,7 +16,7 @@ def test_init_makes_a_git_repo_with_one_commit_that_later_commands_accept(run, t
     target = tmp_path / "agent"
     result = run("init", str(target))
     assert result.exit_code == 0, result.stderr
-    assert f"initialised a git repository in {target}" in result.stderr
+    assert f"initialised a git repository in {target}" in result.stdout
     files = sorted(git(target, "ls-files").split())
     assert files == sorted(template_files())
     assert git(target, "log", "--format=%s").splitlines() == ["selfimprove: init prompt repo"]

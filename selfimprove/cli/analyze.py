@@ -32,7 +32,7 @@ def command(paths: Paths = None, format: Format = None, strict: Strict = False, 
     from selfimprove.analysis import report
     from selfimprove.analysis.pipeline import analyze, parse_time, resolve_inputs
     from selfimprove.analysis.pipeline import export_cases as export
-    from selfimprove.cli.render import ProgressBar, emit_json, err_console, progress_enabled
+    from selfimprove.cli.render import ProgressBar, emit_json, err_console, out_console, progress_enabled
 
     inputs, fmt, reflection_model, timeout = resolve_inputs(paths or [], format, repo, config, model, offline)
     console = err_console()
@@ -53,7 +53,7 @@ def command(paths: Paths = None, format: Format = None, strict: Strict = False, 
     if json:
         emit_json(result.to_json())
     else:
-        report.render(result, console, verbose=verbose)
+        report.render(result, out_console(), verbose=verbose)
     for what, path in (("outcomes", outcomes), ("report", markdown)):
         if path is not None:
             console.print(f"wrote {what} to {path}")

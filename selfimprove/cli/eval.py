@@ -29,7 +29,7 @@ def command(ref: Ref = None, base: Base = None, repeat: Repeat = None, concurren
             markdown: Markdown = None, repo: opt.Repo = None, config: opt.Config = None,
             verbose: opt.Verbose = False, debug: opt.Debug = False) -> None:
     """Evaluate a candidate against its base offline and refuse regressions (exit 1)."""
-    from selfimprove.cli.render import ProgressBar, emit_json, err_console, progress_enabled
+    from selfimprove.cli.render import ProgressBar, emit_json, err_console, out_console, progress_enabled
     from selfimprove.config import load_settings
     from selfimprove.errors import GateFailed, SelfImproveError
     from selfimprove.evals import report
@@ -53,7 +53,7 @@ def command(ref: Ref = None, base: Base = None, repeat: Repeat = None, concurren
     if json:
         emit_json(result.to_json())
     else:
-        report.render(result, console, verbose=verbose)
+        report.render(result, out_console(), verbose=verbose)
     if result.verdict != "pass":
         raise GateFailed(f"eval gate failed for {result.candidate.ref}: {'; '.join(result.gate.reasons)}")
 

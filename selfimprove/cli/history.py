@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from selfimprove.cli import options as opt
-from selfimprove.cli.render import emit_json, err_console
+from selfimprove.cli.render import emit_json, err_console, out_console
 
 
 def command(
@@ -54,7 +54,7 @@ def _render(doc: dict[str, Any], *, verbose: bool = False) -> None:
     from rich import box
     from rich.table import Table
 
-    console = err_console()
+    console, notices = out_console(), err_console()
     table = Table(title=f"selfimprove history of {doc['branch'] or 'HEAD'}", title_justify="left",
                   box=box.SIMPLE_HEAD, pad_edge=False)
     for name in ("when", "event", "commit"):
@@ -72,7 +72,7 @@ def _render(doc: dict[str, Any], *, verbose: bool = False) -> None:
         f"{m['merged']} merged, regression rate {_pct(m['regression_rate'])}, validation coverage "
         f"{_pct(m['validation_coverage'])}; median hours to merge {_num(m['hours_to_merge']['median'])}")
     for warning in doc["warnings"]:
-        console.print(f"warning: {warning}")
+        notices.print(f"warning: {warning}")
     if verbose:  # every proposal with what the table leaves out: pattern, proposer, base, verdict, merge
         for p in doc["proposals"]:
             merged = f"merged by {p['merged_by'][:7]}" if p["merged_by"] else "not merged"

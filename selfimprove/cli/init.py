@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from selfimprove.cli import options as opt
-from selfimprove.cli.render import emit_json, err_console
+from selfimprove.cli.render import emit_json, err_console, out_console
 
 
 def command(
@@ -31,7 +31,7 @@ def command(
             "commit": result.commit,
         })
         return
-    console = err_console()
+    console = out_console()
     if result.git_initialised:
         console.print(f"initialised a git repository in {result.root}")
     for rel in result.created:
@@ -42,4 +42,4 @@ def command(
         console.print(f"committed {len(result.created)} files as {result.commit[:12]}")
     else:
         console.print("nothing to create: every template file already exists")
-    console.print("next: put traces in logs/, then run 'selfimprove analyze'")
+    err_console().print("next: put traces in logs/, then run 'selfimprove analyze'")

@@ -61,17 +61,16 @@ def command(
 
 
 def _render(result: ProposeResult) -> None:
-    import sys
 
-    from selfimprove.cli.render import err_console
+    from selfimprove.cli.render import err_console, out_console
 
-    console = err_console()
+    console, notices = out_console(), err_console()
     for p in result.proposals:
         verb = {"created": "created", "exists": "exists ", "dry-run": "would create"}[p.status]
         console.print(f"{verb} {p.branch}  ({p.pattern}, {p.proposer})", markup=False, soft_wrap=True)
         console.print(f"  {p.title}", markup=False, soft_wrap=True)
         if p.status == "dry-run":
-            sys.stdout.write(p.diff)
+            console.file.write(p.diff)
     for r in result.rejected:
         console.print(f"refused {r.pattern}: {r.reason}", markup=False, soft_wrap=True)
     if result.cost_usd or result.input_tokens:
@@ -79,6 +78,6 @@ def _render(result: ProposeResult) -> None:
                       f"${result.cost_usd:.4f}", markup=False, soft_wrap=True)
     written = [p for p in result.proposals if p.status != "dry-run"]
     if written:
-        console.print(f"next: selfimprove eval {written[0].branch}", markup=False, soft_wrap=True)
+        notices.print(f"next: selfimprove eval {written[0].branch}", markup=False, soft_wrap=True)
     elif not result.proposals and not result.rejected:
         console.print("no failure patterns to propose for", markup=False, soft_wrap=True)

@@ -1,22 +1,34 @@
-"""Output discipline: one JSON document on stdout for `--json`; everything human goes to stderr."""
+"""Output discipline, as git and pytest do: what the user asked for (a report, a table, a diff) goes to
+stdout, so `> file` and pipes work; progress, notices, warnings and errors go to stderr; `--json`
+replaces the human result with exactly one JSON document on stdout."""
 
 from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
     from rich.console import Console
 
 
-def err_console() -> Console:
-    """A console on the *current* stderr (so redirected streams in tests are honoured)."""
+def _console(stream: TextIO, *, soft_wrap: bool = False) -> Console:
     from rich.console import Console
 
-    width = None if sys.stderr.isatty() else int(os.environ.get("COLUMNS", "100"))
-    return Console(file=sys.stderr, width=width, no_color="NO_COLOR" in os.environ, highlight=False,
-                   soft_wrap=False)
+    width = None if stream.isatty() else int(os.environ.get("COLUMNS", "100"))
+    return Console(file=stream, width=width, no_color="NO_COLOR" in os.environ, highlight=False,
+                   soft_wrap=soft_wrap)
+
+
+def out_console() -> Console:
+    """A console on the *current* stdout, for results (redirected streams in tests are honoured)."""
+    return _console(sys.stdout)
+
+
+def err_console() -> Console:
+    """A console on the *current* stderr, for progress, notices and warnings (one line each, never
+    hard-wrapped, so a log keeps them whole)."""
+    return _console(sys.stderr, soft_wrap=True)
 
 
 def emit_json(doc: Any) -> None:

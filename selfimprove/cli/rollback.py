@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from selfimprove.cli import options as opt
-from selfimprove.cli.render import emit_json, err_console
+from selfimprove.cli.render import emit_json, err_console, out_console
 
 
 def command(
@@ -32,9 +32,9 @@ def command(
     if json:
         emit_json(result.to_json())
         return
-    console = err_console()
+    console = out_console()
     for violation in result.forced:
-        console.print(f"warning: restored despite policy violation: {violation}")
+        err_console().print(f"warning: restored despite policy violation: {violation}")
     paths = ", ".join(sorted(result.files))
     if result.dry_run:
         sys.stdout.write(result.diff)

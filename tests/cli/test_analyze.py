@@ -26,20 +26,20 @@ def test_json_output_is_one_document_per_design(run) -> None:  # type: ignore[no
     assert result.stderr == ""
 
 
-def test_human_report_goes_to_stderr_only(run) -> None:  # type: ignore[no-untyped-def]
+def test_human_report_goes_to_stdout_only(run) -> None:  # type: ignore[no-untyped-def]
     result = run("analyze", str(FIXTURE))
     assert result.exit_code == 0, result.stderr
-    assert result.stdout == ""
-    lines = result.stderr.splitlines()
+    assert result.stderr == ""
+    lines = result.stdout.splitlines()
     assert lines[0] == "12 traces: 6 failed (60% of decided), 4 succeeded, 2 unknown; 0 bad records skipped"
-    assert "Top reasons the agent fails" in result.stderr
+    assert "Top reasons the agent fails" in result.stdout
     assert "1. lookup_order fails: Error: timeout after <n>s contacting orders-db (request <id>)  " \
         "[tool-error-6228b8dc]" in lines
     row = ("│ 1 │ tool-error-6228b8dc       │ lookup_order fails: Error:   │ tool_error       │      2 "
            "│   33% │")
     assert row in lines  # the id propose --pattern takes
     assert "   config knob: timeout" in lines
-    assert "signal weights: prior; prior AUROC 0.90 on 8 labelled traces" in result.stderr
+    assert "signal weights: prior; prior AUROC 0.90 on 8 labelled traces" in result.stdout
 
 
 def test_files_written_and_announced(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -182,12 +182,12 @@ def test_bad_records_are_named_by_default(run, tmp_path: Path) -> None:  # type:
     (tmp_path / "log6.jsonl").write_text(good + "\n{oops\n[1, 2\n")
     result = run("analyze", str(tmp_path))
     assert result.exit_code == 0, result.stderr
-    lines = result.stderr.splitlines()
+    lines = result.stdout.splitlines()
     assert lines[0].endswith("; 4 bad records skipped")
     named = [line for line in lines if line.startswith("  skipped ")]
     assert [line.split(": ")[0] for line in named] == [
         f"  skipped {tmp_path}/log2.jsonl:2", f"  skipped {tmp_path}/log5.jsonl:2",
         f"  skipped {tmp_path}/log6.jsonl:2"]
     assert "  … and 1 more: -v names them, as does --json (sources[].errors)" in lines
-    verbose = run("analyze", str(tmp_path), "-v").stderr
+    verbose = run("analyze", str(tmp_path), "-v").stdout
     assert f"  skipped {tmp_path}/log6.jsonl:3: " in verbose and "… and" not in verbose

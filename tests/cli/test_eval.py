@@ -29,10 +29,9 @@ def test_a_fixing_candidate_passes_and_prints_its_diff(eval_repo, stub_openai, r
     eval_repo.branch("fix-refunds", {"prompts/agent.md": with_rule(PROMPT, REFUND_RULE)})
     result = run("eval", "fix-refunds", cwd=eval_repo.root)
     assert result.exit_code == 0, result.stderr
-    assert result.stdout == ""
-    err = result.stderr
     assert ("5 cases × 1 repeat × base and candidate: 10 calls to make, 0 cached; "
-            "estimated cost unknown") in err
+            "estimated cost unknown (no price for this model)\n") == result.stderr  # the report is on stdout
+    err = result.stdout
     assert "│ refunds │     2 │   0.0% │    100.0% │   +100.0 │" in err
     assert "│ refund-45-days │ fixed │ Let me check that for you. │" in err
     assert "p = 0.5 (paired exact McNemar test, 0 regressed / 2 fixed)" in err
@@ -55,7 +54,7 @@ def test_a_regressing_candidate_fails_with_exit_1_and_lists_cases(eval_repo, stu
                         "slices", "calls", "cost_usd"}
     assert result.stderr.startswith("eval gate failed for drop-rule: 2 regressed cases (max_regressions 0): "
                                     "where-is-order, order-status")
-    assert "prompt diff" not in result.stderr  # the diff is only printed when the gate passes
+    assert "prompt diff" not in result.stdout  # the diff is only printed when the gate passes
     note = json.loads(git(eval_repo.root, "notes", "--ref=refs/notes/selfimprove", "show", sha))
     assert note["verdict"] == "fail" and note["regressed"] == doc["regressed"]
 
@@ -66,8 +65,8 @@ def test_an_immutable_edit_fails_without_calls(eval_repo, stub_openai, run):
     eval_repo.branch("sneaky", {"prompts/agent.md": edited})
     result = run("eval", "sneaky", cwd=eval_repo.root)
     assert result.exit_code == 1
-    assert "policy violations (the candidate is refused whatever its scores):" in result.stderr
-    assert "verdict: FAIL" in result.stderr
+    assert "policy violations (the candidate is refused whatever its scores):" in result.stdout
+    assert "verdict: FAIL" in result.stdout
     assert stub_openai.requests == []
 
 
@@ -181,7 +180,7 @@ def test_the_prompt_diff_is_never_hard_wrapped(eval_repo, stub_openai, run):
     eval_repo.branch("fix-refunds", {"prompts/agent.md": with_rule(PROMPT, long_rule + "\n")})
     result = run("eval", "fix-refunds", cwd=eval_repo.root)
     assert result.exit_code == 0, result.stderr
-    diff = result.stderr.split("prompt diff (base → candidate):\n", 1)[1].splitlines()
+    diff = result.stdout.split("prompt diff (base → candidate):\n", 1)[1].splitlines()
     assert f"+{long_rule}" in diff and len(long_rule) > 120
     hunks = diff[next(i for i, line in enumerate(diff) if line.startswith("@@")):]
     assert all(line[:1] in " +-@\\" for line in hunks), hunks  # a marker on every line

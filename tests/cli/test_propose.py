@@ -74,7 +74,7 @@ def test_offline_proposal_from_the_logs_leaves_the_users_work_alone(run, tmp_pat
     body = git(repo, "log", "-1", "--format=%b", branch)
     assert "Seen in 8 failing traces (100% of failures)." in body
     assert "Trace ids: support:t-001, support:t-002, support:t-004" in body
-    assert f"created {branch}" in result.stderr
+    assert f"created {branch}" in result.stdout
     assert f"next: selfimprove eval {branch}" in result.stderr
 
 
@@ -104,9 +104,10 @@ def test_dry_run_prints_the_diff_and_writes_nothing(run, tmp_path: Path):
     refs = git(repo, "for-each-ref")
     result = run("propose", "--offline", "--dry-run", "--from", str(DATA / "tool_error.json"), cwd=repo)
     assert result.exit_code == 0, result.stderr
-    assert result.stdout.startswith("--- a/prompts/support_agent.md\n+++ b/prompts/support_agent.md\n")
+    assert result.stdout.startswith("would create selfimprove/lookup-order-")
+    assert "\n--- a/prompts/support_agent.md\n+++ b/prompts/support_agent.md\n" in result.stdout
     assert f"\n+{RULE}\n" in result.stdout
-    assert "would create selfimprove/lookup-order-" in result.stderr
+    assert "would create selfimprove/lookup-order-" in result.stdout
     assert git(repo, "for-each-ref") == refs
 
 
@@ -114,7 +115,8 @@ def test_everything_refused_exits_1_with_reasons(run, tmp_path: Path):
     repo = make_repo(tmp_path / "agent")
     result = run("propose", "--offline", "--from", str(DATA / "injection.json"), cwd=repo)
     assert result.exit_code == 1
-    lines = result.stderr.splitlines()
+    lines = result.stdout.splitlines()
+    assert result.stderr.startswith("nothing proposed: every candidate was refused (listed above)")
     assert lines[0].startswith("refused user-correction-bad00001: every user correction of this pattern")
     assert lines[1].startswith("refused tool-error-bad00002: the error text of tool 'search' reads like")
     assert branches(repo) == ["main"]
@@ -188,6 +190,6 @@ def test_llm_malformed_twice_through_the_stub_is_refused(run, tmp_path: Path, st
     result = run("propose", "--model", "openai/stub-reflector", "--from", str(DATA / "tool_error.json"),
                  cwd=repo)
     assert result.exit_code == 1
-    assert "refused tool-error-5d0c7a21: the model's reply was refused after one retry" in result.stderr
+    assert "refused tool-error-5d0c7a21: the model's reply was refused after one retry" in result.stdout
     assert len(stub_openai.requests) == 2
     assert branches(repo) == ["main"]
