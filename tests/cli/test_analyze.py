@@ -35,7 +35,8 @@ def test_human_report_goes_to_stderr_only(run) -> None:  # type: ignore[no-untyp
     assert "Top reasons the agent fails" in result.stderr
     assert "1. lookup_order fails: Error: timeout after <n>s contacting orders-db (request <id>)" in lines
     assert "   config knob: timeout" in lines
-    assert "signal weights: prior; prior AUROC 0.90 on 8 labelled traces" in result.stderr
+    assert ("signal weights: uncalibrated prior (not fitted to this agent's labels); prior AUROC 0.90 on 8 "
+            "labelled traces") in result.stderr
 
 
 def test_files_written_and_announced(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
