@@ -96,6 +96,7 @@ class Fit:
     # name → (traces with it among failures, among successes)
     signal_rates: Mapping[str, tuple[int, int]] = field(default_factory=dict)
     auroc_prior_cv: float | None = None  # the prior on the same held-out folds (like for like)
+    cv: str = f"{REPEATS}x{FOLDS}-fold"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -225,7 +226,12 @@ Row = tuple[Sequence[float], bool]
 MAX_CONTEXT = 24  # context features a model may weigh: the most frequent among the labelled traces
 MIN_CONTEXT_SUPPORT = 3  # ... each seen in at least this many of them, and not in all
 # Strengths of the pull of context weights towards 0, tried by cross-validation; None = signals only.
-CONTEXT_L2 = (None, 0.5, 2.0, 8.0)
+CONTEXT_L2 = (None, 1.0, 4.0)
+# Context features make labelled traces distinct, and each Newton step costs (distinct rows) x (features
+# a row has)²: beyond this many distinct rows, the choice and the context model use a stratified sample
+# of this many traces (a few dozen weights need no more), cross-validated once instead of REPEATS times.
+MAX_DISTINCT = 300
+FEW_DISTINCT = 100
 
 
 def _group(rows: Iterable[Row], extras: Sequence[Iterable[str]] | None = None,
@@ -257,7 +263,13 @@ def train(rows: Sequence[Row] | Rows, *, prior: Model = PRIOR_MODEL, l2: float =
     traces never show keep their prior weight exactly.
     """
     grouped = rows if isinstance(rows, Mapping) else _group(rows)
-    data = [(x, ctx, 1.0 if y else 0.0, float(n)) for ((x, ctx), y), n in sorted(grouped.items()) if n]
+    if context_l2 is None and any(ctx for (_, ctx), _ in grouped):  # signals only: merge what they share
+        merged: dict[tuple[Key, bool], float] = {}
+        for ((x, _), failed), n in grouped.items():
+            merged[((x, ()), failed)] = merged.get(((x, ()), failed), 0.0) + n
+        grouped = merged
+    data = [(x, ctx, 1.0 if failed else 0.0, float(n)) for ((x, ctx), failed), n in sorted(grouped.items())
+            if n]
     if not data:
         return prior
     names = FEATURES
@@ -359,10 +371,18 @@ def fit(rows: Sequence[Row], *, prior: Model = PRIOR_MODEL, extras: Sequence[Ite
     keyed = [((_quantise(x), tuple(sorted(n for n in extras[k] if n in vocab)) if extras is not None else ()),
               labels[k]) for k, (x, _) in enumerate(rows)]  # once per row, not once per row and repeat
     settings = [c for c in CONTEXT_L2 if c is None or vocab]
+    used = list(range(len(rows)))
+    if len(set(keyed)) > MAX_DISTINCT:
+        rng = random.Random(0)
+        fails = [i for i in used if labels[i]]
+        oks = [i for i in used if not labels[i]]
+        k = min(len(fails), max(MIN_PER_CLASS, round(MAX_DISTINCT * n_fail / len(rows))))
+        used = sorted(rng.sample(fails, k) + rng.sample(oks, min(len(oks), MAX_DISTINCT - k)))
+    repeats = REPEATS if len({keyed[i] for i in used}) <= FEW_DISTINCT else 1
     scores: dict[float | None, list[float]] = {c: [] for c in settings}
     baseline: list[float] = []
-    for repeat in range(REPEATS):
-        order = list(range(len(rows)))
+    for repeat in range(repeats):
+        order = used[:]
         random.Random(repeat).shuffle(order)
         order = [i for i in order if labels[i]] + [i for i in order if not labels[i]]
         folds: list[Counter[tuple[Key, bool]]] = [Counter() for _ in range(FOLDS)]
@@ -381,12 +401,14 @@ def fit(rows: Sequence[Row], *, prior: Model = PRIOR_MODEL, extras: Sequence[Ite
                 a = _grouped_auroc(train(rest, prior=prior, context_l2=c), folds[fold])
                 scores[c].append(a if a is not None else 0.5)
     chosen = max(settings, key=lambda c: (_mean(scores[c]) or 0.0, c is None))
-    model = train(Counter(keyed), prior=prior, context_l2=chosen)
+    on = keyed if chosen is None else [keyed[i] for i in used]
+    model = train(Counter(on), prior=prior, context_l2=chosen)
     how = "signals only" if chosen is None else f"signals and {len(vocab)} context features (L2 {chosen:g})"
+    sample = f" on a sample of {len(used)}" if len(used) < len(rows) else ""
     note = (f"weights learned from {len(rows)} labelled traces ({n_fail} failures): {how}, chosen by "
-            f"{REPEATS}x{FOLDS}-fold cross-validation, which also gives the AUROC")
+            f"{repeats}x{FOLDS}-fold cross-validation{sample}, which also gives the AUROC")
     return Fit("learned", len(rows), n_fail, model, prior_auc, _mean(scores[chosen]), note, rates,
-               _mean(baseline))
+               _mean(baseline), f"{repeats}x{FOLDS}-fold")
 
 
 def _mean(values: Sequence[float]) -> float | None:

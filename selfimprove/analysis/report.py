@@ -200,7 +200,7 @@ def _fit_line(fit: Fit) -> str:
         parts.append(f"prior AUROC {fit.auroc_prior:.2f} on {fit.labelled} labelled traces")
     if fit.auroc_learned is not None:
         parts.append(f"learned AUROC {fit.auroc_learned:.2f} against {fit.auroc_prior_cv or 0:.2f} for the "
-                     "prior (3x5-fold cross-validation)")
+                     f"prior ({fit.cv} cross-validation)")
         if fit.model.context:
             parts.append(f"{len(fit.model.context)} context features weighed (tools, last action, failing "
                          "tools, last speaker)")

@@ -573,8 +573,8 @@ _CRASH = re.compile(r"traceback \(most recent call last\)|unhandled exception")
 
 @detector("unfinished")
 def unfinished(trace: Trace, view: TraceView) -> list[Signal]:
-    """The run stops before the agent answered: its last message is a tool's output, a crash, or, in a
-    multi-agent log, another agent's work that the lead (the first agent to speak) never wrapped up."""
+    """The run stops before the agent answered: its last message is a crash or, in a multi-agent log,
+    another agent's work that the lead (the first agent to speak) never wrapped up."""
     roles, texts = view.roles, view.texts
     last = len(roles) - 1
     while last >= 0 and (roles[last] == "system" or not texts[last].strip()):
@@ -587,10 +587,7 @@ def unfinished(trace: Trace, view: TraceView) -> list[Signal]:
     if crash:
         return [Signal("unfinished", detail=f"ends in a crash: {excerpt(low[crash.start():], 120)}",
                        message_index=last, key="unfinished|crash")]
-    if roles[last] == "tool":
-        return [Signal("unfinished", detail="ends on a tool result the agent never answered",
-                       message_index=last, key="unfinished|tool result")]
-    if roles[last] in _STANDARD_ROLES:
+    if roles[last] in _STANDARD_ROLES:  # a log of one request ends on a tool result: that proves nothing
         return []
     messages = trace.messages  # a multi-agent log: who spoke, by name
     speakers = [m.name or m.role for m in messages if m.role not in _STANDARD_ROLES or m.role == "assistant"]
