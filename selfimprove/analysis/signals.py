@@ -359,6 +359,8 @@ def escalations(trace: Trace, view: TraceView) -> list[Signal]:
         return found
     handoff: Signal | None = None
     for i in spoken:
+        if first_call is not None and first_call[0] <= i:
+            break  # asked for after the transfer: not what made it happen
         content = texts[i]
         low = content[:2000].lower()
         if not any(word in low for word in _ESCALATE_WORDS):
@@ -367,8 +369,7 @@ def escalations(trace: Trace, view: TraceView) -> list[Signal]:
             found.append(Signal("escalation", detail=f"user asked: {excerpt(content, 160)}",
                                 message_index=i, key="escalation|user request"))
             return found
-        if handoff is None and roles[i] == "assistant" and _ESCALATE_AGENT.search(low) and \
-                (first_call is None or i < first_call[0]):
+        if handoff is None and roles[i] == "assistant" and _ESCALATE_AGENT.search(low):
             handoff = Signal("handoff", detail=f"agent: {excerpt(content, 160)}", message_index=i,
                              key="escalation|agent handoff")
     if handoff is None and first_call is not None:
@@ -583,7 +584,9 @@ def unfinished(trace: Trace, view: TraceView) -> list[Signal]:
         return []  # a user's last word is abandonment's business
     text = texts[last]
     low = text[:300].lower() + _SEP + text[-1500:].lower()
-    crash = _CRASH.search(low) if "traceback" in low or "exception" in low else None
+    # a tool's traceback is a tool error, the agent's own is a crash
+    crash = _CRASH.search(low) if roles[last] != "tool" and ("traceback" in low or "exception" in low) \
+        else None
     if crash:
         return [Signal("unfinished", detail=f"ends in a crash: {excerpt(low[crash.start():], 120)}",
                        message_index=last, key="unfinished|crash")]

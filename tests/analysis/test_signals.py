@@ -165,6 +165,8 @@ def test_a_demanded_human_is_an_escalation_not_a_correction_and_a_policy_transfe
     assert [(s.name, s.key) for s in found if s.name in ("escalation", "user_correction", "handoff")] == [
         ("escalation", "escalation|user request")]
     assert [(s.name, s.key) for s in detect(policy)] == [("handoff", "escalation|transfer_to_human_agents")]
+    thanked = trace("c", *policy.messages, user("Thanks, a human agent is what I needed."))
+    assert [s.name for s in detect(thanked)] == ["handoff"]  # asked for after the transfer: not demanded
 
 
 def test_unfinished_runs_end_in_a_crash_or_on_a_helper_agent() -> None:
