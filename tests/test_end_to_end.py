@@ -104,7 +104,7 @@ def test_1_analyze_finds_the_recurring_failures(acme: dict[str, Any], run: Calla
         ("users ask for a human", 25),
         ("users correct the agent: \u201cYour refund policy says 30 days from delivery\u201d", 21),
         ("users correct the agent: \u201cI meant the shipping address, not billing\u201d", 20),
-        ("lookup_order fails: Error: timed out after 2s", 10),
+        ("lookup_order fails: Error: timed out after 2s", 9),
         ("labelled failures with no clearer signal", 2),
     ]
     # a demonstration is a request and the answer to it, never a closing courtesy

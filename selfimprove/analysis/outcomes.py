@@ -22,14 +22,20 @@ from typing import Any
 
 from selfimprove.analysis.signals import Signal
 
-# The model's features: the implicit signals plus how much longer than usual a run was.
+# The model's generic features: the implicit signals, how much longer (or shorter) than usual a run was,
+# and whether the agent's last word claims the task done. Every agent has them, so the prior weighs them.
 FEATURES = ("tool_error", "user_correction", "rephrase", "escalation", "abandonment", "loop", "refusal",
-            "max_turns", "long_run")
-# Prior log-odds weights: what each signal usually means when no label says otherwise.
-PRIOR: Mapping[str, float] = {
+            "max_turns", "long_run", "handoff", "accepted_refusal", "unfinished", "claims_done", "short_run")
+# Prior log-odds weights: what each feature usually means when no label says otherwise. Hand-set, not
+# fitted to any one log: bench/judgement.py scores them on every labelled domain at hand, next to weights
+# fitted leaving that domain out (which move them little). A hand-off or a refusal the user accepted is
+# often the agent following its policy: no weight until labels say otherwise.
+HAND_PRIOR: Mapping[str, float] = {
     "tool_error": 1.0, "user_correction": 1.0, "rephrase": 0.8, "escalation": 1.5, "abandonment": 1.5,
-    "loop": 2.0, "refusal": 1.0, "max_turns": 2.5, "long_run": 1.0,
+    "loop": 2.0, "refusal": 1.0, "max_turns": 2.5, "long_run": 1.0, "handoff": 0.0, "accepted_refusal": 0.0,
+    "unfinished": 1.5, "claims_done": 0.0, "short_run": 0.0,
 }
+PRIOR: Mapping[str, float] = dict(HAND_PRIOR)
 PRIOR_BIAS = -1.5
 FAILURE_THRESHOLD = 0.5
 MIN_LABELLED = 20  # labelled traces needed (with MIN_PER_CLASS of each outcome) before weights are learned
@@ -56,14 +62,21 @@ class Outcome:
 
 @dataclass(frozen=True)
 class Model:
+    """Log-odds of failure: bias + generic weights · x + the weights of the trace's context features
+    (`extra`: tools called, last action, failing tools, last speaker; learned from labels only)."""
+
     bias: float
     weights: Mapping[str, float]
+    context: Mapping[str, float] = field(default_factory=dict)
 
-    def logit(self, x: Sequence[float]) -> float:
-        return self.bias + sum(self.weights[name] * v for name, v in zip(FEATURES, x, strict=True))
+    def logit(self, x: Sequence[float], extra: Iterable[str] = ()) -> float:
+        z = self.bias + sum(self.weights[name] * v for name, v in zip(FEATURES, x, strict=True))
+        if self.context:
+            z += sum(self.context.get(name, 0.0) for name in extra)
+        return z
 
-    def score(self, x: Sequence[float]) -> float:
-        return sigmoid(self.logit(x))
+    def score(self, x: Sequence[float], extra: Iterable[str] = ()) -> float:
+        return sigmoid(self.logit(x, extra))
 
 
 PRIOR_MODEL = Model(PRIOR_BIAS, dict(PRIOR))
@@ -83,6 +96,7 @@ class Fit:
     # name → (traces with it among failures, among successes)
     signal_rates: Mapping[str, tuple[int, int]] = field(default_factory=dict)
     auroc_prior_cv: float | None = None  # the prior on the same held-out folds (like for like)
+    cv: str = f"{REPEATS}x{FOLDS}-fold"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -94,6 +108,8 @@ class Fit:
             "auroc_learned_cv": _round(self.auroc_learned),
             "bias": round(self.model.bias, 4),
             "weights": {k: round(v, 4) for k, v in self.model.weights.items()},
+            "context_weights": {k: round(v, 4) for k, v in self.model.context.items()},
+            "calibrated": self.method == "learned",
             "signal_rates": {k: {"failures": a, "successes": b} for k, (a, b) in self.signal_rates.items()},
             "note": self.note,
         }
@@ -125,8 +141,16 @@ def long_run_feature(turns: int, median: float) -> float:
     return max(0.0, min(2.0, math.log2((turns + 1) / (median + 1))))
 
 
-def features(counts: Mapping[str, int], long_run: float) -> tuple[float, ...]:
-    return tuple(long_run if name == "long_run" else count_feature(counts.get(name, 0)) for name in FEATURES)
+def short_run_feature(turns: int, median: float) -> float:
+    """How much shorter than the median run this one was (log scale, capped); 0 when not shorter."""
+    if turns <= 0 or median <= 0:
+        return 0.0
+    return max(0.0, min(2.0, math.log2((median + 1) / (turns + 1))))
+
+
+def features(counts: Mapping[str, int], long_run: float, short_run: float = 0.0) -> tuple[float, ...]:
+    return tuple(long_run if name == "long_run" else short_run if name == "short_run"
+                 else count_feature(counts.get(name, 0)) for name in FEATURES)
 
 
 def label_of(explicit: Iterable[Signal]) -> bool | None:
@@ -139,14 +163,17 @@ def label_of(explicit: Iterable[Signal]) -> bool | None:
     return None
 
 
-def decide(label: bool | None, x: Sequence[float], model: Model) -> tuple[str, float]:
+def decide(label: bool | None, x: Sequence[float], model: Model, extra: Iterable[str] = ()
+           ) -> tuple[str, float]:
     """(outcome, failure_score) for one trace."""
     if label is True:
         return "failure", 1.0
     if label is False:
         return "success", 0.0
-    score = model.score(x)
-    evidence = any(v > 0 for name, v in zip(FEATURES, x, strict=True) if name != "long_run")
+    score = model.score(x, extra)
+    # evidence: a signal that speaks for failure under these weights (a long run alone proves nothing)
+    evidence = any(v > 0 and model.weights[name] > 0 for name, v in zip(FEATURES, x, strict=True)
+                   if name not in ("long_run", "short_run"))
     if score >= FAILURE_THRESHOLD and evidence:
         return "failure", score
     if evidence or score >= FAILURE_THRESHOLD:
@@ -192,57 +219,101 @@ def _quantise(x: Sequence[float]) -> tuple[float, ...]:
     return tuple(round(v * 8) / 8 for v in x)
 
 
-Rows = Mapping[tuple[tuple[float, ...], bool], float]  # (features, failed) → how many traces
+Key = tuple[tuple[float, ...], tuple[str, ...]]  # (quantised generic features, context features)
+Rows = Mapping[tuple[Key, bool], float]  # (features, failed) → how many traces
+Row = tuple[Sequence[float], bool]
+
+MAX_CONTEXT = 24  # context features a model may weigh: the most frequent among the labelled traces
+MIN_CONTEXT_SUPPORT = 3  # ... each seen in at least this many of them, and not in all
+# Strengths of the pull of context weights towards 0, tried by cross-validation; None = signals only.
+CONTEXT_L2 = (None, 1.0, 4.0)
+# Context features make labelled traces distinct, and each Newton step costs (distinct rows) x (features
+# a row has)²: beyond this many distinct rows, the choice and the context model use a stratified sample
+# of this many traces (a few dozen weights need no more), cross-validated once instead of REPEATS times.
+MAX_DISTINCT = 300
+FEW_DISTINCT = 100
 
 
-def _group(rows: Iterable[tuple[Sequence[float], bool]]) -> Counter[tuple[tuple[float, ...], bool]]:
-    return Counter((_quantise(x), bool(y)) for x, y in rows)
+def _group(rows: Iterable[Row], extras: Sequence[Iterable[str]] | None = None,
+           vocabulary: frozenset[str] = frozenset()) -> Counter[tuple[Key, bool]]:
+    grouped: Counter[tuple[Key, bool]] = Counter()
+    for k, (x, y) in enumerate(rows):
+        ctx = tuple(sorted(n for n in extras[k] if n in vocabulary)) if extras is not None and vocabulary \
+            else ()
+        grouped[((_quantise(x), ctx), bool(y))] += 1
+    return grouped
 
 
-def train(rows: Sequence[tuple[Sequence[float], bool]] | Rows, *, prior: Model = PRIOR_MODEL, l2: float = L2,
-          iterations: int = 25) -> Model:
+def vocabulary(extras: Sequence[Iterable[str]], limit: int = MAX_CONTEXT) -> frozenset[str]:
+    """The context features worth a weight: seen in MIN_CONTEXT_SUPPORT labelled traces and not in all."""
+    seen: Counter[str] = Counter()
+    for extra in extras:
+        seen.update(set(extra))
+    ranked = sorted((n for n, c in seen.items() if MIN_CONTEXT_SUPPORT <= c < len(extras)),
+                    key=lambda n: (-seen[n], n))
+    return frozenset(ranked[:limit])
+
+
+def train(rows: Sequence[Row] | Rows, *, prior: Model = PRIOR_MODEL, l2: float = L2,
+          context_l2: float | None = None, iterations: int = 25) -> Model:
     """L2-regularised logistic regression towards `prior`, by Newton's method on the distinct rows.
 
-    Minimises the log loss plus l2/2 · |w - w_prior|² (the bias is not pulled). Features the labelled
+    Minimises the log loss plus l2/2 · |w - w_prior|² (the bias is not pulled) and, for the context
+    features the rows carry (when `context_l2` is given), context_l2/2 · |v|². Features the labelled
     traces never show keep their prior weight exactly.
     """
     grouped = rows if isinstance(rows, Mapping) else _group(rows)
-    data = [(x, 1.0 if y else 0.0, float(n)) for (x, y), n in sorted(grouped.items()) if n]
+    if context_l2 is None and any(ctx for (_, ctx), _ in grouped):  # signals only: merge what they share
+        merged: dict[tuple[Key, bool], float] = {}
+        for ((x, _), failed), n in grouped.items():
+            merged[((x, ()), failed)] = merged.get(((x, ()), failed), 0.0) + n
+        grouped = merged
+    data = [(x, ctx, 1.0 if failed else 0.0, float(n)) for ((x, ctx), failed), n in sorted(grouped.items())
+            if n]
     if not data:
         return prior
     names = FEATURES
-    seen = [k for k in range(len(names)) if any(x[k] for x, _, _ in data)]
-    w = [prior.weights[name] for name in names]
-    b = prior.bias
-    dims = len(seen) + 1  # the seen features, then the bias
+    seen = [k for k in range(len(names)) if any(x[k] for x, _, _, _ in data)]
+    context = sorted({c for _, ctx, _, _ in data for c in ctx}) if context_l2 is not None else []
+    cindex = {c: len(seen) + j for j, c in enumerate(context)}
+    n_seen = len(seen)
+    dims = n_seen + len(context) + 1  # the seen features, the context features, then the bias
+    theta = [prior.weights[names[k]] for k in seen] + [0.0] * len(context) + [prior.bias]
+    pulled = [prior.weights[names[k]] for k in seen] + [0.0] * len(context)
+    strength = [l2] * n_seen + [context_l2 or 0.0] * len(context)
+    # each row as (index, value) pairs over those dimensions: Newton steps touch only what a row has
+    sparse = [([(i, x[k]) for i, k in enumerate(seen) if x[k]]
+               + [(cindex[c], 1.0) for c in ctx if c in cindex] + [(dims - 1, 1.0)], y, n)
+              for x, ctx, y, n in data]
     for _ in range(iterations):
         grad = [0.0] * dims
         hess = [[0.0] * dims for _ in range(dims)]
-        for x, y, n in data:
-            z = b + sum(w[k] * x[k] for k in seen)
-            p = sigmoid(z)
-            v = [x[k] for k in seen] + [1.0]
+        for pairs, y, n in sparse:
+            p = sigmoid(sum(theta[i] * v for i, v in pairs))
             g = (p - y) * n
             h = p * (1.0 - p) * n
-            for i in range(dims):
-                if v[i]:
-                    grad[i] += g * v[i]
-                    hv = h * v[i]
-                    row = hess[i]
-                    for j in range(dims):
-                        if v[j]:
-                            row[j] += hv * v[j]
-        for i, k in enumerate(seen):
-            grad[i] += l2 * (w[k] - prior.weights[names[k]])
-            hess[i][i] += l2
+            for i, vi in pairs:
+                grad[i] += g * vi
+                hv = h * vi
+                row = hess[i]
+                for j, vj in pairs:
+                    row[j] += hv * vj
+        for i in range(dims - 1):
+            grad[i] += strength[i] * (theta[i] - pulled[i])
+            hess[i][i] += strength[i]
         hess[-1][-1] += 1e-6
         step = _solve(hess, grad)
-        for i, k in enumerate(seen):
-            w[k] -= step[i]
-        b -= step[-1]
+        for i in range(dims):
+            theta[i] -= step[i]
         if max(abs(d) for d in step) < 1e-7:
             break
-    return Model(b, dict(zip(names, w, strict=True)))
+    w = [prior.weights[name] for name in names]
+    for i, k in enumerate(seen):
+        w[k] = theta[i]
+    b = theta[-1]
+    v_ctx = theta[n_seen:-1]
+    ctx_weights = {c: v for c, v in zip(context, v_ctx, strict=True) if abs(v) > 1e-9}
+    return Model(b, dict(zip(names, w, strict=True)), ctx_weights)
 
 
 def _solve(a: list[list[float]], rhs: list[float]) -> list[float]:
@@ -268,15 +339,18 @@ def _solve(a: list[list[float]], rhs: list[float]) -> list[float]:
 
 
 def _grouped_auroc(model: Model, grouped: Rows) -> float | None:
-    return counted_auroc(((model.score(x), y), n) for (x, y), n in grouped.items())
+    return counted_auroc(((model.score(x, ctx), y), n) for ((x, ctx), y), n in grouped.items())
 
 
-def fit(rows: Sequence[tuple[Sequence[float], bool]], *, prior: Model = PRIOR_MODEL) -> Fit:
-    """Learn signal weights from labelled traces when there are enough; report the fit either way.
+def fit(rows: Sequence[Row], *, prior: Model = PRIOR_MODEL, extras: Sequence[Iterable[str]] | None = None
+        ) -> Fit:
+    """Learn weights from labelled traces (labels per trace, whoever gave them) when there are enough;
+    report the fit either way.
 
-    The learned weights are judged by repeated, stratified k-fold cross-validation (deterministic
-    shuffles): the mean AUROC of each held-out fold under weights fitted without it, next to the prior
-    weights' AUROC on the very same folds.
+    `extras` (one per row) are the traces' context features: what a model may learn beyond the generic
+    signals. How hard their weights are pulled towards 0 (or whether they are used at all) is chosen by
+    repeated, stratified k-fold cross-validation (deterministic shuffles); the fit reports the chosen
+    setting's mean held-out AUROC next to the prior weights' AUROC on the very same folds.
     """
     import random
 
@@ -290,33 +364,51 @@ def fit(rows: Sequence[tuple[Sequence[float], bool]], *, prior: Model = PRIOR_MO
     }
     prior_auc = counted_auroc(((prior.score(x), y), n) for (x, y), n in distinct.items())
     if len(rows) < MIN_LABELLED or n_fail < MIN_PER_CLASS or len(rows) - n_fail < MIN_PER_CLASS:
-        note = (f"{len(rows)} labelled traces ({n_fail} failures): prior weights used; learning needs "
-                f"{MIN_LABELLED} labelled traces with {MIN_PER_CLASS} of each outcome")
+        note = (f"{len(rows)} labelled traces ({n_fail} failures): uncalibrated prior weights used; learning "
+                f"needs {MIN_LABELLED} labelled traces with {MIN_PER_CLASS} of each outcome")
         return Fit("prior", len(rows), n_fail, prior, prior_auc, None, note, rates)
-    learned: list[float] = []
+    vocab = vocabulary(extras) if extras is not None else frozenset()
+    keyed = [((_quantise(x), tuple(sorted(n for n in extras[k] if n in vocab)) if extras is not None else ()),
+              labels[k]) for k, (x, _) in enumerate(rows)]  # once per row, not once per row and repeat
+    settings = [c for c in CONTEXT_L2 if c is None or vocab]
+    used = list(range(len(rows)))
+    if len(set(keyed)) > MAX_DISTINCT:
+        rng = random.Random(0)
+        fails = [i for i in used if labels[i]]
+        oks = [i for i in used if not labels[i]]
+        k = min(len(fails), max(MIN_PER_CLASS, round(MAX_DISTINCT * n_fail / len(rows))))
+        used = sorted(rng.sample(fails, k) + rng.sample(oks, min(len(oks), MAX_DISTINCT - k)))
+    repeats = REPEATS if len({keyed[i] for i in used}) <= FEW_DISTINCT else 1
+    scores: dict[float | None, list[float]] = {c: [] for c in settings}
     baseline: list[float] = []
-    quantised = [_quantise(x) for x, _ in rows]  # once per row, not once per row and repeat
-    for repeat in range(REPEATS):
-        order = list(range(len(rows)))
+    for repeat in range(repeats):
+        order = used[:]
         random.Random(repeat).shuffle(order)
         order = [i for i in order if labels[i]] + [i for i in order if not labels[i]]
-        folds: list[Counter[tuple[tuple[float, ...], bool]]] = [Counter() for _ in range(FOLDS)]
+        folds: list[Counter[tuple[Key, bool]]] = [Counter() for _ in range(FOLDS)]
         for k, i in enumerate(order):
-            folds[k % FOLDS][(quantised[i], labels[i])] += 1
+            folds[k % FOLDS][keyed[i]] += 1
         for fold in range(FOLDS):
-            rest: Counter[tuple[tuple[float, ...], bool]] = Counter()
+            rest: Counter[tuple[Key, bool]] = Counter()
             for other in range(FOLDS):
                 if other != fold:
                     rest.update(folds[other])
-            model = train(rest, prior=prior)
-            a, b = _grouped_auroc(model, folds[fold]), _grouped_auroc(prior, folds[fold])
-            if a is not None and b is not None:
-                learned.append(a)
-                baseline.append(b)
-    model = train(Counter(zip(quantised, labels, strict=True)), prior=prior)  # = train(rows), grouped
-    note = (f"weights learned from {len(rows)} labelled traces ({n_fail} failures); AUROC by {REPEATS}x"
-            f"{FOLDS}-fold cross-validation")
-    return Fit("learned", len(rows), n_fail, model, prior_auc, _mean(learned), note, rates, _mean(baseline))
+            b = _grouped_auroc(prior, folds[fold])
+            if b is None:
+                continue
+            baseline.append(b)
+            for c in settings:
+                a = _grouped_auroc(train(rest, prior=prior, context_l2=c), folds[fold])
+                scores[c].append(a if a is not None else 0.5)
+    chosen = max(settings, key=lambda c: (_mean(scores[c]) or 0.0, c is None))
+    on = keyed if chosen is None else [keyed[i] for i in used]
+    model = train(Counter(on), prior=prior, context_l2=chosen)
+    how = "signals only" if chosen is None else f"signals and {len(vocab)} context features (L2 {chosen:g})"
+    sample = f" on a sample of {len(used)}" if len(used) < len(rows) else ""
+    note = (f"weights learned from {len(rows)} labelled traces ({n_fail} failures): {how}, chosen by "
+            f"{repeats}x{FOLDS}-fold cross-validation{sample}, which also gives the AUROC")
+    return Fit("learned", len(rows), n_fail, model, prior_auc, _mean(scores[chosen]), note, rates,
+               _mean(baseline), f"{repeats}x{FOLDS}-fold")
 
 
 def _mean(values: Sequence[float]) -> float | None:

@@ -226,6 +226,8 @@ def _title(kind: str, tool: str, template: str, key: str, n_keys: int) -> str:
         if key == "user_correction|rephrase" and n_keys == 1:
             return "users repeat or rephrase their request"
         return f"users correct the agent (\u201c{t}\u201d)" if t else "users correct the agent"
+    if kind == "unfinished":
+        return "runs end in a crash" if t == "crash" else f"runs end before the agent answered ({t})"
     if kind == "abandonment":
         return "users give up" if t == "gave up" else "conversations end on an unanswered user turn"
     if tool:

@@ -57,10 +57,11 @@ class Summary:
     prompt_version: str | None
     kind: str = ""  # the reader that produced it: runs are only compared in length with their own kind
     x: tuple[float, ...] = ()
+    extra: tuple[str, ...] = ()  # context features a labelled fit may weigh (see `context_features`)
 
     def __reduce__(self) -> tuple[Any, ...]:  # workers send one per trace: as a plain tuple
         return Summary, (self.id, self.source, self.label, self.explicit, self.implicit, self.counts,
-                         self.turns, self.last_tool, self.prompt_version, self.kind, self.x)
+                         self.turns, self.last_tool, self.prompt_version, self.kind, self.x, self.extra)
 
 
 @dataclass
@@ -156,9 +157,12 @@ def observe(trace: Trace, col: Collected) -> None:
     roles = view.roles
     turns = len(roles) - roles.count("system")
     last_tool = view.calls[-1][1] if view.calls else None
+    if claims_done(view):
+        counts["claims_done"] = 1
     index = len(col.summaries)
     col.summaries.append(Summary(trace.id, trace.source, label, labels, tuple(found), counts, turns,
-                                 last_tool, trace.prompt_version, trace.format))
+                                 last_tool, trace.prompt_version, trace.format,
+                                 extra=context_features(view, found, last_tool)))
     user = first_user(view) if found or label is not None else ""
     if label is not False and (found or label):
         keys = found + [s for s in labels if s.name == "run_error"]
@@ -176,6 +180,48 @@ def observe(trace: Trace, col: Collected) -> None:
         if pair is not None:
             tools = frozenset(name for _, name, _, _ in view.calls)
             col.demos.append(Demo(trace.id, pair[0], pair[1], tools, index, succeeded_calls(view)))
+
+
+MAX_TOOLS = 12  # tools named per trace in its context features: enough for any one agent's toolset
+_CLAIMS_DONE = re.compile(
+    r"\b(?:final\s+answer|successfully|(?:has|have)\s+been\s+(?:\w+ed|done|sent|made)|all\s+set"
+    r"|is\s+(?:now\s+)?(?:complete|done)|i(?:'ve|\s+have)\s+(?:completed|finished|done))\b")
+_interned: dict[str, str] = {}
+
+
+def _intern(name: str) -> str:
+    """Context feature names repeat across traces: one string each (bounded; a summary stays small)."""
+    if len(_interned) >= 10_000:
+        return name
+    return _interned.setdefault(name, name)
+
+
+def claims_done(view: TraceView) -> bool:
+    """The agent's last message says the task is done ("successfully", "FINAL ANSWER", ...)."""
+    roles, texts = view.roles, view.texts
+    for i in range(len(roles) - 1, -1, -1):
+        if roles[i] not in ("user", "tool", "system") and texts[i].strip():
+            text = texts[i]
+            low = (text if len(text) <= 1500 else text[:500] + "\x00" + text[-1000:]).lower()
+            return _CLAIMS_DONE.search(low) is not None
+    return False
+
+
+def context_features(view: TraceView, found: Sequence[Signal], last_tool: str | None) -> tuple[str, ...]:
+    """What a labelled fit may learn from beyond the generic signals: the tools called, the last action,
+    the tools that failed, who spoke last. Names, not counts: compact, and comparable across traces."""
+    names = {f"tool:{name}" for _, name, _, _ in view.calls[:200]}
+    if len(names) > MAX_TOOLS:
+        names = set(sorted(names)[:MAX_TOOLS])
+    names.add(f"last:{last_tool or '-'}")
+    for sig in found:
+        if sig.name == "tool_error":
+            names.add("error:" + sig.key.split("|", 2)[1])
+    roles, texts = view.roles, view.texts
+    last = next((roles[i] for i in range(len(roles) - 1, -1, -1)
+                 if roles[i] != "system" and texts[i].strip()), "-")
+    names.add(f"speaker:{last[:40]}")
+    return tuple(sorted(_intern(n) for n in names))
 
 
 def _label_name(labels: Sequence[Signal]) -> str:
@@ -209,30 +255,21 @@ def _remember(col: Collected, s: Signal, index: int, user: str) -> None:
 
 def score(col: Collected) -> tuple[list[oc.Outcome], oc.Fit, list[tuple[int, Signal | None]]]:
     """Fit the weights, decide every outcome, and choose the signal that best explains each failure."""
-    by_kind: dict[str, list[int]] = {}
-    for s in col.summaries:
-        by_kind.setdefault(s.kind, []).append(s.turns)
-    medians = {kind: float(statistics.median(turns)) if len(turns) >= oc.MIN_RUNS_FOR_MEDIAN else 0.0
-               for kind, turns in by_kind.items()}
-    # most traces share a handful of feature vectors: each is computed, decided and weighed once
-    vectors: dict[tuple[Any, ...], tuple[float, ...]] = {}
-    for s in col.summaries:
-        vkey = (tuple(s.counts.items()), s.turns, s.kind)
-        x = vectors.get(vkey)
-        if x is None:
-            x = vectors[vkey] = oc.features(s.counts, oc.long_run_feature(s.turns, medians[s.kind]))
-        s.x = x
-    fit = oc.fit([(s.x, s.label) for s in col.summaries if s.label is not None])
+    medians = medians_of(col.summaries)
+    vectorize(col.summaries, medians)
+    labelled = [s for s in col.summaries if s.label is not None]
+    fit = oc.fit([(s.x, bool(s.label)) for s in labelled], extras=[s.extra for s in labelled])
     model = fit.model
     outcomes: list[oc.Outcome] = []
     failing: list[tuple[int, Signal | None]] = []
-    decided: dict[tuple[bool | None, tuple[float, ...]], tuple[str, float]] = {}
+    decided: dict[tuple[bool | None, tuple[float, ...], tuple[str, ...]], tuple[str, float]] = {}
     contributed: dict[tuple[float, ...], dict[str, float]] = {}
     for index, s in enumerate(col.summaries):
-        dkey = (s.label, s.x)
+        extra = s.extra if model.context else ()
+        dkey = (s.label, s.x, extra)
         verdict = decided.get(dkey)
         if verdict is None:
-            verdict = decided[dkey] = oc.decide(s.label, s.x, model)
+            verdict = decided[dkey] = oc.decide(s.label, s.x, model, extra)
         outcome, failure_score = verdict
         contrib = contributed.get(s.x)
         if contrib is None:
@@ -246,6 +283,28 @@ def score(col: Collected) -> tuple[list[oc.Outcome], oc.Fit, list[tuple[int, Sig
         if outcome == "failure":
             failing.append((index, explain(s, contrib)))
     return outcomes, fit, failing
+
+
+def medians_of(summaries: Sequence[Summary]) -> dict[str, float]:
+    """The median run length per reader (0 when too few runs of that kind to say what is usual)."""
+    by_kind: dict[str, list[int]] = {}
+    for s in summaries:
+        by_kind.setdefault(s.kind, []).append(s.turns)
+    return {kind: float(statistics.median(turns)) if len(turns) >= oc.MIN_RUNS_FOR_MEDIAN else 0.0
+            for kind, turns in by_kind.items()}
+
+
+def vectorize(summaries: Sequence[Summary], medians: Mapping[str, float]) -> None:
+    """Give every summary its generic feature vector; most traces share a handful, each built once."""
+    vectors: dict[tuple[Any, ...], tuple[float, ...]] = {}
+    for s in summaries:
+        vkey = (tuple(s.counts.items()), s.turns, s.kind)
+        x = vectors.get(vkey)
+        if x is None:
+            median = medians[s.kind]
+            x = vectors[vkey] = oc.features(s.counts, oc.long_run_feature(s.turns, median),
+                                            oc.short_run_feature(s.turns, median))
+        s.x = x
 
 
 def _weighted(sig: Signal, contrib: Mapping[str, float], counts: Mapping[str, int]) -> Signal:

@@ -199,12 +199,17 @@ def render(analysis: Analysis, console: Console, *, verbose: bool = False) -> No
 
 
 def _fit_line(fit: Fit) -> str:
-    parts = [f"signal weights: {fit.method}"]
+    # say plainly when the weights were not fitted to this agent's labels
+    parts = ["signal weights: learned" if fit.method == "learned" else
+             "signal weights: uncalibrated prior (not fitted to this agent's labels)"]
     if fit.auroc_prior is not None:
         parts.append(f"prior AUROC {fit.auroc_prior:.2f} on {fit.labelled} labelled traces")
     if fit.auroc_learned is not None:
         parts.append(f"learned AUROC {fit.auroc_learned:.2f} against {fit.auroc_prior_cv or 0:.2f} for the "
-                     "prior (3x5-fold cross-validation)")
+                     f"prior ({fit.cv} cross-validation)")
+        if fit.model.context:
+            parts.append(f"{len(fit.model.context)} context features weighed (tools, last action, failing "
+                         "tools, last speaker)")
     if fit.labelled == 0:
         parts.append("no labelled traces, so unlabelled outcomes rest on prior weights")
     return "; ".join(parts)

@@ -57,7 +57,7 @@ class Signal:
 
 # The implicit signals, in the order used for feature vectors and for breaking ties between kinds.
 IMPLICIT = ("tool_error", "user_correction", "rephrase", "escalation", "abandonment", "loop", "refusal",
-            "max_turns")
+            "max_turns", "handoff", "accepted_refusal", "unfinished")
 EXPLICIT = ("explicit_failure", "explicit_success", "run_error")
 
 DETAIL_CHARS = 200
@@ -284,7 +284,7 @@ def user_corrections(trace: Trace, view: TraceView) -> list[Signal]:
             opener = _CORRECTION_OPENERS.match(low)
             if opener and not _NOT_A_CORRECTION.match(low):
                 cue = _cue(opener.group(0))
-        if cue is None:
+        if cue is None or _ESCALATE_USER.search(low):  # "Not helpful. I want a human": an escalation
             continue
         found.append(Signal("user_correction", detail=excerpt(text), message_index=i,
                             key=f"user_correction|{cue}"))
@@ -316,6 +316,8 @@ _ESCALATE_USER = re.compile(
           (?:human|person|manager|supervisor|representative|agent|someone)
       |(?:transfer|connect|escalate|put)\s+(?:me|this|it)\b.{0,40}?\b(?:human|person|manager|supervisor|
           representative|agent|someone|support)
+      |(?:want|need|get\s+me)\s+(?:a\s+|an\s+|to\s+(?:speak|talk)\s+to\s+(?:a\s+)?)?(?:real\s+)?
+          (?:human|person|manager|supervisor|representative|someone\s+real)\b
       |human\s+(?:agent|representative|support)|real\s+person|live\s+agent|escalate)""",
     re.X | re.S,
 )
@@ -344,6 +346,9 @@ def _escalating_tool(name: str) -> bool:
 
 @detector("escalation")
 def escalations(trace: Trace, view: TraceView) -> list[Signal]:
+    """A human demanded by the user (`escalation`), or a hand-off the agent chose on its own (`handoff`):
+    a transfer the agent's policy calls for is often the right outcome, one the user had to ask for
+    rarely is. The first of them counts; a user's request before the hand-off makes it demanded."""
     found: list[Signal] = []
     roles, texts = view.roles, view.texts
     spoken = [i for i, role in enumerate(roles) if (role == "user" or role == "assistant") and texts[i]]
@@ -352,9 +357,10 @@ def escalations(trace: Trace, view: TraceView) -> list[Signal]:
     first_call = next(((i, name) for i, name, _, _ in view.calls if _escalating_tool(name)), None)
     if first_call is None and not _any_in(joined.lower(), _ESCALATE_WORDS):
         return found
+    handoff: Signal | None = None
     for i in spoken:
         if first_call is not None and first_call[0] <= i:
-            break
+            break  # asked for after the transfer: not what made it happen
         content = texts[i]
         low = content[:2000].lower()
         if not any(word in low for word in _ESCALATE_WORDS):
@@ -363,15 +369,13 @@ def escalations(trace: Trace, view: TraceView) -> list[Signal]:
             found.append(Signal("escalation", detail=f"user asked: {excerpt(content, 160)}",
                                 message_index=i, key="escalation|user request"))
             return found
-        if roles[i] == "assistant" and _ESCALATE_AGENT.search(low):
-            found.append(Signal("escalation", detail=f"agent: {excerpt(content, 160)}",
-                                message_index=i, key="escalation|agent handoff"))
-            return found
-    if first_call is not None:
+        if handoff is None and roles[i] == "assistant" and _ESCALATE_AGENT.search(low):
+            handoff = Signal("handoff", detail=f"agent: {excerpt(content, 160)}", message_index=i,
+                             key="escalation|agent handoff")
+    if handoff is None and first_call is not None:
         i, name = first_call
-        found.append(Signal("escalation", detail=f"agent called {name}", message_index=i,
-                            key=f"escalation|{name}"))
-    return found
+        handoff = Signal("handoff", detail=f"agent called {name}", message_index=i, key=f"escalation|{name}")
+    return [handoff] if handoff is not None else found
 
 
 _GIVE_UP = re.compile(
@@ -490,9 +494,23 @@ def refusals(trace: Trace, view: TraceView) -> list[Signal]:
         hit = _REFUSAL.search(low)
         if hit:
             sentence = _sentence_at(text if len(low) == len(text) else low, hit.start())
-            found.append(Signal("refusal", detail=excerpt(sentence, 160), message_index=i,
+            name = "accepted_refusal" if _accepted(view, i) else "refusal"
+            found.append(Signal(name, detail=excerpt(sentence, 160), message_index=i,
                                 key=f"refusal|{normalize(sentence, 80)}"))
     return found
+
+
+def _accepted(view: TraceView, i: int) -> bool:
+    """Whether the user went on after the agent declined at message i, rather than fighting it (a
+    correction, a demand for a human, giving up) or leaving the refusal as the last word: a policy
+    explained and accepted is usually the agent doing its job."""
+    roles, texts = view.roles, view.texts
+    for j in range(i + 1, len(roles)):
+        if roles[j] == "user" and texts[j].strip():
+            low = texts[j][:1000].replace("\u2019", "'").lower()
+            return not (_CORRECTION.search(low) or _ESCALATE_USER.search(low) or _GIVE_UP.search(low)
+                        or (_CORRECTION_OPENERS.match(low) and not _NOT_A_CORRECTION.match(low)))
+    return False
 
 
 def _sentence_at(text: str, start: int) -> str:
@@ -509,8 +527,8 @@ _LIMIT_VALUES = re.compile(
 _LIMIT_KEYS = frozenset({"finish_reason", "stop_reason", "exit_status", "limit", "termination_reason",
                          "status", "incomplete_reason", "reason"})
 _LIMIT_TEXT = re.compile(
-    r"\b(?:max(?:imum)?\s+(?:number\s+of\s+)?(?:turns|steps|iterations|tokens|messages)|"
-    r"(?:turn|step|iteration|token|context)\s+limit)\s*(?:\(?\d+\)?\s*)?(?:was\s+|has\s+been\s+)?(?:reached|exceeded|hit)\b"
+    r"\b(?:max(?:imum)?\s+(?:number\s+of\s+)?(?:turns|steps|iterations|tokens|messages|rounds|time)|"
+    r"(?:turn|step|iteration|token|context|round|time)\s+limit)\s*(?:\(?\d+\w{0,3}\)?\s*)?(?:was\s+|has\s+been\s+)?(?:reached|exceeded|hit)\b"
     r"|\bcontext\s+length\s+exceeded\b",
 )
 
@@ -542,10 +560,43 @@ def max_turns(trace: Trace, view: TraceView) -> list[Signal]:
     texts = view.texts
     for i in range(len(texts) - 1, max(-1, len(texts) - 3), -1):
         content = texts[i]
-        tail = content[-500:].lower() if content else ""
+        # a limit is announced at the end of a message, or at its start before a log tail
+        tail = (content[-500:] if len(content) <= 800 else content[:300] + _SEP + content[-500:]).lower()
         if ("max" in tail or "limit" in tail or "exceeded" in tail) and _LIMIT_TEXT.search(tail):
             return [Signal("max_turns", detail=excerpt(content[-200:], 160), message_index=i,
                            key="max_turns|limit message")]
+    return []
+
+
+_STANDARD_ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
+_CRASH = re.compile(r"traceback \(most recent call last\)|unhandled exception")
+
+
+@detector("unfinished")
+def unfinished(trace: Trace, view: TraceView) -> list[Signal]:
+    """The run stops before the agent answered: its last message is a crash or, in a multi-agent log,
+    another agent's work that the lead (the first agent to speak) never wrapped up."""
+    roles, texts = view.roles, view.texts
+    last = len(roles) - 1
+    while last >= 0 and (roles[last] == "system" or not texts[last].strip()):
+        last -= 1
+    if last < 0 or roles[last] == "user":
+        return []  # a user's last word is abandonment's business
+    text = texts[last]
+    low = text[:300].lower() + _SEP + text[-1500:].lower()
+    # a tool's traceback is a tool error, the agent's own is a crash
+    crash = _CRASH.search(low) if roles[last] != "tool" and ("traceback" in low or "exception" in low) \
+        else None
+    if crash:
+        return [Signal("unfinished", detail=f"ends in a crash: {excerpt(low[crash.start():], 120)}",
+                       message_index=last, key="unfinished|crash")]
+    if roles[last] in _STANDARD_ROLES:  # a log of one request ends on a tool result: that proves nothing
+        return []
+    messages = trace.messages  # a multi-agent log: who spoke, by name
+    speakers = [m.name or m.role for m in messages if m.role not in _STANDARD_ROLES or m.role == "assistant"]
+    if speakers and speakers[-1] != speakers[0]:
+        return [Signal("unfinished", detail=f"ends on {speakers[-1]}'s message; {speakers[0]} never answered",
+                       message_index=last, key=f"unfinished|{speakers[-1]}")]
     return []
 
 

@@ -15,8 +15,9 @@ def x(**counts: int) -> tuple[float, ...]:
 
 def test_features_count_slowly_and_in_fixed_order() -> None:
     assert oc.FEATURES == ("tool_error", "user_correction", "rephrase", "escalation", "abandonment", "loop",
-                           "refusal", "max_turns", "long_run")
-    assert x(tool_error=1, loop=2) == (1.0, 0, 0, 0, 0, 1 + math.log(2), 0, 0, 0)
+                           "refusal", "max_turns", "long_run", "handoff", "accepted_refusal", "unfinished",
+                           "claims_done", "short_run")
+    assert x(tool_error=1, loop=2) == (1.0, 0, 0, 0, 0, 1 + math.log(2), 0, 0, 0, 0, 0, 0, 0, 0)
 
 
 def test_long_run_is_relative_to_the_median_and_capped() -> None:
@@ -72,7 +73,9 @@ def test_fit_reports_prior_only_with_too_few_labels() -> None:
     assert fit.model == oc.PRIOR_MODEL
     assert fit.auroc_prior == 1.0 and fit.auroc_learned is None
     assert fit.signal_rates["loop"] == (3, 0)
-    assert fit.to_json()["note"].startswith("13 labelled traces (3 failures): prior weights used")
+    assert fit.to_json()["note"].startswith(
+        "13 labelled traces (3 failures): uncalibrated prior weights used")
+    assert fit.to_json()["calibrated"] is False
 
 
 def test_fit_learns_and_cross_validates_when_labels_suffice() -> None:
@@ -84,5 +87,26 @@ def test_fit_learns_and_cross_validates_when_labels_suffice() -> None:
     assert fit.auroc_prior is not None and fit.auroc_learned is not None
     assert fit.auroc_learned > fit.auroc_prior  # the prior thinks escalation means failure; it does not here
     assert set(doc) == {"method", "labelled", "labelled_failures", "auroc_prior", "auroc_prior_cv",
-                        "auroc_learned_cv", "bias", "weights", "signal_rates", "note"}
+                        "auroc_learned_cv", "bias", "weights", "context_weights", "calibrated",
+                        "signal_rates", "note"}
+    assert doc["calibrated"] is True and doc["context_weights"] == {}  # no context features given
     assert oc.fit(rows).to_json() == doc  # deterministic
+
+
+def test_context_features_let_twenty_labels_learn_what_signals_cannot_say() -> None:
+    # failures end on the booking call, successes on a transfer: no signal tells them apart
+    rows = [(x(), True)] * 10 + [(x(), False)] * 10
+    extras = [("last:book", "tool:book")] * 10 + [("last:transfer", "tool:book", "tool:transfer")] * 10
+    fit = oc.fit(rows, extras=extras)
+    assert fit.method == "learned" and "context features" in fit.note
+    assert fit.auroc_learned == 1.0 and fit.auroc_prior_cv == 0.5
+    assert fit.model.context["last:book"] > 0 > fit.model.context["last:transfer"]
+    assert "tool:book" not in fit.model.context  # in every labelled trace: says nothing
+    assert fit.model.score(x(), ("last:book",)) > 0.5 > fit.model.score(x(), ("last:transfer",))
+    assert oc.fit(rows).model.context == {}  # without context features: signals only
+
+
+def test_evidence_is_a_signal_that_speaks_for_failure() -> None:
+    # a hand-off the agent chose weighs nothing by default: alone it is no evidence of failure
+    assert oc.decide(None, x(handoff=1), oc.PRIOR_MODEL)[0] == "success"
+    assert oc.decide(None, x(escalation=1), oc.PRIOR_MODEL)[0] == "failure"

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from selfimprove.analysis.signals import REGISTRY, detect, explicit, normalize, verdict
-from selfimprove.traces.model import Feedback
+from selfimprove.traces.model import Feedback, Message
 
 from .helpers import assistant, call, tool, trace, user
 
@@ -29,7 +29,7 @@ def test_normalize_replaces_variable_parts(raw: str, template: str) -> None:
 
 def test_registry_is_explicit_and_ordered() -> None:
     assert list(REGISTRY) == ["tool_error", "user_correction", "rephrase", "escalation", "abandonment",
-                              "loop", "refusal", "max_turns"]
+                              "loop", "refusal", "max_turns", "unfinished"]
 
 
 def test_tool_error_from_text_and_flag_with_tool_name_from_call_id() -> None:
@@ -45,7 +45,7 @@ def test_tool_error_from_text_and_flag_with_tool_name_from_call_id() -> None:
 
 def test_tool_results_that_mention_errors_in_passing_are_not_errors() -> None:
     t = trace("a", user("hi"), assistant("", call("search", {}, "c1")),
-              tool('{"items": [{"name": "error-proof mug"}]}', cid="c1", name="search"))
+              tool('{"items": [{"name": "error-proof mug"}]}', cid="c1", name="search"), assistant("Here."))
     assert names(t) == []
 
 
@@ -135,3 +135,56 @@ def test_a_failing_tool_in_plain_words_is_an_error() -> None:
 
     # provider-native/openai_chat_agno_failing_tool.json in the shared corpus
     assert looks_like_error(Message("tool", "Search service unavailable for: Python tutorials"))
+
+
+def test_a_refusal_the_user_accepts_is_not_one_the_user_fights() -> None:
+    accepted = trace("a", user("Refund to PayPal please"),
+                     assistant("Unfortunately, I cannot refund to PayPal; it goes back to your card."),
+                     user("Okay, the card is fine then."), assistant("Done."))
+    fought = trace("b", user("Refund to PayPal please"),
+                   assistant("Unfortunately, I cannot refund to PayPal; it goes back to your card."),
+                   user("That's not what I asked for, this is ridiculous."), assistant("Sorry."))
+    last_word = trace("c", user("Refund to PayPal please"),
+                      assistant("Unfortunately, I cannot refund to PayPal."))
+    assert [s.name for s in detect(accepted)] == ["accepted_refusal"]
+    assert ("refusal", 1) in names(fought)
+    assert "accepted_refusal" not in [n for n, _ in names(fought)]
+    assert [s.name for s in detect(last_word)] == ["refusal"]
+
+
+def test_a_demanded_human_is_an_escalation_not_a_correction_and_a_policy_transfer_is_a_handoff() -> None:
+    demanded = trace("a", user("Refund order 7"),
+                     assistant("", call("issue_refund", {"amount": "full"}, "c1")),
+                     tool("Error: ValidationError: amount must be a number in USD, got 'full'", cid="c1"),
+                     assistant("I'm sorry, something went wrong."),
+                     user("That's not helpful. I want a human."))
+    policy = trace("b", user("My flight was cancelled, rebook me"),
+                   assistant("", call("transfer_to_human_agents", {"summary": "rebooking"}, "c1")),
+                   tool("Transfer successful", cid="c1"), assistant("A colleague will take over."))
+    found = detect(demanded)
+    assert [(s.name, s.key) for s in found if s.name in ("escalation", "user_correction", "handoff")] == [
+        ("escalation", "escalation|user request")]
+    assert [(s.name, s.key) for s in detect(policy)] == [("handoff", "escalation|transfer_to_human_agents")]
+    thanked = trace("c", *policy.messages, user("Thanks, a human agent is what I needed."))
+    assert [s.name for s in detect(thanked)] == ["handoff"]  # asked for after the transfer: not demanded
+
+
+def test_unfinished_runs_end_in_a_crash_or_on_a_helper_agent() -> None:
+    # a log of one request ends on a tool result: not a sign of anything
+    on_tool = trace("a", user("x"), assistant("", call("search", {}, "c1")), tool("[]", cid="c1"))
+    crash = trace("b", user("x"),
+                  assistant("Working.\nTraceback (most recent call last):\n  File ...\nKeyError: 1"))
+    team = trace("c", user("find it"), Message("Orchestrator (thought)", "plan", name="Orchestrator"),
+                 Message("WebSurfer", "I clicked 'Search'.", name="WebSurfer"))
+    wrapped = trace("d", user("find it"), Message("Orchestrator (thought)", "plan", name="Orchestrator"),
+                    Message("WebSurfer", "I clicked 'Search'.", name="WebSurfer"),
+                    Message("Orchestrator (final)", "FINAL ANSWER: 42", name="Orchestrator"))
+    assert detect(on_tool) == []
+    assert [s.key for s in detect(crash)] == ["unfinished|crash"]
+    assert [s.key for s in detect(team)] == ["unfinished|WebSurfer"]
+    assert detect(wrapped) == []
+
+
+def test_a_limit_announced_before_a_log_tail_is_found() -> None:
+    t = trace("a", user("x"), assistant("Max rounds (30) reached.\n" + "warning: model mismatch\n" * 60))
+    assert [s.key for s in detect(t)] == ["max_turns|limit message"]

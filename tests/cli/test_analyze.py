@@ -39,7 +39,8 @@ def test_human_report_goes_to_stdout_only(run) -> None:  # type: ignore[no-untyp
            "│   33% │")
     assert row in lines  # the id propose --pattern takes
     assert "   config knob: timeout" in lines
-    assert "signal weights: prior; prior AUROC 0.90 on 8 labelled traces" in result.stdout
+    assert ("signal weights: uncalibrated prior (not fitted to this agent's labels); prior AUROC 0.90 on 8 "
+            "labelled traces") in result.stdout
 
 
 def test_files_written_and_announced(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
