@@ -18,9 +18,12 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from selfimprove.analysis.signals import Signal
+
+if TYPE_CHECKING:
+    from selfimprove.analysis.blame import Blame
 
 # The model's features: the implicit signals plus how much longer than usual a run was.
 FEATURES = ("tool_error", "user_correction", "rephrase", "escalation", "abandonment", "loop", "refusal",
@@ -47,11 +50,15 @@ class Outcome:
     failure_score: float
     signals: tuple[Signal, ...]
     pattern: str | None = None
+    blame: Blame | None = None  # failures only: which agent, at which step, first went wrong
 
     def to_json(self) -> dict[str, Any]:
-        return {"trace_id": self.trace_id, "source": self.source, "outcome": self.outcome,
-                "failure_score": round(self.failure_score, 4),
-                "signals": [s.to_json() for s in self.signals], "pattern": self.pattern}
+        doc: dict[str, Any] = {"trace_id": self.trace_id, "source": self.source, "outcome": self.outcome,
+                               "failure_score": round(self.failure_score, 4),
+                               "signals": [s.to_json() for s in self.signals], "pattern": self.pattern}
+        if self.blame is not None:
+            doc["blame"] = self.blame.to_json()
+        return doc
 
 
 @dataclass(frozen=True)

@@ -418,6 +418,12 @@ def _build(col: Collected, outcomes: Sequence[Outcome], head: str, keys: Sequenc
                 break
     examples.sort(key=lambda e: e[0])
     evidence: dict[str, Any] = {"signals": dict(sorted(signal_counts.items()))}
+    followed = consequences(col, members, keys)
+    if followed:
+        evidence["consequences"] = followed
+    blamed = Counter(b.agent for b in (col.summaries[i].blame for i in members) if b is not None)
+    if blamed:
+        evidence["blame"] = dict(sorted(blamed.items(), key=lambda kv: (-kv[1], kv[0])))
     if tool and kind in ("tool_error", "loop", "escalation", "explicit_failure") and " " not in tool:
         evidence["tool"] = tool
     if kind in ("tool_error", "run_error", "refusal") and template:
@@ -453,6 +459,27 @@ def _build(col: Collected, outcomes: Sequence[Outcome], head: str, keys: Sequenc
         evidence=evidence,
         members=tuple(members),
     )
+
+
+CONSEQUENCES = ("refusal", "user_correction", "rephrase", "escalation", "abandonment", "loop")
+
+
+def consequences(col: Collected, members: Sequence[int], keys: Sequence[str]) -> dict[str, int]:
+    """What followed each member's anomaly (the first signal of the pattern's keys): traces per kind.
+
+    An apology, a correction, a request for a human or an abandoned conversation after a failed call is
+    a consequence of that failure, counted here rather than made a pattern of its own."""
+    wanted = set(keys)
+    out: Counter[str] = Counter()
+    for i in members:
+        signals = col.summaries[i].implicit
+        at = min((g.message_index for g in signals if g.key in wanted and g.message_index is not None),
+                 default=None)
+        if at is None:
+            continue
+        out.update({kind_of(g.key) if g.key else g.name for g in signals if g.name in CONSEQUENCES
+                    and g.key not in wanted and g.message_index is not None and g.message_index > at})
+    return dict(sorted(out.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
 # -- the arguments of tool calls -----------------------------------------------------------------
@@ -553,13 +580,38 @@ def pleasantry(text: str) -> bool:
     return True
 
 
+# A user turn that tries to steer the agent instead of asking it something: injected instructions,
+# role play, flattery that asks for leniency. Never a turn to imitate, whatever the agent replied.
+_MANIPULATION = re.compile(
+    r"\b(?:ignore|disregard|forget|override)\s+(?:all\s+|any\s+|the\s+|your\s+)*(?:previous|prior|above|earlier"
+    r"|system|original)?\s*(?:instructions?|rules?|prompts?|polic(?:y|ies)|guidelines?)"
+    r"|\b(?:system\s+prompt|developer\s+mode|jailbreak|new\s+instructions?\s*:|pretend\s+(?:to\s+be|you\s+are)"
+    r"|act\s+as\s+(?:if|an?|the)\b|you\s+must\s+now|from\s+now\s+on\s+you)"
+    r"|\byou(?:'re|\s+are)\s+(?:the|a|an|my)\s+(?:\w+\s+)?(?:most\s+\w+|best|nicest|kindest|greatest|\w+est)\b",
+    re.I)
+
+
+@lru_cache(maxsize=4096)
+def manipulative(text: str) -> bool:
+    """True for user text that carries instructions for the agent or flatters it into leniency."""
+    return _MANIPULATION.search(text[:2000].replace("\u2019", "'")) is not None
+
+
+def _asks_back(reply: str) -> bool:
+    """A reply that only asks the user for something (an id, a detail): it answers nothing yet."""
+    text = reply.strip()
+    return text.endswith("?") and len(text) <= 400
+
+
 def demonstration_turns(view: TraceView) -> tuple[str, str] | None:
     """(request, answer) of a successful trace: the first user request with content that is not a
-    courtesy, and the assistant reply that follows it (skipping tool calls to the reply with content),
-    unless that reply is itself only a courtesy. None when the trace has no such pair."""
+    courtesy or an attempt to steer the agent, and the assistant reply that answers it (skipping tool
+    calls to the reply with content), unless that reply is a courtesy or only asks back (the opening
+    "Could you please provide your user ID?"). None when the trace has no such pair."""
     roles, texts = view.roles, view.texts
+    called = {i for i, _, _, _ in view.calls}
     for n, role in enumerate(roles):
-        if role != "user" or not texts[n].strip() or pleasantry(texts[n]):
+        if role != "user" or not texts[n].strip() or pleasantry(texts[n]) or manipulative(texts[n]):
             continue
         for k in range(n + 1, len(roles)):
             if roles[k] == "user":
@@ -568,6 +620,8 @@ def demonstration_turns(view: TraceView) -> tuple[str, str] | None:
             if roles[k] == "assistant" and reply.strip():
                 if pleasantry(reply):
                     break
+                if _asks_back(reply) and not any(n < c < k for c in called):
+                    break  # a question back: the answer comes after the next user turn
                 after = next((texts[j] for j in range(k + 1, len(roles))
                               if roles[j] == "user" and texts[j].strip()), "")
                 if _DOUBT.search(after):
@@ -603,6 +657,10 @@ def demonstrations(pool: Sequence[Demo], tool: str | None, users: Sequence[str],
 
     wanted = [(u, salient(u, numbers=False)) for u in users[:8]]
     wanted = [(u, w) for u, w in wanted if w]
+    if tool and pool:
+        shown = tool_demonstrations(pool, tool, wanted, summaries)
+        if shown:
+            return shown
     if not pool or not wanted:
         return []
     scored = []
@@ -611,10 +669,8 @@ def demonstrations(pool: Sequence[Demo], tool: str | None, users: Sequence[str],
             continue
         if pleasantry(demo.assistant) or pleasantry(demo.user):
             continue
-        if summaries is not None and 0 <= demo.index < len(summaries):
-            s = summaries[demo.index]
-            if s.id == demo.trace_id and any(g.name in UNCLEAN for g in (*s.implicit, *s.explicit)):
-                continue
+        if _unclean(demo, summaries):
+            continue
         mine = salient(demo.user, numbers=False)
         best = 0.0
         for u, theirs in wanted:
@@ -637,6 +693,68 @@ def demonstrations(pool: Sequence[Demo], tool: str | None, users: Sequence[str],
         if len(chosen) == MAX_DEMOS:
             break
     return [{"trace_id": d.trace_id, "user": d.user, "assistant": d.assistant} for d in chosen]
+
+
+def call_steps(view: TraceView) -> tuple[tuple[str, str, str, str], ...]:
+    """(tool, request, arguments JSON, reply) of each tool's first call that worked, in a successful
+    trace: the step a failing trace got wrong, done right. The request is the user turn the call
+    answers (none when it is a courtesy or an attempt to steer the agent); the reply, the agent's
+    first text after the call."""
+    from selfimprove.analysis.signals import _failed_result
+
+    roles, texts = view.roles, view.texts
+    failed = {cid for _, content, is_error, _, cid in view.results if cid and _failed_result(content, is_error)}
+    seen: dict[str, tuple[str, str, str, str]] = {}
+    for i, name, arguments, cid in view.calls:
+        if name in seen or (cid and cid in failed):
+            continue
+        args = call_arguments(arguments)
+        request = next((texts[k] for k in range(i - 1, -1, -1) if roles[k] == "user" and texts[k].strip()), "")
+        if args is None or not request or pleasantry(request) or manipulative(request):
+            continue
+        reply = ""
+        for k in range(i + 1, len(roles)):
+            if roles[k] == "user":
+                break
+            if roles[k] == "assistant" and texts[k].strip():
+                reply = texts[k]
+                break
+        seen[name] = (name, excerpt(request, 300), args, excerpt(reply, 300))
+    return tuple(seen[name] for name in sorted(seen))
+
+
+def _unclean(demo: Demo, summaries: Sequence[Summary] | None) -> bool:
+    if summaries is None or not 0 <= demo.index < len(summaries):
+        return False
+    s = summaries[demo.index]
+    return s.id == demo.trace_id and any(g.name in UNCLEAN for g in (*s.implicit, *s.explicit))
+
+
+def tool_demonstrations(pool: Sequence[Demo], tool: str, wanted: Sequence[tuple[str, frozenset[str]]],
+                        summaries: Sequence[Summary] | None) -> list[dict[str, str]]:
+    """Clean successful traces calling `tool` with arguments that worked: the request, then the call
+    and the agent's reply. Requests like the failing users' first; distinct arguments only."""
+    scored = []
+    for n, demo in enumerate(pool):
+        step = next((st for st in demo.steps if st[0] == tool), None)
+        if step is None or _unclean(demo, summaries):
+            continue
+        mine = salient(step[1], numbers=False)
+        overlap = max((len(mine & w) / min(len(mine), len(w)) for _, w in wanted if mine), default=0.0)
+        scored.append((-overlap, n, demo, step))
+    scored.sort(key=lambda t: (t[0], t[1]))
+    out: list[dict[str, str]] = []
+    shapes: set[str] = set()
+    for _, _, demo, (_, request, args, reply) in scored:
+        shape = _no_digits(args)
+        if shape in shapes:
+            continue
+        shapes.add(shape)
+        answer = f"{tool}({args})" + (f" \u2192 {reply}" if reply else "")
+        out.append({"trace_id": demo.trace_id, "user": request, "assistant": answer})
+        if len(out) == MAX_DEMOS:
+            break
+    return out
 
 
 def _no_digits(text: str) -> str:

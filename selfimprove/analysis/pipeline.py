@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from selfimprove.analysis import outcomes as oc
-from selfimprove.analysis.patterns import demonstration_turns, failed_calls, succeeded_calls
+from selfimprove.analysis.blame import Blame, blame
+from selfimprove.analysis.patterns import call_steps, demonstration_turns, failed_calls, succeeded_calls
 from selfimprove.analysis.signals import IMPLICIT, Signal, detect, excerpt, explicit
 from selfimprove.errors import SelfImproveError
 from selfimprove.traces.model import Trace, TraceView, view_of
@@ -57,10 +58,11 @@ class Summary:
     prompt_version: str | None
     kind: str = ""  # the reader that produced it: runs are only compared in length with their own kind
     x: tuple[float, ...] = ()
+    blame: Blame | None = None  # who first went wrong, for traces that may be failures
 
     def __reduce__(self) -> tuple[Any, ...]:  # workers send one per trace: as a plain tuple
         return Summary, (self.id, self.source, self.label, self.explicit, self.implicit, self.counts,
-                         self.turns, self.last_tool, self.prompt_version, self.kind, self.x)
+                         self.turns, self.last_tool, self.prompt_version, self.kind, self.x, self.blame)
 
 
 @dataclass
@@ -83,6 +85,7 @@ class Demo:
     tools: frozenset[str]
     index: int = 0  # the trace's summary index (its place in the stream)
     calls: tuple[tuple[str, str], ...] = ()  # (tool, arguments JSON) of its calls, one per tool
+    steps: tuple[tuple[str, str, str, str], ...] = ()  # (tool, request, arguments JSON, reply), one per tool
 
 
 @dataclass
@@ -92,6 +95,10 @@ class Collected:
     summaries: list[Summary] = field(default_factory=list)
     evidence: dict[str, KeyEvidence] = field(default_factory=dict)
     demos: list[Demo] = field(default_factory=list)
+    # (tool error key, labelled failure?) → labelled traces with it: an error as common in labelled
+    # successes as in labelled failures is routine, not the cause of a failure
+    labelled_errors: Counter[tuple[str, bool]] = field(default_factory=Counter)
+    labelled: Counter[bool] = field(default_factory=Counter)
     filtered: int = 0  # traces outside --since/--until
     undated: int = 0  # traces without a timestamp while a time filter was given (kept)
 
@@ -157,8 +164,17 @@ def observe(trace: Trace, col: Collected) -> None:
     turns = len(roles) - roles.count("system")
     last_tool = view.calls[-1][1] if view.calls else None
     index = len(col.summaries)
+    blamed = None
+    if label or (label is None and found):  # a possible failure: who went wrong first
+        # names of speakers (AutoGen, ADK) live on messages; plain chat records have none worth building
+        names = None if getattr(trace, "view", None) is not None else [m.name for m in trace.messages]
+        blamed = blame(view, found, names)
+    if label is not None:
+        col.labelled[label] += 1
+        for key in {sig.key for sig in found if sig.name == "tool_error"}:
+            col.labelled_errors[(key, label)] += 1
     col.summaries.append(Summary(trace.id, trace.source, label, labels, tuple(found), counts, turns,
-                                 last_tool, trace.prompt_version, trace.format))
+                                 last_tool, trace.prompt_version, trace.format, (), blamed))
     user = first_user(view) if found or label is not None else ""
     if label is not False and (found or label):
         keys = found + [s for s in labels if s.name == "run_error"]
@@ -173,9 +189,10 @@ def observe(trace: Trace, col: Collected) -> None:
                 ev.arguments.append((index, args))
     if (label is False or (label is None and not found)) and len(col.demos) < MAX_DEMO_POOL:
         pair = demonstration_turns(view)  # a request and the answer to it, not the last pleasantry
-        if pair is not None:
+        steps = call_steps(view) if view.calls else ()  # each tool called right, with its request
+        if pair is not None or steps:
             tools = frozenset(name for _, name, _, _ in view.calls)
-            col.demos.append(Demo(trace.id, pair[0], pair[1], tools, index, succeeded_calls(view)))
+            col.demos.append(Demo(trace.id, *(pair or ("", "")), tools, index, succeeded_calls(view), steps))
 
 
 def _label_name(labels: Sequence[Signal]) -> str:
@@ -227,6 +244,7 @@ def score(col: Collected) -> tuple[list[oc.Outcome], oc.Fit, list[tuple[int, Sig
     outcomes: list[oc.Outcome] = []
     failing: list[tuple[int, Signal | None]] = []
     decided: dict[tuple[bool | None, tuple[float, ...]], tuple[str, float]] = {}
+    routine = routine_errors(col)
     contributed: dict[tuple[float, ...], dict[str, float]] = {}
     for index, s in enumerate(col.summaries):
         dkey = (s.label, s.x)
@@ -242,9 +260,11 @@ def score(col: Collected) -> tuple[list[oc.Outcome], oc.Fit, list[tuple[int, Sig
             weighted.append(Signal("long_run", contrib["long_run"],
                                    f"{s.turns} turns, the median run has {medians[s.kind]:g}"))
         signals = tuple(s.explicit) + tuple(weighted)
-        outcomes.append(oc.Outcome(s.id, s.source, outcome, failure_score, signals))
-        if outcome == "failure":
-            failing.append((index, explain(s, contrib)))
+        failed = outcome == "failure"
+        outcomes.append(oc.Outcome(s.id, s.source, outcome, failure_score, signals,
+                                   blame=s.blame if failed else None))
+        if failed:
+            failing.append((index, explain(s, contrib, routine)))
     return outcomes, fit, failing
 
 
@@ -256,11 +276,29 @@ def _weighted(sig: Signal, contrib: Mapping[str, float], counts: Mapping[str, in
 EXPLAINS = 0.25  # a signal must add at least this much log-odds to explain a failure
 
 
-def explain(s: Summary, contrib: Mapping[str, float]) -> Signal | None:
-    """The signal that best explains a failure: a run error first, then the heaviest implicit signal."""
+def routine_errors(col: Collected) -> frozenset[str]:
+    """Tool error keys as common among labelled successes as among labelled failures: not a cause."""
+    ok, bad = col.labelled[False], col.labelled[True]
+    if not ok or not bad:
+        return frozenset()
+    return frozenset(key for (key, failed), n in col.labelled_errors.items()
+                     if not failed and n / ok >= col.labelled_errors[(key, True)] / bad)
+
+
+def explain(s: Summary, contrib: Mapping[str, float], routine: frozenset[str] = frozenset()) -> Signal | None:
+    """The signal that explains a failure: a run error, else its earliest decisive anomaly (the first
+    failed tool call whose error is not routine: apologies, corrections, escalations and abandonment
+    after it are its consequences), else the heaviest implicit signal."""
     for sig in s.explicit:
         if sig.name == "run_error":
             return sig
+    first = None
+    for sig in s.implicit:
+        if sig.name == "tool_error" and sig.key and sig.key not in routine and (
+                first is None or (sig.message_index or 0) < (first.message_index or 0)):
+            first = sig
+    if first is not None:
+        return first
     ranked = sorted(((contrib.get(sig.name, 0.0), -k, sig) for k, sig in enumerate(s.implicit)
                      if sig.name in IMPLICIT), key=lambda t: (t[0], t[1]), reverse=True)
     if ranked and ranked[0][0] >= EXPLAINS:
@@ -382,7 +420,7 @@ def _first_problem(sources: Sequence[SourceInfo]) -> str | None:
 def _with_pattern(o: oc.Outcome, pattern: str | None) -> oc.Outcome:
     if pattern is None:
         return o
-    return oc.Outcome(o.trace_id, o.source, o.outcome, o.failure_score, o.signals, pattern)
+    return oc.Outcome(o.trace_id, o.source, o.outcome, o.failure_score, o.signals, pattern, o.blame)
 
 
 def _source_info(report: Any) -> SourceInfo:
