@@ -597,10 +597,20 @@ def manipulative(text: str) -> bool:
     return _MANIPULATION.search(text[:2000].replace("\u2019", "'")) is not None
 
 
+_ASKS_FOR = re.compile(
+    r"\b(?:(?:could|can|would|will)\s+you\s+(?:please\s+)?(?:provide|share|give|tell|confirm|send|spell|let\s+me"
+    r"\s+know)|please\s+(?:provide|share|confirm|tell|send|give)|what(?:'s|\s+is|\s+are)\s+your|may\s+i\s+"
+    r"(?:have|ask|get))\b", re.I)
+
+
 def _asks_back(reply: str) -> bool:
-    """A reply that only asks the user for something (an id, a detail): it answers nothing yet."""
+    """A reply that asks the user for something (an id, a detail) before it can answer: it teaches
+    nothing about the answer. "Done. Anything else?" answers; "Could you provide your user ID?" does not."""
     text = reply.strip()
-    return text.endswith("?") and len(text) <= 400
+    if not text.endswith("?"):
+        return False
+    last = re.split(r"(?<=[.!])\s+", text)[-1]
+    return _ASKS_FOR.search(last) is not None
 
 
 def demonstration_turns(view: TraceView) -> tuple[str, str] | None:

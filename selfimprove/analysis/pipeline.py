@@ -303,7 +303,10 @@ def explain(s: Summary, contrib: Mapping[str, float], routine: frozenset[str] = 
                      if sig.name in IMPLICIT), key=lambda t: (t[0], t[1]), reverse=True)
     if ranked and ranked[0][0] >= EXPLAINS:
         return ranked[0][2]
-    return None
+    # nothing weighs enough: the earliest signal the weights do not read as success still says more
+    # than a catch-all ("labelled failures where the agent's last action was …")
+    said = [sig for w, _, sig in ranked if w > 0 and sig.key and sig.message_index is not None]
+    return min(said, key=lambda sig: sig.message_index or 0) if said else None
 
 
 # --- the entry point ----------------------------------------------------------------------------
