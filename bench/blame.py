@@ -30,7 +30,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from selfimprove.analysis.blame import agent_of, blame, is_agent  # noqa: E402
+from selfimprove.analysis.blame import agent_of, blame  # noqa: E402
 from selfimprove.analysis.signals import detect  # noqa: E402
 from selfimprove.traces.model import Trace, view_of  # noqa: E402
 from selfimprove.traces.read import read_traces  # noqa: E402
@@ -103,7 +103,8 @@ def score(data: Path, name: str, gt_file: str) -> dict[str, Any]:
                 r[0] += same_agent(got[0], agent)
                 r[1] += got[1] == step
                 r[2] += got[1] in steps
-        agents = {agent_of(m.role, m.name).lower() for m in trace.messages if m.role not in ("system", "tool")}
+        agents = {agent_of(m.role, m.name).lower() for m in trace.messages
+                  if m.role not in ("system", "tool")}
         r = rows.setdefault("random agent (expected)", [0.0, 0.0, 0.0])
         r[0] += 1 / len(agents) if agent.lower() in agents else 0.0
         r[1] += 1 / len(trace.messages)

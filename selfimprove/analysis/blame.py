@@ -32,6 +32,7 @@ from selfimprove.analysis.signals import Signal, excerpt, first_line
 from selfimprove.traces.model import TraceView
 
 _NOT_AGENTS = frozenset({"user", "system", "tool"})
+_STANDARD = frozenset({"user", "system", "tool", "assistant"})
 _ANNOTATION = re.compile(r"\s*\(.*\)\s*$")
 
 
@@ -73,6 +74,7 @@ _WORKER_FAILED = re.compile(
     r"|verify\s+you\s+are\s+(?:a\s+)?human|i\s+(?:was|am)\s+(?:unable|not\s+able)|(?:could|can)\s*(?:no|')t"
     r"\s+(?:find|access|open|load|download|read)|failed\s+to|no\s+such\s+file|traceback\s+\(most\s+recent)",
     re.I)
+_COORDINATOR = re.compile(r"orchestrat|planner|manager|supervisor|coordinat", re.I)
 # A coordinator judging that the work does not advance.
 _STALL = re.compile(
     r"\"is_progress_being_made\"\s*:\s*\{[^{}]*?\"answer\"\s*:\s*false|\"is_in_loop\"\s*:\s*\{[^{}]*?"
@@ -98,8 +100,7 @@ def blame(view: TraceView, found: Sequence[Signal] = (), names: Sequence[str | N
     first_error = _first_failed_call(view, found)
     if first_error is not None:
         found_at.append(first_error)
-    multi = any(r not in ("assistant", "user", "system", "tool") for r in roles)
-    if multi:
+    if not _STANDARD.issuperset(roles):  # speakers named by the log: a multi-agent log
         found_at.extend(_multi_agent(roles, texts, first_error[0] if first_error else len(roles)))
     action = _unconfirmed_action(view)
     if action is not None:
@@ -110,7 +111,8 @@ def blame(view: TraceView, found: Sequence[Signal] = (), names: Sequence[str | N
     symptom = min((s for s in found if s.name in SYMPTOMS and s.message_index is not None),
                   key=lambda s: s.message_index or 0, default=None)
     if symptom is not None and symptom.message_index is not None:
-        at = _agent_before(roles, symptom.message_index + (0 if roles[symptom.message_index] == "user" else 1))
+        at_symptom = symptom.message_index
+        at = _agent_before(roles, at_symptom + (0 if roles[at_symptom] == "user" else 1))
         if at is not None:
             return Blame(who(at), at, f"the agent output the first {symptom.name.replace('_', ' ')} follows")
     at = _agent_before(roles, len(roles))
@@ -159,8 +161,8 @@ def _multi_agent(roles: Sequence[str], texts: Sequence[str], before: int) -> lis
             low = texts[i][:4000].lower()
             if any(w in low for w in _STALL_WORDS) and _STALL.search(low):
                 me = agent_of(role)
-                prior = next((k for k in range(i - 1, -1, -1) if is_agent(roles[k]) and agent_of(roles[k]) != me),
-                             None)
+                prior = next((k for k in range(i - 1, -1, -1)
+                              if is_agent(roles[k]) and agent_of(roles[k]) != me), None)
                 if prior is not None:
                     # the worker did what it was told and nothing advanced: the instruction it followed
                     # (the coordinator's last message before its output) is the step that stalled
@@ -175,14 +177,26 @@ def _multi_agent(roles: Sequence[str], texts: Sequence[str], before: int) -> lis
 
 def _coordinating(role: str) -> bool:
     """A speaker that plans and delegates (its role names whom it addresses or what it thinks)."""
-    return "(" in role or "orchestrat" in role.lower() or "planner" in role.lower() or "manager" in role.lower()
+    return "(" in role or _COORDINATOR.search(role) is not None
+
+
+_WRITES: dict[str, bool] = {}
+
+
+def _changes_state(name: str) -> bool:
+    known = _WRITES.get(name)
+    if known is None:
+        known = _WRITE_VERB.search(name) is not None
+        if len(_WRITES) < 4096:  # tool names repeat; a bounded memo
+            _WRITES[name] = known
+    return known
 
 
 def _unconfirmed_action(view: TraceView) -> tuple[int, str] | None:
     """The first consequential call made without a user confirmation since the agent last spoke."""
     roles, texts = view.roles, view.texts
     for i, name, _, _ in view.calls:
-        if not _WRITE_VERB.search(name):
+        if not _changes_state(name):
             continue
         confirmed = False
         for k in range(i - 1, -1, -1):

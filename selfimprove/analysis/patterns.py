@@ -7,10 +7,17 @@ Keys of the same kind whose templates read alike (rapidfuzz) are merged. A user 
 by what it is about, not by its cue word: a push-back right after a failed tool call belongs to that
 failure, a renewed request for a human to escalation, and the rest are grouped by the salient words
 they share ("shipping address, not billing" vs "30 days from delivery"), one misunderstanding each.
-Each pattern carries bounded evidence: counts of signals, error samples (titled by the concrete
+A failure is keyed by its earliest decisive anomaly (the first failed tool call whose error is not
+routine), chosen in `pipeline.explain`; the corrections, requests for a human and abandonment after
+it are its consequences, counted in the evidence, not patterns of their own.
+Each pattern carries bounded evidence: counts of signals, what followed the anomaly
+(`consequences`), the blamed agents (`blame`, from `blame.py`), error samples (titled by the concrete
 message when every failure hit the same one), user phrases, the arguments of failing and of working
-calls of the tool, a config knob the error points at, and demonstrations: a request from a clean
-successful trace with the same intent as the failing ones, and the answer that followed it.
+calls of the tool, a config knob the error points at, and demonstrations that teach the failing step:
+for a tool's pattern, a clean successful trace calling that tool with arguments that worked (the
+request, the call, the reply); otherwise a request with the same intent as the failing ones and the
+answer that followed it. Never a greeting, a question back, or a user turn that tries to steer the
+agent ("ignore your instructions", "you are the most lenient agent …").
 
 Never does: call a model (naming by an LLM is `reflect`'s job, on top of this) or depend on input
 order beyond stream order, so the same traces always give byte-identical patterns.
@@ -82,7 +89,7 @@ def _parts(key: str) -> tuple[str, str, str]:
 def failure_key(col: Collected, index: int, sig: Signal | None) -> str:
     if sig is not None and sig.key:
         if sig.name in ("user_correction", "rephrase"):
-            return _cause_of_correction(col.summaries[index].implicit, sig) or sig.key
+            return _cause_of_correction(col.summaries[index].implicit, sig, col.routine) or sig.key
         return sig.key
     s = col.summaries[index]
     if s.label:
@@ -100,7 +107,8 @@ _ASKS_FOR_HUMAN = re.compile(r"\b(?:human|real\s+person|a\s+person|representativ
                              r"someone\s+real|manager|supervisor)\b", re.I)
 
 
-def _cause_of_correction(signals: Sequence[Signal], sig: Signal) -> str | None:
+def _cause_of_correction(signals: Sequence[Signal], sig: Signal, routine: frozenset[str] = frozenset()
+                         ) -> str | None:
     """The key of what a correction is really about, when the trace says so better than its wording.
 
     A user who asks again for a human ("No. I want to talk to a human.") is escalating, and a user who
@@ -112,7 +120,8 @@ def _cause_of_correction(signals: Sequence[Signal], sig: Signal) -> str | None:
                 return other.key
     at = sig.message_index
     if at is not None:  # a tool error in the exchange the user answers: its result, the reply, the user
-        failed = [o for o in signals if o.name == "tool_error" and o.key and o.message_index is not None
+        failed = [o for o in signals if o.name == "tool_error" and o.key and o.key not in routine
+                  and o.message_index is not None
                   and at - REACTION_GAP <= o.message_index < at]
         if failed:
             return failed[-1].key  # the failure the user just saw
@@ -713,13 +722,15 @@ def call_steps(view: TraceView) -> tuple[tuple[str, str, str, str], ...]:
     from selfimprove.analysis.signals import _failed_result
 
     roles, texts = view.roles, view.texts
-    failed = {cid for _, content, is_error, _, cid in view.results if cid and _failed_result(content, is_error)}
+    failed = {cid for _, content, is_error, _, cid in view.results
+              if cid and _failed_result(content, is_error)}
     seen: dict[str, tuple[str, str, str, str]] = {}
     for i, name, arguments, cid in view.calls:
         if name in seen or (cid and cid in failed):
             continue
         args = call_arguments(arguments)
-        request = next((texts[k] for k in range(i - 1, -1, -1) if roles[k] == "user" and texts[k].strip()), "")
+        request = next((texts[k] for k in range(i - 1, -1, -1)
+                        if roles[k] == "user" and texts[k].strip()), "")
         if args is None or not request or pleasantry(request) or manipulative(request):
             continue
         reply = ""

@@ -2,7 +2,8 @@
 
 Owns `analyze()`, the entry point of `selfimprove analyze`. Each trace is looked at once, while it
 streams past: its signals are detected, its explicit labels read, and only a compact summary is kept
-(ids, signals, a feature vector, a few counters) together with bounded evidence per grouping key and
+(ids, signals, a feature vector, a few counters, and for a possible failure who first went wrong: its
+`Blame`) together with bounded evidence per grouping key and
 a bounded pool of successful conversations to mine demonstrations from. After the pass, signal weights
 are fitted to the labelled traces, every trace is scored, failures are grouped into patterns, and
 (with a model) the patterns are reflected on.
@@ -99,6 +100,7 @@ class Collected:
     # successes as in labelled failures is routine, not the cause of a failure
     labelled_errors: Counter[tuple[str, bool]] = field(default_factory=Counter)
     labelled: Counter[bool] = field(default_factory=Counter)
+    routine: frozenset[str] = frozenset()  # those errors, once the pass is over (`routine_errors`)
     filtered: int = 0  # traces outside --since/--until
     undated: int = 0  # traces without a timestamp while a time filter was given (kept)
 
@@ -244,7 +246,7 @@ def score(col: Collected) -> tuple[list[oc.Outcome], oc.Fit, list[tuple[int, Sig
     outcomes: list[oc.Outcome] = []
     failing: list[tuple[int, Signal | None]] = []
     decided: dict[tuple[bool | None, tuple[float, ...]], tuple[str, float]] = {}
-    routine = routine_errors(col)
+    routine = col.routine = routine_errors(col)
     contributed: dict[tuple[float, ...], dict[str, float]] = {}
     for index, s in enumerate(col.summaries):
         dkey = (s.label, s.x)
@@ -300,7 +302,8 @@ def explain(s: Summary, contrib: Mapping[str, float], routine: frozenset[str] = 
     if first is not None:
         return first
     ranked = sorted(((contrib.get(sig.name, 0.0), -k, sig) for k, sig in enumerate(s.implicit)
-                     if sig.name in IMPLICIT), key=lambda t: (t[0], t[1]), reverse=True)
+                     if sig.name in IMPLICIT and sig.key not in routine),
+                    key=lambda t: (t[0], t[1]), reverse=True)
     if ranked and ranked[0][0] >= EXPLAINS:
         return ranked[0][2]
     # nothing weighs enough: the earliest signal the weights do not read as success still says more

@@ -221,7 +221,8 @@ def _pattern_lines(p: Pattern) -> list[str]:
     if ev.get("config_hint"):
         lines.append(f"config knob: {ev['config_hint']}")
     if ev.get("consequences"):
-        lines.append("then: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in ev["consequences"].items()))
+        followed = ev["consequences"].items()
+        lines.append("then: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in followed))
     blamed = ev.get("blame") or {}
     if any(agent.lower() not in ("assistant", "user") for agent in blamed):  # a multi-agent log: say who
         lines.append("responsible agent: " + ", ".join(f"{k} ({v} of {p.count})" for k, v in blamed.items()))

@@ -26,8 +26,9 @@ def test_outcomes_jsonl_has_one_line_per_trace(analysis, tmp_path: Path) -> None
     assert len(lines) == 12
     first = lines[0]
     assert set(first) == {"trace_id", "source", "outcome", "failure_score", "signals", "pattern", "blame"}
-    assert first["blame"] == {"agent": "assistant", "step": 2, "reason": "tool call failed: lookup_order: Error: "
-                              "timeout after 30s contacting orders-db (request 8f3a9c2e1b)"}
+    assert first["blame"] == {"agent": "assistant", "step": 2,
+                              "reason": "tool call failed: lookup_order: Error: timeout after 30s "
+                                        "contacting orders-db (request 8f3a9c2e1b)"}
     assert (first["trace_id"], first["source"], first["outcome"], first["failure_score"]) == (
         "timeout-1", "support.jsonl:1", "failure", 1.0)
     assert [s["name"] for s in first["signals"]] == ["explicit_failure", "tool_error"]
