@@ -199,3 +199,25 @@ def test_a_routine_error_is_no_cause_and_a_weak_signal_beats_a_catch_all() -> No
     outcomes, _, failing = score(col)
     found = [(p.kind, p.count) for p in group(col, outcomes, failing)]
     assert found == [("explicit_failure", 6), ("user_correction", 4)]
+
+
+def test_the_report_names_the_responsible_agent_of_multi_agent_logs(run: Callable[..., Any],
+                                                                     tmp_path: Path) -> None:
+    steps = [("user", "Find the year Apple first closed above $50."),
+             ("Orchestrator (-> WebSurfer)", "Search the stock history on a finance site."),
+             ("WebSurfer", "I typed 'apple stock history' into the search box."),
+             ("Orchestrator (-> FileSurfer)", "Open the downloaded file."),
+             ("FileSurfer", "Address: file:///tmp/x.pdf Title: Error 404 page not found"),
+             ("Orchestrator (thought)", "Request satisfied.")]
+    log = tmp_path / "team.jsonl"
+    log.write_text("".join(json.dumps({"id": f"run-{n}", "outcome": "failure", "messages": [
+        {"role": role, "content": text} for role, text in steps]}) + "\n" for n in range(3)))
+    result = run("analyze", str(log), "--outcomes", str(tmp_path / "out.jsonl"), "--json")
+    assert result.exit_code == 0, result.stderr
+    (pattern,) = json.loads(result.stdout)["patterns"]
+    assert pattern["evidence"]["blame"] == {"FileSurfer": 3}
+    first = json.loads((tmp_path / "out.jsonl").read_text().splitlines()[0])
+    assert first["blame"] == {"agent": "FileSurfer", "step": 4, "reason": "FileSurfer reports a failure: "
+                              "Address: file:///tmp/x.pdf Title: Error 404 page not found"}
+    result = run("analyze", str(log))
+    assert "responsible agent: FileSurfer (3 of 3)" in result.stdout + result.stderr
