@@ -119,6 +119,8 @@ def outcome_lines(analysis: Analysis) -> Iterator[str]:
     for o in analysis.outcomes:
         doc = o.to_json()
         doc["signals"] = redacted(doc["signals"])
+        if "blame" in doc:  # its reason quotes the trace (an error message, a worker's output)
+            doc["blame"] = redacted(doc["blame"])
         yield json.dumps(doc, ensure_ascii=False) + "\n"
 
 
