@@ -105,8 +105,11 @@ def test_outcomes_file_carries_blame_and_propose_writes_the_tool_rule(run: Calla
     doc = json.loads(result.stdout)
     (proposal,) = [p for p in doc["proposals"] if p["pattern"].startswith("tool-error-")]
     assert proposal["proposer"] == "offline/tool-error-rule"
-    diff = git(repo, "diff", "HEAD", proposal["branch"])
-    assert "When `issue_refund` fails with" in diff and "amount must be a number in USD" in diff
+    diff = git(repo, "diff", "--unified=0", "HEAD", proposal["branch"]).splitlines()
+    assert [line for line in diff if line[:1] in "+-" and line[:3] not in ("+++", "---")] == [
+        "+- When `issue_refund` fails with \"ValidationError: amount must be a number in USD, got 'full'\", "
+        "do not repeat the same call: pass `amount` the way calls that worked did "
+        "(e.g. \"49.99\", not \"full\"), and if it still fails, tell the user plainly what went wrong."]
 
 
 def _trace(*messages: Message) -> Trace:
