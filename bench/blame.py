@@ -16,6 +16,18 @@ Annotated `step_number`s count messages from 1 (tau-bench messages carry the sam
 Magentic-One logs are message lists, their length is `steps_by_id.json`): step = step_number - 1.
 
 Usage: python bench/blame.py [--data DIR]   (default: ../shared/data/traces/agentrx from the project root)
+
+Recorded (deterministic; the same heuristics on both domains):
+
+  domain      runs  method                    agent   step step (any)
+  tau_retail    29  blame                     72.4%  17.2%      20.7%
+  tau_retail    29  random agent (expected)   50.0%   2.9%       3.8%
+  tau_retail    29  last speaker              44.8%   6.9%      13.8%
+  tau_retail    29  earliest flagged step     27.6%   3.4%       3.4%
+  magentic      44  blame                     61.4%  18.2%      20.5%
+  magentic      44  random agent (expected)   30.3%   4.6%      12.7%
+  magentic      44  last speaker              56.8%  20.5%      54.5%
+  magentic      44  earliest flagged step     56.8%  20.5%      54.5%
 """
 
 from __future__ import annotations

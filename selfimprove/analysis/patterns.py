@@ -615,11 +615,7 @@ _ASKS_FOR = re.compile(
 def _asks_back(reply: str) -> bool:
     """A reply that asks the user for something (an id, a detail) before it can answer: it teaches
     nothing about the answer. "Done. Anything else?" answers; "Could you provide your user ID?" does not."""
-    text = reply.strip()
-    if not text.endswith("?"):
-        return False
-    last = re.split(r"(?<=[.!])\s+", text)[-1]
-    return _ASKS_FOR.search(last) is not None
+    return "?" in reply and _ASKS_FOR.search(reply) is not None
 
 
 def demonstration_turns(view: TraceView) -> tuple[str, str] | None:
