@@ -18,9 +18,12 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from selfimprove.analysis.signals import Signal
+
+if TYPE_CHECKING:
+    from selfimprove.analysis.blame import Blame
 
 # The model's generic features: the implicit signals, how much longer (or shorter) than usual a run was,
 # and whether the agent's last word claims the task done. Every agent has them, so the prior weighs them.
@@ -53,11 +56,15 @@ class Outcome:
     failure_score: float
     signals: tuple[Signal, ...]
     pattern: str | None = None
+    blame: Blame | None = None  # failures only: which agent, at which step, first went wrong
 
     def to_json(self) -> dict[str, Any]:
-        return {"trace_id": self.trace_id, "source": self.source, "outcome": self.outcome,
-                "failure_score": round(self.failure_score, 4),
-                "signals": [s.to_json() for s in self.signals], "pattern": self.pattern}
+        doc: dict[str, Any] = {"trace_id": self.trace_id, "source": self.source, "outcome": self.outcome,
+                               "failure_score": round(self.failure_score, 4),
+                               "signals": [s.to_json() for s in self.signals], "pattern": self.pattern}
+        if self.blame is not None:
+            doc["blame"] = self.blame.to_json()
+        return doc
 
 
 @dataclass(frozen=True)

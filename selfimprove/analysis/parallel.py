@@ -141,6 +141,9 @@ def merge(parts: Sequence[Collected], order: dict[str, int]) -> Collected:
     out.summaries = [parts[k].summaries[i] for _, k, i in items]
     out.filtered = sum(p.filtered for p in parts)
     out.undated = sum(p.undated for p in parts)
+    for p in parts:
+        out.labelled.update(p.labelled)
+        out.labelled_errors.update(p.labelled_errors)
     _unique_ids(out)
     evidence: dict[str, KeyEvidence] = {}
     for k, part in enumerate(parts):
@@ -159,7 +162,7 @@ def merge(parts: Sequence[Collected], order: dict[str, int]) -> Collected:
                                                    else len(out.summaries), key))
     out.evidence = {key: evidence[key] for key in first_seen[:MAX_KEYS]}
     demos = sorted((new[(k, d.index)], d) for k, part in enumerate(parts) for d in part.demos)
-    out.demos = [Demo(out.summaries[n].id, d.user, d.assistant, d.tools, n, d.calls)
+    out.demos = [Demo(out.summaries[n].id, d.user, d.assistant, d.tools, n, d.calls, d.steps)
                  for n, d in demos[:MAX_DEMO_POOL]]
     return out
 

@@ -7,10 +7,17 @@ Keys of the same kind whose templates read alike (rapidfuzz) are merged. A user 
 by what it is about, not by its cue word: a push-back right after a failed tool call belongs to that
 failure, a renewed request for a human to escalation, and the rest are grouped by the salient words
 they share ("shipping address, not billing" vs "30 days from delivery"), one misunderstanding each.
-Each pattern carries bounded evidence: counts of signals, error samples (titled by the concrete
+A failure is keyed by its earliest decisive anomaly (the first failed tool call whose error is not
+routine), chosen in `pipeline.explain`; the corrections, requests for a human and abandonment after
+it are its consequences, counted in the evidence, not patterns of their own.
+Each pattern carries bounded evidence: counts of signals, what followed the anomaly
+(`consequences`), the blamed agents (`blame`, from `blame.py`), error samples (titled by the concrete
 message when every failure hit the same one), user phrases, the arguments of failing and of working
-calls of the tool, a config knob the error points at, and demonstrations: a request from a clean
-successful trace with the same intent as the failing ones, and the answer that followed it.
+calls of the tool, a config knob the error points at, and demonstrations that teach the failing step:
+for a tool's pattern, a clean successful trace calling that tool with arguments that worked (the
+request, the call, the reply); otherwise a request with the same intent as the failing ones and the
+answer that followed it. Never a greeting, a question back, or a user turn that tries to steer the
+agent ("ignore your instructions", "you are the most lenient agent …").
 
 Never does: call a model (naming by an LLM is `reflect`'s job, on top of this) or depend on input
 order beyond stream order, so the same traces always give byte-identical patterns.
@@ -82,7 +89,7 @@ def _parts(key: str) -> tuple[str, str, str]:
 def failure_key(col: Collected, index: int, sig: Signal | None) -> str:
     if sig is not None and sig.key:
         if sig.name in ("user_correction", "rephrase"):
-            return _cause_of_correction(col.summaries[index].implicit, sig) or sig.key
+            return _cause_of_correction(col.summaries[index].implicit, sig, col.routine) or sig.key
         return sig.key
     s = col.summaries[index]
     if s.label:
@@ -100,7 +107,8 @@ _ASKS_FOR_HUMAN = re.compile(r"\b(?:human|real\s+person|a\s+person|representativ
                              r"someone\s+real|manager|supervisor)\b", re.I)
 
 
-def _cause_of_correction(signals: Sequence[Signal], sig: Signal) -> str | None:
+def _cause_of_correction(signals: Sequence[Signal], sig: Signal, routine: frozenset[str] = frozenset()
+                         ) -> str | None:
     """The key of what a correction is really about, when the trace says so better than its wording.
 
     A user who asks again for a human ("No. I want to talk to a human.") is escalating, and a user who
@@ -112,7 +120,8 @@ def _cause_of_correction(signals: Sequence[Signal], sig: Signal) -> str | None:
                 return other.key
     at = sig.message_index
     if at is not None:  # a tool error in the exchange the user answers: its result, the reply, the user
-        failed = [o for o in signals if o.name == "tool_error" and o.key and o.message_index is not None
+        failed = [o for o in signals if o.name == "tool_error" and o.key and o.key not in routine
+                  and o.message_index is not None
                   and at - REACTION_GAP <= o.message_index < at]
         if failed:
             return failed[-1].key  # the failure the user just saw
@@ -420,6 +429,12 @@ def _build(col: Collected, outcomes: Sequence[Outcome], head: str, keys: Sequenc
                 break
     examples.sort(key=lambda e: e[0])
     evidence: dict[str, Any] = {"signals": dict(sorted(signal_counts.items()))}
+    followed = consequences(col, members, keys)
+    if followed:
+        evidence["consequences"] = followed
+    blamed = Counter(b.agent for b in (col.summaries[i].blame for i in members) if b is not None)
+    if blamed:
+        evidence["blame"] = dict(sorted(blamed.items(), key=lambda kv: (-kv[1], kv[0])))
     if tool and kind in ("tool_error", "loop", "escalation", "explicit_failure") and " " not in tool:
         evidence["tool"] = tool
     if kind in ("tool_error", "run_error", "refusal") and template:
@@ -455,6 +470,27 @@ def _build(col: Collected, outcomes: Sequence[Outcome], head: str, keys: Sequenc
         evidence=evidence,
         members=tuple(members),
     )
+
+
+CONSEQUENCES = ("refusal", "user_correction", "rephrase", "escalation", "abandonment", "loop")
+
+
+def consequences(col: Collected, members: Sequence[int], keys: Sequence[str]) -> dict[str, int]:
+    """What followed each member's anomaly (the first signal of the pattern's keys): traces per kind.
+
+    An apology, a correction, a request for a human or an abandoned conversation after a failed call is
+    a consequence of that failure, counted here rather than made a pattern of its own."""
+    wanted = set(keys)
+    out: Counter[str] = Counter()
+    for i in members:
+        signals = col.summaries[i].implicit
+        at = min((g.message_index for g in signals if g.key in wanted and g.message_index is not None),
+                 default=None)
+        if at is None:
+            continue
+        out.update({kind_of(g.key) if g.key else g.name for g in signals if g.name in CONSEQUENCES
+                    and g.key not in wanted and g.message_index is not None and g.message_index > at})
+    return dict(sorted(out.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
 # -- the arguments of tool calls -----------------------------------------------------------------
@@ -555,13 +591,44 @@ def pleasantry(text: str) -> bool:
     return True
 
 
+# A user turn that tries to steer the agent instead of asking it something: injected instructions,
+# role play, flattery that asks for leniency. Never a turn to imitate, whatever the agent replied.
+_MANIPULATION = re.compile(
+    r"\b(?:ignore|disregard|forget|override)\s+(?:all\s+|any\s+|the\s+|your\s+)*(?:previous|prior|above|earlier"
+    r"|system|original)?\s*(?:instructions?|rules?|prompts?|polic(?:y|ies)|guidelines?)"
+    r"|\b(?:system\s+prompt|developer\s+mode|jailbreak|new\s+instructions?\s*:|pretend\s+(?:to\s+be|you\s+are)"
+    r"|act\s+as\s+(?:if|an?|the)\b|you\s+must\s+now|from\s+now\s+on\s+you)"
+    r"|\byou(?:'re|\s+are)\s+(?:the|a|an|my)\s+(?:\w+\s+)?(?:most\s+\w+|best|nicest|kindest|greatest|\w+est)\b",
+    re.I)
+
+
+@lru_cache(maxsize=4096)
+def manipulative(text: str) -> bool:
+    """True for user text that carries instructions for the agent or flatters it into leniency."""
+    return _MANIPULATION.search(text[:2000].replace("\u2019", "'")) is not None
+
+
+_ASKS_FOR = re.compile(
+    r"\b(?:(?:could|can|would|will)\s+you\s+(?:please\s+)?(?:provide|share|give|tell|confirm|send|spell|let\s+me"
+    r"\s+know)|please\s+(?:provide|share|confirm|tell|send|give)|what(?:'s|\s+is|\s+are)\s+your|may\s+i\s+"
+    r"(?:have|ask|get))\b", re.I)
+
+
+def _asks_back(reply: str) -> bool:
+    """A reply that asks the user for something (an id, a detail) before it can answer: it teaches
+    nothing about the answer. "Done. Anything else?" answers; "Could you provide your user ID?" does not."""
+    return "?" in reply and _ASKS_FOR.search(reply) is not None
+
+
 def demonstration_turns(view: TraceView) -> tuple[str, str] | None:
     """(request, answer) of a successful trace: the first user request with content that is not a
-    courtesy, and the assistant reply that follows it (skipping tool calls to the reply with content),
-    unless that reply is itself only a courtesy. None when the trace has no such pair."""
+    courtesy or an attempt to steer the agent, and the assistant reply that answers it (skipping tool
+    calls to the reply with content), unless that reply is a courtesy or only asks back (the opening
+    "Could you please provide your user ID?"). None when the trace has no such pair."""
     roles, texts = view.roles, view.texts
+    called = {i for i, _, _, _ in view.calls}
     for n, role in enumerate(roles):
-        if role != "user" or not texts[n].strip() or pleasantry(texts[n]):
+        if role != "user" or not texts[n].strip() or pleasantry(texts[n]) or manipulative(texts[n]):
             continue
         for k in range(n + 1, len(roles)):
             if roles[k] == "user":
@@ -570,6 +637,8 @@ def demonstration_turns(view: TraceView) -> tuple[str, str] | None:
             if roles[k] == "assistant" and reply.strip():
                 if pleasantry(reply):
                     break
+                if _asks_back(reply) and not any(n < c < k for c in called):
+                    break  # a question back: the answer comes after the next user turn
                 after = next((texts[j] for j in range(k + 1, len(roles))
                               if roles[j] == "user" and texts[j].strip()), "")
                 if _DOUBT.search(after):
@@ -605,6 +674,10 @@ def demonstrations(pool: Sequence[Demo], tool: str | None, users: Sequence[str],
 
     wanted = [(u, salient(u, numbers=False)) for u in users[:8]]
     wanted = [(u, w) for u, w in wanted if w]
+    if tool and pool:
+        shown = tool_demonstrations(pool, tool, wanted, summaries)
+        if shown:
+            return shown
     if not pool or not wanted:
         return []
     scored = []
@@ -613,10 +686,8 @@ def demonstrations(pool: Sequence[Demo], tool: str | None, users: Sequence[str],
             continue
         if pleasantry(demo.assistant) or pleasantry(demo.user):
             continue
-        if summaries is not None and 0 <= demo.index < len(summaries):
-            s = summaries[demo.index]
-            if s.id == demo.trace_id and any(g.name in UNCLEAN for g in (*s.implicit, *s.explicit)):
-                continue
+        if _unclean(demo, summaries):
+            continue
         mine = salient(demo.user, numbers=False)
         best = 0.0
         for u, theirs in wanted:
@@ -639,6 +710,70 @@ def demonstrations(pool: Sequence[Demo], tool: str | None, users: Sequence[str],
         if len(chosen) == MAX_DEMOS:
             break
     return [{"trace_id": d.trace_id, "user": d.user, "assistant": d.assistant} for d in chosen]
+
+
+def call_steps(view: TraceView) -> tuple[tuple[str, str, str, str], ...]:
+    """(tool, request, arguments JSON, reply) of each tool's first call that worked, in a successful
+    trace: the step a failing trace got wrong, done right. The request is the user turn the call
+    answers (none when it is a courtesy or an attempt to steer the agent); the reply, the agent's
+    first text after the call."""
+    from selfimprove.analysis.signals import _failed_result
+
+    roles, texts = view.roles, view.texts
+    failed = {cid for _, content, is_error, _, cid in view.results
+              if cid and _failed_result(content, is_error)}
+    seen: dict[str, tuple[str, str, str, str]] = {}
+    for i, name, arguments, cid in view.calls:
+        if name in seen or (cid and cid in failed):
+            continue
+        args = call_arguments(arguments)
+        request = next((texts[k] for k in range(i - 1, -1, -1)
+                        if roles[k] == "user" and texts[k].strip()), "")
+        if args is None or not request or pleasantry(request) or manipulative(request):
+            continue
+        reply = ""
+        for k in range(i + 1, len(roles)):
+            if roles[k] == "user":
+                break
+            if roles[k] == "assistant" and texts[k].strip():
+                reply = texts[k]
+                break
+        seen[name] = (name, excerpt(request, 300), args, excerpt(reply, 300))
+    return tuple(seen[name] for name in sorted(seen))
+
+
+def _unclean(demo: Demo, summaries: Sequence[Summary] | None) -> bool:
+    if summaries is None or not 0 <= demo.index < len(summaries):
+        return False
+    s = summaries[demo.index]
+    return s.id == demo.trace_id and any(g.name in UNCLEAN for g in (*s.implicit, *s.explicit))
+
+
+def tool_demonstrations(pool: Sequence[Demo], tool: str, wanted: Sequence[tuple[str, frozenset[str]]],
+                        summaries: Sequence[Summary] | None) -> list[dict[str, str]]:
+    """Clean successful traces calling `tool` with arguments that worked: the request, then the call
+    and the agent's reply. Requests like the failing users' first; distinct arguments only."""
+    scored = []
+    for n, demo in enumerate(pool):
+        step = next((st for st in demo.steps if st[0] == tool), None)
+        if step is None or _unclean(demo, summaries):
+            continue
+        mine = salient(step[1], numbers=False)
+        overlap = max((len(mine & w) / min(len(mine), len(w)) for _, w in wanted if mine), default=0.0)
+        scored.append((-overlap, n, demo, step))
+    scored.sort(key=lambda t: (t[0], t[1]))
+    out: list[dict[str, str]] = []
+    shapes: set[str] = set()
+    for _, _, demo, (_, request, args, reply) in scored:
+        shape = _no_digits(args)
+        if shape in shapes:
+            continue
+        shapes.add(shape)
+        answer = f"{tool}({args})" + (f" \u2192 {reply}" if reply else "")
+        out.append({"trace_id": demo.trace_id, "user": request, "assistant": answer})
+        if len(out) == MAX_DEMOS:
+            break
+    return out
 
 
 def _no_digits(text: str) -> str:

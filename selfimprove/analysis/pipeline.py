@@ -2,7 +2,8 @@
 
 Owns `analyze()`, the entry point of `selfimprove analyze`. Each trace is looked at once, while it
 streams past: its signals are detected, its explicit labels read, and only a compact summary is kept
-(ids, signals, a feature vector, a few counters) together with bounded evidence per grouping key and
+(ids, signals, a feature vector, a few counters, and for a possible failure who first went wrong: its
+`Blame`) together with bounded evidence per grouping key and
 a bounded pool of successful conversations to mine demonstrations from. After the pass, signal weights
 are fitted to the labelled traces, every trace is scored, failures are grouped into patterns, and
 (with a model) the patterns are reflected on.
@@ -27,7 +28,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from selfimprove.analysis import outcomes as oc
-from selfimprove.analysis.patterns import demonstration_turns, failed_calls, succeeded_calls
+from selfimprove.analysis.blame import Blame, blame
+from selfimprove.analysis.patterns import call_steps, demonstration_turns, failed_calls, succeeded_calls
 from selfimprove.analysis.signals import IMPLICIT, Signal, detect, excerpt, explicit
 from selfimprove.errors import SelfImproveError
 from selfimprove.traces.model import Trace, TraceView, view_of
@@ -58,10 +60,12 @@ class Summary:
     kind: str = ""  # the reader that produced it: runs are only compared in length with their own kind
     x: tuple[float, ...] = ()
     extra: tuple[str, ...] = ()  # context features a labelled fit may weigh (see `context_features`)
+    blame: Blame | None = None  # who first went wrong, for traces that may be failures
 
     def __reduce__(self) -> tuple[Any, ...]:  # workers send one per trace: as a plain tuple
         return Summary, (self.id, self.source, self.label, self.explicit, self.implicit, self.counts,
-                         self.turns, self.last_tool, self.prompt_version, self.kind, self.x, self.extra)
+                         self.turns, self.last_tool, self.prompt_version, self.kind, self.x, self.extra,
+                         self.blame)
 
 
 @dataclass
@@ -84,6 +88,7 @@ class Demo:
     tools: frozenset[str]
     index: int = 0  # the trace's summary index (its place in the stream)
     calls: tuple[tuple[str, str], ...] = ()  # (tool, arguments JSON) of its calls, one per tool
+    steps: tuple[tuple[str, str, str, str], ...] = ()  # (tool, request, arguments JSON, reply), one per tool
 
 
 @dataclass
@@ -93,6 +98,11 @@ class Collected:
     summaries: list[Summary] = field(default_factory=list)
     evidence: dict[str, KeyEvidence] = field(default_factory=dict)
     demos: list[Demo] = field(default_factory=list)
+    # (tool error key, labelled failure?) → labelled traces with it: an error as common in labelled
+    # successes as in labelled failures is routine, not the cause of a failure
+    labelled_errors: Counter[tuple[str, bool]] = field(default_factory=Counter)
+    labelled: Counter[bool] = field(default_factory=Counter)
+    routine: frozenset[str] = frozenset()  # those errors, once the pass is over (`routine_errors`)
     filtered: int = 0  # traces outside --since/--until
     undated: int = 0  # traces without a timestamp while a time filter was given (kept)
 
@@ -160,9 +170,18 @@ def observe(trace: Trace, col: Collected) -> None:
     if claims_done(view):
         counts["claims_done"] = 1
     index = len(col.summaries)
+    blamed = None
+    if label or (label is None and found):  # a possible failure: who went wrong first
+        # names of speakers (AutoGen, ADK) live on messages; plain chat records have none worth building
+        names = None if getattr(trace, "view", None) is not None else [m.name for m in trace.messages]
+        blamed = blame(view, found, names)
+    if label is not None:
+        col.labelled[label] += 1
+        for key in {sig.key for sig in found if sig.name == "tool_error"}:
+            col.labelled_errors[(key, label)] += 1
     col.summaries.append(Summary(trace.id, trace.source, label, labels, tuple(found), counts, turns,
                                  last_tool, trace.prompt_version, trace.format,
-                                 extra=context_features(view, found, last_tool)))
+                                 extra=context_features(view, found, last_tool), blame=blamed))
     user = first_user(view) if found or label is not None else ""
     if label is not False and (found or label):
         keys = found + [s for s in labels if s.name == "run_error"]
@@ -177,9 +196,10 @@ def observe(trace: Trace, col: Collected) -> None:
                 ev.arguments.append((index, args))
     if (label is False or (label is None and not found)) and len(col.demos) < MAX_DEMO_POOL:
         pair = demonstration_turns(view)  # a request and the answer to it, not the last pleasantry
-        if pair is not None:
+        steps = call_steps(view) if view.calls else ()  # each tool called right, with its request
+        if pair is not None or steps:
             tools = frozenset(name for _, name, _, _ in view.calls)
-            col.demos.append(Demo(trace.id, pair[0], pair[1], tools, index, succeeded_calls(view)))
+            col.demos.append(Demo(trace.id, *(pair or ("", "")), tools, index, succeeded_calls(view), steps))
 
 
 MAX_TOOLS = 12  # tools named per trace in its context features: enough for any one agent's toolset
@@ -263,6 +283,7 @@ def score(col: Collected) -> tuple[list[oc.Outcome], oc.Fit, list[tuple[int, Sig
     outcomes: list[oc.Outcome] = []
     failing: list[tuple[int, Signal | None]] = []
     decided: dict[tuple[bool | None, tuple[float, ...], tuple[str, ...]], tuple[str, float]] = {}
+    routine = col.routine = routine_errors(col)
     contributed: dict[tuple[float, ...], dict[str, float]] = {}
     for index, s in enumerate(col.summaries):
         extra = s.extra if model.context else ()
@@ -279,9 +300,11 @@ def score(col: Collected) -> tuple[list[oc.Outcome], oc.Fit, list[tuple[int, Sig
             weighted.append(Signal("long_run", contrib["long_run"],
                                    f"{s.turns} turns, the median run has {medians[s.kind]:g}"))
         signals = tuple(s.explicit) + tuple(weighted)
-        outcomes.append(oc.Outcome(s.id, s.source, outcome, failure_score, signals))
-        if outcome == "failure":
-            failing.append((index, explain(s, contrib)))
+        failed = outcome == "failure"
+        outcomes.append(oc.Outcome(s.id, s.source, outcome, failure_score, signals,
+                                   blame=s.blame if failed else None))
+        if failed:
+            failing.append((index, explain(s, contrib, routine)))
     return outcomes, fit, failing
 
 
@@ -315,16 +338,38 @@ def _weighted(sig: Signal, contrib: Mapping[str, float], counts: Mapping[str, in
 EXPLAINS = 0.25  # a signal must add at least this much log-odds to explain a failure
 
 
-def explain(s: Summary, contrib: Mapping[str, float]) -> Signal | None:
-    """The signal that best explains a failure: a run error first, then the heaviest implicit signal."""
+def routine_errors(col: Collected) -> frozenset[str]:
+    """Tool error keys as common among labelled successes as among labelled failures: not a cause."""
+    ok, bad = col.labelled[False], col.labelled[True]
+    if not ok or not bad:
+        return frozenset()
+    return frozenset(key for (key, failed), n in col.labelled_errors.items()
+                     if not failed and n / ok >= col.labelled_errors[(key, True)] / bad)
+
+
+def explain(s: Summary, contrib: Mapping[str, float], routine: frozenset[str] = frozenset()) -> Signal | None:
+    """The signal that explains a failure: a run error, else its earliest decisive anomaly (the first
+    failed tool call whose error is not routine: apologies, corrections, escalations and abandonment
+    after it are its consequences), else the heaviest implicit signal."""
     for sig in s.explicit:
         if sig.name == "run_error":
             return sig
+    first = None
+    for sig in s.implicit:
+        if sig.name == "tool_error" and sig.key and sig.key not in routine and (
+                first is None or (sig.message_index or 0) < (first.message_index or 0)):
+            first = sig
+    if first is not None:
+        return first
     ranked = sorted(((contrib.get(sig.name, 0.0), -k, sig) for k, sig in enumerate(s.implicit)
-                     if sig.name in IMPLICIT), key=lambda t: (t[0], t[1]), reverse=True)
+                     if sig.name in IMPLICIT and sig.key not in routine),
+                    key=lambda t: (t[0], t[1]), reverse=True)
     if ranked and ranked[0][0] >= EXPLAINS:
         return ranked[0][2]
-    return None
+    # nothing weighs enough: the earliest signal the weights do not read as success still says more
+    # than a catch-all ("labelled failures where the agent's last action was …")
+    said = [sig for w, _, sig in ranked if w > 0 and sig.key and sig.message_index is not None]
+    return min(said, key=lambda sig: sig.message_index or 0) if said else None
 
 
 # --- the entry point ----------------------------------------------------------------------------
@@ -441,7 +486,7 @@ def _first_problem(sources: Sequence[SourceInfo]) -> str | None:
 def _with_pattern(o: oc.Outcome, pattern: str | None) -> oc.Outcome:
     if pattern is None:
         return o
-    return oc.Outcome(o.trace_id, o.source, o.outcome, o.failure_score, o.signals, pattern)
+    return oc.Outcome(o.trace_id, o.source, o.outcome, o.failure_score, o.signals, pattern, o.blame)
 
 
 def _source_info(report: Any) -> SourceInfo:

@@ -120,6 +120,8 @@ def outcome_lines(analysis: Analysis) -> Iterator[str]:
     for o in analysis.outcomes:
         doc = o.to_json()
         doc["signals"] = redacted(doc["signals"])
+        if "blame" in doc:  # its reason quotes the trace (an error message, a worker's output)
+            doc["blame"] = redacted(doc["blame"])
         yield json.dumps(doc, ensure_ascii=False) + "\n"
 
 
@@ -231,6 +233,12 @@ def _pattern_lines(p: Pattern) -> list[str]:
         lines.append(f"user: {excerpt(phrase, 110)}")
     if ev.get("config_hint"):
         lines.append(f"config knob: {ev['config_hint']}")
+    if ev.get("consequences"):
+        followed = ev["consequences"].items()
+        lines.append("then: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in followed))
+    blamed = ev.get("blame") or {}
+    if any(agent.lower() not in ("assistant", "user") for agent in blamed):  # a multi-agent log: say who
+        lines.append("responsible agent: " + ", ".join(f"{k} ({v} of {p.count})" for k, v in blamed.items()))
     if p.examples:
         lines.append("e.g. " + ", ".join(str(e["trace_id"]) for e in p.examples))
     return lines

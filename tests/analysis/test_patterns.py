@@ -82,7 +82,8 @@ def test_labelled_failures_without_a_clear_signal_group_by_last_action() -> None
     assert (pat.kind, pat.count, pat.title) == ("explicit_failure", 2,
                                                 "labelled failures where the agent's last action was refund")
     assert pat.evidence["demonstrations"] == [
-        {"trace_id": "ok", "user": "refund please now", "assistant": "Refunded, anything else?"}]
+        {"trace_id": "ok", "user": "refund please now",
+         "assistant": 'refund({"n": 9}) \u2192 Refunded, anything else?'}]
 
 
 def test_config_hints() -> None:

@@ -25,14 +25,17 @@ def test_outcomes_jsonl_has_one_line_per_trace(analysis, tmp_path: Path) -> None
     lines = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert len(lines) == 12
     first = lines[0]
-    assert set(first) == {"trace_id", "source", "outcome", "failure_score", "signals", "pattern"}
+    assert set(first) == {"trace_id", "source", "outcome", "failure_score", "signals", "pattern", "blame"}
+    assert first["blame"] == {"agent": "assistant", "step": 2,
+                              "reason": "tool call failed: lookup_order: Error: timeout after 30s "
+                                        "contacting orders-db (request 8f3a9c2e1b)"}
     assert (first["trace_id"], first["source"], first["outcome"], first["failure_score"]) == (
         "timeout-1", "support.jsonl:1", "failure", 1.0)
     assert [s["name"] for s in first["signals"]] == ["explicit_failure", "tool_error"]
     assert first["pattern"] == analysis.patterns[0].id
     unlabelled = next(line for line in lines if line["trace_id"] == "timeout-3")
     assert unlabelled["outcome"] == "unknown" and 0 < unlabelled["failure_score"] < 0.5
-    assert unlabelled["pattern"] is None
+    assert unlabelled["pattern"] is None and "blame" not in unlabelled  # blame is for failures only
     assert all(0.0 <= line["failure_score"] <= 1.0 for line in lines)
 
 
