@@ -37,8 +37,11 @@ if TYPE_CHECKING:
     from selfimprove.traces.model import Trace, TraceView
 
 DEFAULT_SAMPLE = 50
+MAX_SAMPLE = 500
 DEFAULT_CONCURRENCY = 8
-MAX_STRATA = 32  # distinct strata with a pool of their own; later ones share one
+# distinct strata with a pool of their own (later ones share one): the pool holds at most
+# MAX_STRATA x sample transcripts of at most MAX_TRANSCRIPT_CHARS, whatever the size of the input
+MAX_STRATA = 24
 MAX_MESSAGE_CHARS = 500
 MAX_SYSTEM_CHARS = 1500  # the agent's instructions say what a correct run is: keep more of them
 MAX_ARGUMENT_CHARS = 200
@@ -476,8 +479,8 @@ def resolve(model: str | None, sample: int | None, *, offline: bool, fallback_mo
                                hint="pass --judge MODEL (e.g. openai/gpt-4o-mini)")
     n = sample if sample is not None else (spec.sample if spec is not None and spec.sample
                                            else DEFAULT_SAMPLE)
-    if n < 1:
-        raise SelfImproveError(f"--judge-sample must be at least 1, got {n}")
+    if not 1 <= n <= MAX_SAMPLE:
+        raise SelfImproveError(f"--judge-sample must be between 1 and {MAX_SAMPLE}, got {n}")
     root = settings.root if settings is not None else _root()
     from selfimprove.store import CACHE_DIR
 

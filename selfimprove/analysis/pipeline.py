@@ -233,8 +233,10 @@ def score(col: Collected, judged: Mapping[int, tuple[bool | None, Signal]] | Non
         if x is None:
             x = vectors[vkey] = oc.features(s.counts, oc.long_run_feature(s.turns, medians[s.kind]))
         s.x = x
-    labels = [judged[i][0] if s.label is None and i in judged else s.label
-              for i, s in enumerate(col.summaries)]
+    labels = [s.label for s in col.summaries]
+    for i, (judged_label, _) in judged.items():
+        if labels[i] is None:  # an explicit label wins over the judge's
+            labels[i] = judged_label
     fit = oc.fit([(s.x, y) for s, y in zip(col.summaries, labels, strict=True) if y is not None])
     model = fit.model
     outcomes: list[oc.Outcome] = []
@@ -242,10 +244,11 @@ def score(col: Collected, judged: Mapping[int, tuple[bool | None, Signal]] | Non
     decided: dict[tuple[bool | None, tuple[float, ...]], tuple[str, float]] = {}
     contributed: dict[tuple[float, ...], dict[str, float]] = {}
     for index, s in enumerate(col.summaries):
-        dkey = (labels[index], s.x)
+        label = labels[index]
+        dkey = (label, s.x)
         verdict = decided.get(dkey)
         if verdict is None:
-            verdict = decided[dkey] = oc.decide(labels[index], s.x, model)
+            verdict = decided[dkey] = oc.decide(label, s.x, model)
         outcome, failure_score = verdict
         contrib = contributed.get(s.x)
         if contrib is None:
@@ -255,7 +258,7 @@ def score(col: Collected, judged: Mapping[int, tuple[bool | None, Signal]] | Non
             weighted.append(Signal("long_run", contrib["long_run"],
                                    f"{s.turns} turns, the median run has {medians[s.kind]:g}"))
         signals = tuple(s.explicit) + tuple(weighted)
-        judge_signal = judged[index][1] if index in judged else None
+        judge_signal = judged[index][1] if judged and index in judged else None
         if judge_signal is not None:
             signals += (judge_signal,)
         outcomes.append(oc.Outcome(s.id, s.source, outcome, failure_score, signals))

@@ -258,6 +258,9 @@ def test_a_step_outside_the_transcript_is_dropped_and_the_report_counts_it_all(t
     assert lines[0] == ("judge m: 5 traces judged (5 failed, 0 succeeded, 0 unknown); 4 of its labels "
                         "used for the weights")
     assert lines[-1] == "judge calls: 5 made, 0 cached · tokens: 0 in, 0 out · cost: $0.0000"
+    from selfimprove.analysis.report import markdown
+
+    assert f"\n- {lines[0]}\n" in markdown(result)
 
 
 @pytest.mark.parametrize("workers", [2])
@@ -296,5 +299,7 @@ def test_analysis_judge_settings_are_read_and_resolved(tmp_path: Path,
         JudgeOptions(model="openai/k", sample=3, rubric="Fail it.", concurrency=2, timeout=30.0,
                      cache_dir=tmp_path / ".selfimprove" / "cache")
     assert resolve("openai/k", 3, offline=True, fallback_model=None, repo=None, config=None) is None
+    with pytest.raises(SelfImproveError, match="--judge-sample must be between 1 and 500, got 501"):
+        resolve("openai/k", 501, offline=False, fallback_model=None, repo=None, config=None)
     with pytest.raises(SelfImproveError, match="the judge must be a litellm model"):
         resolve("exec:python agent.py", None, offline=False, fallback_model=None, repo=None, config=None)
