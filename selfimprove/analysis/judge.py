@@ -3,9 +3,11 @@
 Owns: the candidate pool gathered while traces stream past (per stratum, the candidates with the
 lowest hash priority, each as a compact, redacted, bounded transcript: memory stays flat, and the
 sample depends on the input only, not on its order or the number of reading processes); the choice of
-the sample after the pass (round-robin over strata of label, current failure score, strongest signal
-and source format; most of the budget on unlabelled traces, which the judge can teach about, and a
-fifth on labelled ones, so its agreement with the labels can be measured); the prompt (the rubric,
+the sample after the pass (stratified by label, current failure score, strongest signal and source
+format, each stratum's share in proportion to its size in the input, so the labels teach the learner
+the input's mix of outcomes rather than the sample's; most of the budget on unlabelled traces, which
+the judge can teach about, and a fifth on labelled ones, so its agreement with the labels can be
+measured); the prompt (the rubric,
 and the transcript framed as delimited data); the verdict's validation (`schemas/judge.schema.json`
 through `llm.acomplete_json`); the verdict cache (keyed by model, rubric, prompt version and the
 transcript's digest, so a re-run asks nothing); and the judge's report: how many traces it labelled,
@@ -23,6 +25,7 @@ import hashlib
 import heapq
 import json
 import re
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence, Set
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -163,7 +166,7 @@ _DELIMITER = re.compile(r"<(/?)(transcript)", re.I)
 
 
 def _clip(text: str, limit: int) -> str:
-    text = " ".join(text.split())
+    text = " ".join(text[: limit * 4].split())  # a huge tool output is cut before it is looked at
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -178,10 +181,9 @@ def _arguments(args: Any) -> str:
 
 def transcript(view: TraceView, failed: Set[int | None] = frozenset()) -> str:
     """The run as numbered lines, each message cut to a bound and the whole too (its start and its end
-    kept: the end says how it went); redacted, and unable to close the block it is sent in. Tool results
-    the source marks as errors, and those at `failed` (what the signals found), are marked ERROR."""
-    from selfimprove.llm import redact
-
+    kept: the end says how it went). Tool results the source marks as errors, and those at `failed`
+    (what the signals found), are marked ERROR. Redacted when sent (`framed`), not here: most
+    candidates are never sent."""
     calls: dict[int, list[str]] = {}
     for at, name, args, _ in view.calls:
         calls.setdefault(at, []).append(f"    calls {name}({_clip(_arguments(args), MAX_ARGUMENT_CHARS)})")
@@ -194,7 +196,15 @@ def transcript(view: TraceView, failed: Set[int | None] = frozenset()) -> str:
             head += (f" {tool}" if tool else "") + (" ERROR" if is_error or i in failed else "")
         limit = MAX_SYSTEM_CHARS if role == "system" else MAX_MESSAGE_CHARS
         lines.append("\n".join([f"{head}: {_clip(view.texts[i] or '', limit)}", *calls.get(i, [])]))
-    return _DELIMITER.sub(r"‹\1\2", redact(_bounded(lines)))
+    return _bounded(lines)
+
+
+def framed(text: str) -> str:
+    """A transcript as sent: redacted, inside delimiters it cannot close."""
+    from selfimprove.llm import redact
+
+    body = _DELIMITER.sub(r"‹\1\2", redact(text))
+    return f"<transcript>\n{body}\n</transcript>"
 
 
 def _bounded(lines: Sequence[str]) -> str:
@@ -219,31 +229,67 @@ def _bounded(lines: Sequence[str]) -> str:
 
 # --- choosing the sample -------------------------------------------------------------------------
 
-def select(pool: JudgePool, scores: Sequence[float], n: int) -> list[Candidate]:
-    """`n` candidates, round-robin over strata (label or failure-score bucket, strongest signal, format);
-    unlabelled traces first, one in LABELLED_SHARE for labelled ones when both exist."""
-    groups: dict[bool, dict[tuple[str, str, str], list[Candidate]]] = {True: {}, False: {}}
+# (the label, or for an unlabelled trace its failure-score bucket; the strongest signal; the format)
+Stratum = tuple[str, str, str]
+
+
+def stratum_of(label: str, primary: str, kind: str, score: float) -> Stratum:
+    bucket = label if label != "none" else f"score{min(SCORE_BUCKETS - 1, int(score * SCORE_BUCKETS))}"
+    return bucket, primary, kind
+
+
+def population(col: Collected, scores: Sequence[float]) -> Counter[Stratum]:
+    """How many traces of the whole input fall in each stratum (the pool holds only a few of each)."""
+    counts: Counter[Stratum] = Counter()
+    for s, score in zip(col.summaries, scores, strict=True):
+        names = {g.name for g in s.implicit}
+        primary = next((name for name in IMPLICIT if name in names), "none")
+        label = "none" if s.label is None else "failure" if s.label else "success"
+        counts[stratum_of(label, primary, s.kind, score)] += 1
+    return counts
+
+
+def select(pool: JudgePool, scores: Sequence[float], n: int,
+           sizes: Mapping[Stratum, int] | None = None) -> list[Candidate]:
+    """`n` candidates, a stratified sample: unlabelled traces first (one in LABELLED_SHARE labelled, when
+    both exist), shared out between strata in proportion to their `sizes` (default: the pool's), so
+    the sample keeps the input's mix of outcomes and the labels it yields teach the learner no bias;
+    within a stratum, the lowest priorities."""
+    groups: dict[bool, dict[Stratum, list[Candidate]]] = {True: {}, False: {}}
     for c in pool.candidates():
         label, primary, kind = c.stratum
-        unlabelled = label == "none"
-        bucket = label if not unlabelled else \
-            f"score{min(SCORE_BUCKETS - 1, int(scores[c.index] * SCORE_BUCKETS))}"
-        groups[unlabelled].setdefault((bucket, primary, kind), []).append(c)
-    order = {flag: _round_robin(strata) for flag, strata in groups.items()}
-    labelled_quota = n // LABELLED_SHARE if order[True] else n
-    take_labelled = min(labelled_quota, len(order[False]))
-    chosen = order[False][:take_labelled]
-    chosen += order[True][: n - take_labelled]
-    rest = order[True][n - take_labelled:] + order[False][take_labelled:]
-    return chosen + rest[: max(0, n - len(chosen))]
+        groups[label == "none"].setdefault(stratum_of(label, primary, kind, scores[c.index]), []).append(c)
+    for strata in groups.values():
+        for members in strata.values():
+            members.sort(key=lambda c: (c.priority, c.index))
+    weights = sizes or Counter({key: len(m) for strata in groups.values() for key, m in strata.items()})
+    available = {flag: sum(len(m) for m in strata.values()) for flag, strata in groups.items()}
+    labelled = min(n // LABELLED_SHARE if available[True] else n, available[False])
+    unlabelled = min(n - labelled, available[True])
+    labelled = min(n - unlabelled, available[False])  # labelled runs fill what unlabelled ones cannot
+    return _proportional(groups[True], weights, unlabelled) + _proportional(groups[False], weights, labelled)
 
 
-def _round_robin(strata: Mapping[tuple[str, str, str], list[Candidate]]) -> list[Candidate]:
-    lists = [sorted(strata[key], key=lambda c: (c.priority, c.index)) for key in sorted(strata)]
-    out: list[Candidate] = []
-    for depth in range(max((len(x) for x in lists), default=0)):
-        out.extend(x[depth] for x in lists if depth < len(x))
-    return out
+def _proportional(strata: Mapping[Stratum, list[Candidate]], weights: Mapping[Stratum, int],
+                  q: int) -> list[Candidate]:
+    """`q` candidates shared out in proportion to the strata's weights (largest remainders, ties by
+    stratum), no stratum giving more than it has; when `q` allows, every stratum gives at least one, so
+    a rare signal is looked at too."""
+    given = {key: 1 if 0 < len(strata) <= q else 0 for key in strata}
+    while sum(given.values()) < q:
+        open_ = sorted(key for key in strata if given[key] < len(strata[key]))
+        if not open_:
+            break
+        left = q - sum(given.values())
+        total = sum(max(1, weights.get(key, 0)) for key in open_)
+        shares = {key: left * max(1, weights.get(key, 0)) / total for key in open_}
+        floors = {key: min(int(shares[key]), len(strata[key]) - given[key]) for key in open_}
+        if any(floors.values()):
+            for key, extra in floors.items():
+                given[key] += extra
+        else:  # every share is below one: the largest gets one
+            given[max(open_, key=lambda key: shares[key])] += 1  # the first of equals, in sorted order
+    return [c for key in sorted(strata) for c in strata[key][: given[key]]]
 
 
 # --- asking ------------------------------------------------------------------------------------------
@@ -274,7 +320,7 @@ def messages_for(options: JudgeOptions, text: str) -> list[dict[str, str]]:
 
     schema = json.dumps(load_schema("judge.schema.json"), separators=(",", ":"))
     return [{"role": "system", "content": SYSTEM.format(rubric=options.rubric_text, schema=schema)},
-            {"role": "user", "content": f"<transcript>\n{text}\n</transcript>"}]
+            {"role": "user", "content": framed(text)}]
 
 
 def cache_key(options: JudgeOptions, text: str) -> str:
@@ -380,7 +426,7 @@ def judge(col: Collected, scores: Sequence[float], options: JudgeOptions, comple
 
     pool = col.pool
     assert pool is not None, "the pool is gathered while streaming when a judge is configured"
-    sample = select(pool, scores, options.sample)
+    sample = select(pool, scores, options.sample, population(col, scores))
     store = JsonStore(options.cache_dir or Path("."), enabled=options.cache_dir is not None)
     found: list[Verdict] = []
     jobs: list[tuple[Candidate, list[dict[str, str]], str]] = []

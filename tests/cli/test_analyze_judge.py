@@ -33,7 +33,7 @@ def test_judge_flags_show_the_estimate_then_report_the_labels(run, stub_openai, 
     estimate = ("judge openai/judge-stub: 10 traces sampled from 42 candidates; 10 calls to make, 0 cached; "
                 "estimated cost unknown (no price for this model)")
     assert lines[0] == estimate  # before the report, and before any call was made
-    assert "judge openai/judge-stub: 10 traces judged (7 failed, 3 succeeded, 0 unknown); 8 of its labels " \
+    assert "judge openai/judge-stub: 10 traces judged (6 failed, 4 succeeded, 0 unknown); 8 of its labels " \
            "used for the weights" in lines
     assert "judge agrees with the explicit labels on 2 of 2 traces (100%)" in lines
     assert any(line.startswith("judge calls: 10 made, 0 cached · tokens: ") for line in lines)
