@@ -26,7 +26,7 @@ import heapq
 import json
 import re
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence, Set
+from collections.abc import Callable, Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -52,6 +52,7 @@ MAX_TRANSCRIPT_CHARS = 6000
 SCORE_BUCKETS = 4
 LABELLED_SHARE = 5  # one judged trace in this many is a labelled one, for the agreement check
 MAX_TOKENS = 300  # a verdict is one short JSON object
+RETRIES = 1  # an invalid reply is asked again once, with the problem spelled out
 STOP_AFTER_ERRORS = 3  # failed calls in a row before the judge stops asking
 PROMPT_VERSION = 1  # part of the cache key: a changed prompt asks again
 OVERFLOW = ("*", "*", "*")
@@ -110,12 +111,10 @@ class JudgePool:
 
     def offer(self, trace: Trace, view: TraceView, index: int, label: bool | None,
               found: Sequence[Signal]) -> None:
-        names = {s.name for s in found}
-        primary = next((name for name in IMPLICIT if name in names), "none")
-        stratum = ("none" if label is None else "failure" if label else "success", primary, trace.format)
+        stratum = _stratum(label, found, trace.format)
         priority = _priority(trace.source, view)
         heap = self._heap(stratum)
-        if len(heap) >= self.capacity and (priority, index) >= (-heap[0][0], -heap[0][1]):
+        if not self._admits(heap, priority, index):
             return  # decided before building its transcript: most traces cost one hash
         text = transcript(view, {s.message_index for s in found if s.name == "tool_error"})
         self._push(heap, Candidate(priority, index, stratum, text, len(view.roles)))
@@ -132,9 +131,12 @@ class JudgePool:
         if len(heap) > self.capacity:
             heapq.heappop(heap)
 
+    def _admits(self, heap: list[tuple[int, int, Candidate]], priority: int, index: int) -> bool:
+        return len(heap) < self.capacity or (priority, index) < (-heap[0][0], -heap[0][1])
+
     def add(self, c: Candidate) -> None:
         heap = self._heap(c.stratum)
-        if len(heap) < self.capacity or (c.priority, c.index) < (-heap[0][0], -heap[0][1]):
+        if self._admits(heap, c.priority, c.index):
             self._push(heap, c)
 
     def candidates(self) -> list[Candidate]:
@@ -150,6 +152,13 @@ def merge_pools(parts: Sequence[tuple[JudgePool, Callable[[int], int]]]) -> Judg
     for c in sorted(moved, key=lambda c: c.index):
         pool.add(c)
     return pool
+
+
+def _stratum(label: bool | None, signals: Iterable[Signal], kind: str) -> tuple[str, str, str]:
+    """(label, strongest signal, format): what a trace is known to be while it streams past."""
+    names = {s.name for s in signals}
+    primary = next((name for name in IMPLICIT if name in names), "none")
+    return "none" if label is None else "failure" if label else "success", primary, kind
 
 
 def _priority(source: str, view: TraceView) -> int:
@@ -242,10 +251,7 @@ def population(col: Collected, scores: Sequence[float]) -> Counter[Stratum]:
     """How many traces of the whole input fall in each stratum (the pool holds only a few of each)."""
     counts: Counter[Stratum] = Counter()
     for s, score in zip(col.summaries, scores, strict=True):
-        names = {g.name for g in s.implicit}
-        primary = next((name for name in IMPLICIT if name in names), "none")
-        label = "none" if s.label is None else "failure" if s.label else "success"
-        counts[stratum_of(label, primary, s.kind, score)] += 1
+        counts[stratum_of(*_stratum(s.label, s.implicit, s.kind), score)] += 1
     return counts
 
 
@@ -372,9 +378,13 @@ def _spent(verdict: Verdict, completions: Sequence[Completion]) -> Verdict:
                    cost_usd=sum(c.cost_usd for c in completions))
 
 
-def _to_doc(v: Verdict) -> dict[str, Any]:
-    return {"verdict": v.verdict, "reason": v.reason, "step": v.step, "calls": v.calls,
-            "input_tokens": v.input_tokens, "output_tokens": v.output_tokens, "cost_usd": v.cost_usd}
+def _remember(store: Any, key: str, v: Verdict) -> None:
+    doc = {"verdict": v.verdict, "reason": v.reason, "step": v.step, "calls": v.calls,
+           "input_tokens": v.input_tokens, "output_tokens": v.output_tokens, "cost_usd": v.cost_usd}
+    try:
+        store.put_doc(key, doc)
+    except OSError:
+        pass  # a cache that cannot be written (a read-only checkout) costs calls next time, not this run
 
 
 async def _ask_all(jobs: Sequence[tuple[Candidate, list[dict[str, str]], str]], options: JudgeOptions,
@@ -394,14 +404,14 @@ async def _ask_all(jobs: Sequence[tuple[Candidate, list[dict[str, str]], str]], 
                 return Verdict(c.index, "unknown", "not asked", error=f"not asked: {state['stopped']}")
             metered = _Metered(completer)
             try:
-                reply, _ = await acomplete_json(metered, options.model, messages, schema, retries=1,
+                reply, _ = await acomplete_json(metered, options.model, messages, schema, retries=RETRIES,
                                                 temperature=0, max_tokens=MAX_TOKENS)
             except SelfImproveError as exc:
-                if len(metered.completions) == 2:  # answered twice, never validly: that is a verdict
+                if len(metered.completions) == RETRIES + 1:  # it answered, never validly: a verdict
                     state["in_row"] = 0
                     unusable = Verdict(c.index, "unknown", _clip(f"unusable reply: {exc.message}", 300))
                     verdict = _spent(unusable, metered.completions)
-                    store.put_doc(key, _to_doc(verdict))
+                    _remember(store, key, verdict)
                     return verdict
                 state["in_row"] += 1
                 if state["in_row"] >= STOP_AFTER_ERRORS and state["stopped"] is None:
@@ -410,7 +420,7 @@ async def _ask_all(jobs: Sequence[tuple[Candidate, list[dict[str, str]], str]], 
                               metered.completions)
             state["in_row"] = 0
             verdict = _spent(_parsed(c.index, reply, c.messages), metered.completions)
-            store.put_doc(key, _to_doc(verdict))
+            _remember(store, key, verdict)
             return verdict
 
     verdicts = await asyncio.gather(*(one(c, m, k) for c, m, k in jobs))
