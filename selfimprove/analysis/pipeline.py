@@ -336,8 +336,7 @@ def analyze(paths: Sequence[Path], *, format: str = "auto", since: datetime | No
         set_total(stream.total_bytes)
     n = workers if workers is not None else default_workers(stream.total_bytes)
     col: Collected | None = None
-    judging = judge is not None and completer is not None
-    pool_size = judge.sample if judge is not None and judging else 0
+    pool_size = judge.sample if judge is not None and completer is not None else 0
     if n > 1:
         from concurrent.futures.process import BrokenProcessPool
 
@@ -362,7 +361,7 @@ def analyze(paths: Sequence[Path], *, format: str = "auto", since: datetime | No
                  "exports, … see the README)" if only_other_files
             else "check the files' format (--format forces a reader)")
     judged, judge_report = None, None
-    if judge is not None and judging and col.pool is not None:
+    if judge is not None and col.pool is not None:  # a pool is gathered only with a completer
         from selfimprove.analysis import judge as llm_judge
 
         current, _, _ = score(col)  # the current failure scores stratify the sample
