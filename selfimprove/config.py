@@ -49,6 +49,17 @@ class EvalSpec:
 
 
 @dataclass(frozen=True)
+class JudgeSpec:
+    """`analysis.judge`: an LLM judge labelling a sample of traces (None fields: the defaults apply)."""
+
+    model: str | None = None
+    sample: int | None = None
+    rubric: str | None = None
+    concurrency: int | None = None
+    timeout: float | None = None
+
+
+@dataclass(frozen=True)
 class PolicySpec:
     max_rules_per_section: int = 20
     max_added_chars: int = 2000
@@ -67,6 +78,7 @@ class Settings:
     reflection_model: str | None = None
     reflection_timeout: float = 60.0
     policy: PolicySpec = field(default_factory=PolicySpec)
+    judge: JudgeSpec | None = None  # analysis.judge, when the file has one
 
     def managed_paths(self) -> tuple[str, ...]:
         """Every file a change may touch or the policy must compare: prompts, configs, their schemas."""
@@ -162,6 +174,7 @@ def _freeze(data: dict[str, Any], *, root: Path, path: Path) -> Settings:
     gate_data = eval_data.get("gate") or {}
     policy_data = data.get("policy") or {}
     traces = data.get("traces") or {}
+    judge = (data.get("analysis") or {}).get("judge")
     return Settings(
         root=root,
         path=path,
@@ -192,6 +205,10 @@ def _freeze(data: dict[str, Any], *, root: Path, path: Path) -> Settings:
             max_added_chars=policy_data.get("max_added_chars", 2000),
             protected_phrases=tuple(policy_data.get("protected_phrases") or ()),
         ),
+        judge=None if judge is None else JudgeSpec(
+            model=judge.get("model"), sample=judge.get("sample"), rubric=judge.get("rubric"),
+            concurrency=judge.get("concurrency"),
+            timeout=float(judge["timeout"]) if "timeout" in judge else None),
     )
 
 

@@ -5,8 +5,8 @@ its shard of the input (`read_traces(..., shard=(k, n))`: big JSONL files are sp
 boundaries, other files dealt out whole) and runs the same streaming pass as a single process
 (`pipeline.collect`); only the compact summaries, bounded evidence and source reports travel back.
 The merge puts every summary back in stream order (file order, then line), re-applies the bounds on
-evidence and the demonstration pool, and makes trace ids unique across shards, so the analysis is
-the same whatever the number of workers.
+evidence, the demonstration pool and the judge's candidate pool, and makes trace ids unique across
+shards, so the analysis is the same whatever the number of workers.
 
 Never does: send traces between processes (pickling them would cost more than analysing them), or
 let a worker's error escape as a traceback: a `SelfImproveError` in a worker (e.g. `--strict`) is
@@ -32,6 +32,7 @@ from selfimprove.analysis.pipeline import (
     Demo,
     KeyEvidence,
     collect,
+    new_collected,
 )
 from selfimprove.errors import SelfImproveError
 
@@ -56,14 +57,15 @@ def _report_progress(pending: list[int]) -> Callable[[int], None]:
 
 
 def _work(paths: list[str], shard: tuple[int, int], format: str, strict: bool, since: datetime | None,
-          until: datetime | None, progress: Callable[[int], None] | None = None) -> tuple[str, Any, Any]:
+          until: datetime | None, progress: Callable[[int], None] | None = None,
+          judge_pool: int = 0) -> tuple[str, Any, Any]:
     from selfimprove.traces.read import read_traces
 
     pending = [0]
     try:
         stream = read_traces([Path(p) for p in paths], format=format, strict=strict, shard=shard,
                              progress=progress or _report_progress(pending), views=True)
-        col = collect(stream, since=since, until=until)
+        col = collect(stream, since=since, until=until, col=new_collected(judge_pool))
     except SelfImproveError as exc:
         return "error", (exc.message, exc.where, exc.hint), None
     if pending[0] and _counter is not None:
@@ -78,8 +80,10 @@ def _ignore(n: int) -> None:
 
 def collect_sharded(paths: Sequence[Path], workers: int, *, format: str = "auto", strict: bool = False,
                     since: datetime | None = None, until: datetime | None = None,
-                    progress: Callable[[int], None] | None = None) -> tuple[Collected, list[Any]]:
-    """`collect` over `workers` shards of the input, merged in stream order; and the source reports."""
+                    progress: Callable[[int], None] | None = None,
+                    judge_pool: int = 0) -> tuple[Collected, list[Any]]:
+    """`collect` over `workers` shards of the input, merged in stream order; and the source reports.
+    `judge_pool` > 0 gathers a judge's candidate pool of that size per stratum in every shard."""
     from selfimprove.traces.read import list_files
 
     order = {display: n for n, (_, display, _) in enumerate(list_files(paths))}
@@ -99,9 +103,10 @@ def collect_sharded(paths: Sequence[Path], workers: int, *, format: str = "auto"
     with ProcessPoolExecutor(max_workers=workers - 1, mp_context=ctx, initializer=_init,
                              initargs=(counter,)) as pool:
         futures: list[Future[tuple[str, Any, Any]]] = [
-            pool.submit(_work, names, (k, workers), format, strict, since, until) for k in range(1, workers)]
+            pool.submit(_work, names, (k, workers), format, strict, since, until, None, judge_pool)
+            for k in range(1, workers)]
         own = _work(names, (0, workers), format, strict, since, until,
-                    own_progress if progress is not None else _ignore)
+                    own_progress if progress is not None else _ignore, judge_pool)
         pending = set(futures)
         while pending:
             _, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
@@ -164,7 +169,16 @@ def merge(parts: Sequence[Collected], order: dict[str, int]) -> Collected:
     demos = sorted((new[(k, d.index)], d) for k, part in enumerate(parts) for d in part.demos)
     out.demos = [Demo(out.summaries[n].id, d.user, d.assistant, d.tools, n, d.calls, d.steps)
                  for n, d in demos[:MAX_DEMO_POOL]]
+    pools = [(part.pool, k) for k, part in enumerate(parts) if part.pool is not None]
+    if pools:
+        from selfimprove.analysis.judge import merge_pools
+
+        out.pool = merge_pools([(pool, _renumber(new, k)) for pool, k in pools])
     return out
+
+
+def _renumber(new: dict[tuple[int, int], int], part: int) -> Callable[[int], int]:
+    return lambda index: new[(part, index)]
 
 
 def _first_distinct(items: list[tuple[int, str]]) -> list[tuple[int, str]]:

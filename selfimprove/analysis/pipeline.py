@@ -3,10 +3,11 @@
 Owns `analyze()`, the entry point of `selfimprove analyze`. Each trace is looked at once, while it
 streams past: its signals are detected, its explicit labels read, and only a compact summary is kept
 (ids, signals, a feature vector, a few counters, and for a possible failure who first went wrong: its
-`Blame`) together with bounded evidence per grouping key and
-a bounded pool of successful conversations to mine demonstrations from. After the pass, signal weights
-are fitted to the labelled traces, every trace is scored, failures are grouped into patterns, and
-(with a model) the patterns are reflected on.
+`Blame`) together with bounded evidence per grouping key and a bounded pool of successful
+conversations to mine demonstrations from (and, when an LLM judge is configured, a bounded pool of
+candidates for it). After the pass the judge labels a sample of them, signal weights are fitted to the
+labelled traces, every trace is scored, failures are grouped into patterns, and (with a model) the
+patterns are reflected on.
 
 Never does: keep whole traces (memory must stay flat for any log size), print, or call a model
 without being handed a completer. Exporting failing traces as eval cases re-reads the input rather
@@ -35,6 +36,7 @@ from selfimprove.errors import SelfImproveError
 from selfimprove.traces.model import Trace, TraceView, view_of
 
 if TYPE_CHECKING:
+    from selfimprove.analysis.judge import JudgeOptions, JudgePool
     from selfimprove.analysis.report import Analysis
 
 MAX_KEYS = 5000  # distinct grouping keys that keep evidence; beyond that keys are only counted
@@ -105,6 +107,7 @@ class Collected:
     routine: frozenset[str] = frozenset()  # those errors, once the pass is over (`routine_errors`)
     filtered: int = 0  # traces outside --since/--until
     undated: int = 0  # traces without a timestamp while a time filter was given (kept)
+    pool: JudgePool | None = None  # candidates for the LLM judge, only when one is configured
 
 
 def first_user(view: TraceView) -> str:
@@ -200,6 +203,8 @@ def observe(trace: Trace, col: Collected) -> None:
         if pair is not None or steps:
             tools = frozenset(name for _, name, _, _ in view.calls)
             col.demos.append(Demo(trace.id, *(pair or ("", "")), tools, index, succeeded_calls(view), steps))
+    if col.pool is not None:
+        col.pool.offer(trace, view, index, label, found)
 
 
 MAX_TOOLS = 12  # tools named per trace in its context features: enough for any one agent's toolset
@@ -273,12 +278,22 @@ def _remember(col: Collected, s: Signal, index: int, user: str) -> None:
 
 # --- decisions after the pass -------------------------------------------------------------------
 
-def score(col: Collected) -> tuple[list[oc.Outcome], oc.Fit, list[tuple[int, Signal | None]]]:
-    """Fit the weights, decide every outcome, and choose the signal that best explains each failure."""
+def score(col: Collected, judged: Mapping[int, tuple[bool | None, Signal]] | None = None
+          ) -> tuple[list[oc.Outcome], oc.Fit, list[tuple[int, Signal | None]]]:
+    """Fit the weights, decide every outcome, and choose the signal that best explains each failure.
+
+    `judged` (summary index → the judge's label, or None, and its verdict as a signal): a judge's label
+    counts as a label, for the fit and for its own trace's outcome.
+    """
+    judged = judged or {}
     medians = medians_of(col.summaries)
     vectorize(col.summaries, medians)
-    labelled = [s for s in col.summaries if s.label is not None]
-    fit = oc.fit([(s.x, bool(s.label)) for s in labelled], extras=[s.extra for s in labelled])
+    labels = [s.label for s in col.summaries]
+    for i, (judged_label, _) in judged.items():
+        if labels[i] is None:  # an explicit label wins over the judge's
+            labels[i] = judged_label
+    rows = [(s, y) for s, y in zip(col.summaries, labels, strict=True) if y is not None]
+    fit = oc.fit([(s.x, y) for s, y in rows], extras=[s.extra for s, _ in rows])
     model = fit.model
     outcomes: list[oc.Outcome] = []
     failing: list[tuple[int, Signal | None]] = []
@@ -286,11 +301,12 @@ def score(col: Collected) -> tuple[list[oc.Outcome], oc.Fit, list[tuple[int, Sig
     routine = col.routine = routine_errors(col)
     contributed: dict[tuple[float, ...], dict[str, float]] = {}
     for index, s in enumerate(col.summaries):
+        label = labels[index]
         extra = s.extra if model.context else ()
-        dkey = (s.label, s.x, extra)
+        dkey = (label, s.x, extra)
         verdict = decided.get(dkey)
         if verdict is None:
-            verdict = decided[dkey] = oc.decide(s.label, s.x, model, extra)
+            verdict = decided[dkey] = oc.decide(label, s.x, model, extra)
         outcome, failure_score = verdict
         contrib = contributed.get(s.x)
         if contrib is None:
@@ -300,11 +316,18 @@ def score(col: Collected) -> tuple[list[oc.Outcome], oc.Fit, list[tuple[int, Sig
             weighted.append(Signal("long_run", contrib["long_run"],
                                    f"{s.turns} turns, the median run has {medians[s.kind]:g}"))
         signals = tuple(s.explicit) + tuple(weighted)
+        judge_signal = judged[index][1] if judged and index in judged else None
+        if judge_signal is not None:
+            signals += (judge_signal,)
         failed = outcome == "failure"
         outcomes.append(oc.Outcome(s.id, s.source, outcome, failure_score, signals,
                                    blame=s.blame if failed else None))
         if failed:
-            failing.append((index, explain(s, contrib, routine)))
+            why = explain(s, contrib, routine)
+            if why is None and s.label is None and judge_signal is not None:  # the judge's label alone
+                why = Signal("llm_judge", 0.0, judge_signal.detail, judge_signal.message_index,
+                             f"explicit_failure|llm_judge|{s.last_tool or ''}")
+            failing.append((index, why))
     return outcomes, fit, failing
 
 
@@ -398,11 +421,14 @@ class SourceInfo:
 def analyze(paths: Sequence[Path], *, format: str = "auto", since: datetime | None = None,
             until: datetime | None = None, strict: bool = False, completer: Any = None,
             model: str | None = None, progress: Callable[[int], None] | None = None,
-            workers: int | None = None) -> Analysis:
+            workers: int | None = None, judge: JudgeOptions | None = None,
+            notice: Callable[[str], None] | None = None) -> Analysis:
     """Read, score, group and (with a model) reflect: the whole of `selfimprove analyze`.
 
     Large inputs are read by `workers` processes (default: one per CPU, up to 4, when the input is
-    over PARALLEL_MIN_BYTES), each reading one shard; the result is the same as with one.
+    over PARALLEL_MIN_BYTES), each reading one shard; the result is the same as with one. With `judge`
+    (and a completer) an LLM judge labels a sample of the traces before the weights are fitted;
+    `notice` hears what it is about to spend.
     """
     from selfimprove.analysis.patterns import group
     from selfimprove.analysis.report import Analysis
@@ -414,6 +440,7 @@ def analyze(paths: Sequence[Path], *, format: str = "auto", since: datetime | No
         set_total(stream.total_bytes)
     n = workers if workers is not None else default_workers(stream.total_bytes)
     col: Collected | None = None
+    pool_size = judge.sample if judge is not None and completer is not None else 0
     if n > 1:
         from concurrent.futures.process import BrokenProcessPool
 
@@ -421,11 +448,11 @@ def analyze(paths: Sequence[Path], *, format: str = "auto", since: datetime | No
 
         try:
             col, reports = collect_sharded(list(paths), n, format=format, strict=strict, since=since,
-                                           until=until, progress=progress)
+                                           until=until, progress=progress, judge_pool=pool_size)
         except (BrokenProcessPool, OSError):  # no usable worker processes here: read in this one
             col = None
     if col is None:
-        col = collect(stream, since=since, until=until)
+        col = collect(stream, since=since, until=until, col=new_collected(pool_size))
         reports = list(stream.sources)
     sources = tuple(_source_info(r) for r in reports)
     if sum(s.traces for s in sources) == 0:
@@ -437,7 +464,15 @@ def analyze(paths: Sequence[Path], *, format: str = "auto", since: datetime | No
             hint="put your agent's logs there (OpenAI or Anthropic messages, OTLP, Langfuse or LangSmith "
                  "exports, … see the README)" if only_other_files
             else "check the files' format (--format forces a reader)")
-    outcomes, fit, failing = score(col)
+    judged, judge_report = None, None
+    if judge is not None and col.pool is not None:  # a pool is gathered only with a completer
+        from selfimprove.analysis import judge as llm_judge
+
+        current, _, _ = score(col)  # the current failure scores stratify the sample
+        verdicts, judge_report = llm_judge.judge(col, [o.failure_score for o in current], judge, completer,
+                                                 notice)
+        judged = llm_judge.labels(col, verdicts)
+    outcomes, fit, failing = score(col, judged)
     # every report quotes the patterns' evidence: redact it once, here (ids and counts are unchanged)
     patterns = [_redacted_pattern(p) for p in group(col, outcomes, failing)]
     reflection = None
@@ -450,8 +485,17 @@ def analyze(paths: Sequence[Path], *, format: str = "auto", since: datetime | No
     return Analysis(
         outcomes=tuple(outcomes), patterns=tuple(patterns), sources=sources, fit=fit,
         versions=versions(col.summaries, outcomes), filtered=col.filtered, undated=col.undated,
-        reflection=reflection, inputs=tuple(str(p) for p in paths), format=format,
+        reflection=reflection, inputs=tuple(str(p) for p in paths), format=format, judge=judge_report,
     )
+
+
+def new_collected(pool_size: int) -> Collected:
+    """An empty `Collected`, gathering a judge's candidate pool when `pool_size` is above 0."""
+    if pool_size <= 0:
+        return Collected()
+    from selfimprove.analysis.judge import JudgePool
+
+    return Collected(pool=JudgePool(pool_size))
 
 
 def _redacted_pattern(p: Any) -> Any:

@@ -48,6 +48,7 @@ class Analysis:
     reflection: Mapping[str, Any] | None = None
     inputs: tuple[str, ...] = ()
     format: str = "auto"
+    judge: Mapping[str, Any] | None = None  # what the LLM judge labelled and spent, when one ran
 
     @property
     def counts(self) -> dict[str, int]:
@@ -71,6 +72,8 @@ class Analysis:
             doc["versions"] = [dict(v) for v in self.versions]
         if self.reflection is not None:
             doc["reflection"] = dict(self.reflection)
+        if self.judge is not None:
+            doc["judge"] = dict(self.judge)
         return doc
 
     def failing(self) -> Iterator[tuple[int, Outcome]]:
@@ -185,6 +188,9 @@ def render(analysis: Analysis, console: Console, *, verbose: bool = False) -> No
         console.print("no failure pattern stands out")
     fit = analysis.fit
     console.print(Text(_fit_line(fit)), soft_wrap=True)
+    if analysis.judge is not None:
+        for line in judge_lines(analysis.judge):
+            console.print(Text(line), soft_wrap=True)
     if analysis.versions:
         table = Table(title="Failure rate by prompt version", title_justify="left")
         for col in ("version", "traces", "failures", "rate"):
@@ -198,6 +204,24 @@ def render(analysis: Analysis, console: Console, *, verbose: bool = False) -> No
         r = analysis.reflection
         console.print(f"reflection by {r.get('model')}: {r.get('calls')} call(s), "
                       f"${float(r.get('cost_usd') or 0):.4f}")
+
+
+def judge_lines(j: Mapping[str, Any]) -> list[str]:
+    """What the LLM judge labelled, how far it agrees with the explicit labels, and what it cost."""
+    v = j["verdicts"]
+    lines = [f"judge {j['model']}: {j['judged']} traces judged ({v['failure']} failed, {v['success']} "
+             f"succeeded, {v['unknown']} unknown); {j['labels_used']} of its labels used for the weights"]
+    a = j["agreement"]
+    if a["compared"]:
+        lines.append(f"judge agrees with the explicit labels on {a['agreed']} of {a['compared']} traces "
+                     f"({_pct(a['rate'])})")
+    lines.append(f"judge calls: {j['calls']} made, {j['cached']} cached · tokens: {j['input_tokens']} in, "
+                 f"{j['output_tokens']} out · cost: ${float(j['cost_usd']):.4f}")
+    if j.get("stopped"):
+        lines.append(f"judge stopped: {j['stopped']}")
+    elif j.get("errors"):
+        lines.append(f"judge: {j['errors']} call(s) failed (verdict unknown); first: {j['first_error']}")
+    return lines
 
 
 def _fit_line(fit: Fit) -> str:
@@ -260,6 +284,8 @@ def markdown(analysis: Analysis) -> str:
     out.append("")
     out.append(_fit_line(analysis.fit) + ".")
     out.append("")
+    if analysis.judge is not None:
+        out += ["- " + _md(line) for line in judge_lines(analysis.judge)] + [""]
     if analysis.patterns:
         out += ["## Top reasons", "", "| # | pattern | kind | traces | share |", "|---:|---|---|---:|---:|"]
         for n, p in enumerate(analysis.patterns, 1):

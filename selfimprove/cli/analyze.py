@@ -21,30 +21,44 @@ Outcomes = Annotated[Path | None, typer.Option("--outcomes", help="Write one JSO
 Markdown = Annotated[Path | None, typer.Option("--markdown", help="Write the report as Markdown here.")]
 Cases = Annotated[Path | None, typer.Option("--export-cases",
                                             help="Write failing traces as eval cases (suite YAML) here.")]
+Judge = Annotated[str | None, typer.Option("--judge", metavar="MODEL",
+                                           help="Label a sample of traces with this LLM judge (a litellm "
+                                                "model); default: analysis.judge.model.")]
+JudgeSample = Annotated[int | None, typer.Option("--judge-sample", metavar="N",
+                                                 help="Judge at most N traces (default: "
+                                                      "analysis.judge.sample, else 50).")]
 
 
 def command(paths: Paths = None, format: Format = None, strict: Strict = False, since: Since = None,
             until: Until = None, outcomes: Outcomes = None, markdown: Markdown = None,
-            export_cases: Cases = None, json: opt.Json = False, model: opt.Model = None,
+            export_cases: Cases = None, judge: Judge = None, judge_sample: JudgeSample = None,
+            json: opt.Json = False, model: opt.Model = None,
             offline: opt.Offline = False, repo: opt.Repo = None, config: opt.Config = None,
             verbose: opt.Verbose = False, debug: opt.Debug = False) -> None:
     """Read traces, classify outcomes, mine failure patterns and report the top reasons for failure."""
     from selfimprove.analysis import report
+    from selfimprove.analysis.judge import resolve as resolve_judge
     from selfimprove.analysis.pipeline import analyze, parse_time, resolve_inputs
     from selfimprove.analysis.pipeline import export_cases as export
     from selfimprove.cli.render import ProgressBar, emit_json, err_console, out_console, progress_enabled
 
     inputs, fmt, reflection_model, timeout = resolve_inputs(paths or [], format, repo, config, model, offline)
+    judging = resolve_judge(judge, judge_sample, offline=offline, fallback_model=reflection_model, repo=repo,
+                            config=config)
     console = err_console()
     completer = None
-    if reflection_model:
+    if reflection_model or judging:
         from selfimprove.llm import make_completer
 
-        completer = make_completer(reflection_model, timeout=timeout)
+        # one completer for the judge and the reflection: every call of the run is counted in one place
+        completer = make_completer(reflection_model or (judging.model if judging else None),
+                                   timeout=max(timeout, judging.timeout if judging else 0.0))
     with ProgressBar(progress_enabled(json), "reading traces", unit="bytes") as progress:
         result = analyze(inputs, format=fmt, since=parse_time(since, "--since"),
                          until=parse_time(until, "--until"), strict=strict, completer=completer,
-                         model=reflection_model, progress=progress)
+                         model=reflection_model, progress=progress, judge=judging,
+                         notice=progress.print if progress is not None
+                         else lambda text: console.print(text, soft_wrap=True))
     if outcomes is not None:
         report.write_outcomes(result, outcomes)
     if markdown is not None:

@@ -77,6 +77,10 @@ class ProgressBar:
     def update(self, done: int, total: int) -> None:
         self._bar.update(self._task, completed=done, total=total)
 
+    def print(self, text: str) -> None:
+        """A line of its own above the bar, which stays below it."""
+        self._bar.console.print(text, soft_wrap=True)
+
     def __exit__(self, *exc: object) -> None:
         if self._bar is not None:
             self._bar.stop()

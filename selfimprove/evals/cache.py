@@ -1,9 +1,9 @@
 """Content-addressed answers on disk, so an unchanged base is never asked again and a re-run is free.
 
-Owns: the cache key (a SHA-256 of the provider, the rendered messages, the call parameters, the repeat
-index and — for providers that receive them, i.e. `exec:` harnesses — the parsed structured configs of
-the side asked, as canonical JSON), the on-disk layout `.selfimprove/cache/<k[:2]>/<k>.json`, and atomic
-writes (a reader never sees half an entry, two runs never corrupt one).
+Owns: the cache key of an eval answer (a SHA-256 of the provider, the rendered messages, the call
+parameters, the repeat index and — for providers that receive them, i.e. `exec:` harnesses — the
+parsed structured configs of the side asked, as canonical JSON) and the answer's document; the layout
+on disk and atomic writes are `selfimprove.store`'s.
 
 Must never: store an error (a failed call is retried next run, not remembered), or let a damaged entry
 break a run (it is treated as a miss and rewritten).
@@ -17,17 +17,16 @@ while the base's stay cached; a litellm model never sees configs, so its keys ig
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
-import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from selfimprove.evals.assertions import Output
+from selfimprove.store import CACHE_DIR, JsonStore
 from selfimprove.traces.model import ToolCall
 
-CACHE_DIR = Path(".selfimprove") / "cache"
+__all__ = ["CACHE_DIR", "Cache", "cache_key"]
+
 KEY_VERSION = 1
 
 
@@ -67,56 +66,17 @@ def _from_json(doc: Mapping[str, Any]) -> Output:
     )
 
 
-class Cache:
+class Cache(JsonStore):
     """A directory of answers. `enabled=False` (`--no-cache`) neither reads nor writes."""
 
-    def __init__(self, directory: Path, *, enabled: bool = True) -> None:
-        self.directory = directory
-        self.enabled = enabled
-        self._made: set[Path] = set()
-        self._counter = itertools.count()
-
-    def _ignore_in_git(self) -> None:
-        """Keep the cache out of `git status`, as .pytest_cache does: a `.gitignore` of `*` at the top
-        of `.selfimprove/`, written once and never over a file the user made."""
-        top = self.directory.parent if self.directory.name == "cache" else self.directory
-        marker = top / ".gitignore"
-        if not marker.exists():
-            try:
-                with open(marker, "x", encoding="utf-8") as handle:
-                    handle.write("# created by selfimprove: answers cached by `selfimprove eval`\n*\n")
-            except OSError:
-                pass  # another writer made it first, or the directory is read-only: not worth failing
-
-    def _path(self, key: str) -> Path:
-        return self.directory / key[:2] / f"{key}.json"
-
     def get(self, key: str) -> Output | None:
-        if not self.enabled:
+        doc = self.get_doc(key)
+        if doc is None:
             return None
         try:
-            with self._path(key).open(encoding="utf-8") as handle:
-                return _from_json(json.load(handle))
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError, KeyError, TypeError):
+            return _from_json(doc)
+        except (ValueError, KeyError, TypeError):
             return None  # a damaged entry is a miss; the next put replaces it
 
     def put(self, key: str, output: Output) -> None:
-        if not self.enabled:
-            return
-        path = self._path(key)
-        if path.parent not in self._made:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._made.add(path.parent)
-            self._ignore_in_git()
-        # a name no other writer uses (process id + counter), then an atomic rename over the entry
-        tmp = path.parent / f".tmp-{os.getpid()}-{next(self._counter)}-{key[:8]}"
-        data = json.dumps(_to_json(output), ensure_ascii=False, default=str).encode("utf-8")
-        try:
-            with open(tmp, "xb") as handle:
-                handle.write(data)
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        self.put_doc(key, _to_json(output))

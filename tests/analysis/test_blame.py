@@ -67,7 +67,7 @@ def test_the_failed_call_is_the_pattern_and_what_followed_its_consequences(tmp_p
     assert (top.kind, top.count) == ("tool_error", 30)
     assert top.title == f"issue_refund fails: {ERROR}"
     assert top.evidence["tool"] == "issue_refund"
-    assert top.evidence["consequences"] == {"abandonment": 30, "user_correction": 30}
+    assert top.evidence["consequences"] == {"abandonment": 30, "escalation": 30}  # "I want a human"
     assert top.evidence["blame"] == {"assistant": 30}
     arguments = top.evidence["call_arguments"]
     assert arguments["failing"][0] == {"amount": "full", "order_id": "40000"}
@@ -99,7 +99,7 @@ def test_outcomes_file_carries_blame_and_propose_writes_the_tool_rule(run: Calla
     lines = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert lines[0]["blame"] == {"agent": "assistant", "step": 4,
                                  "reason": f"tool call failed: issue_refund: {ERROR}"}
-    assert "then: abandonment 30, user correction 30" in result.stderr
+    assert "then: abandonment 30, escalation 30" in result.stdout
     result = run("propose", "--offline", "--json", cwd=repo)
     assert result.exit_code == 0, result.stderr
     doc = json.loads(result.stdout)
@@ -238,4 +238,4 @@ def test_the_report_names_the_responsible_agent_of_multi_agent_logs(run: Callabl
     assert first["blame"] == {"agent": "FileSurfer", "step": 4, "reason": "FileSurfer reports a failure: "
                               "Address: file:///tmp/x.pdf Title: Error 404 page not found"}
     result = run("analyze", str(log))
-    assert "responsible agent: FileSurfer (3 of 3)" in result.stdout + result.stderr
+    assert "responsible agent: FileSurfer (3 of 3)" in result.stdout
