@@ -186,10 +186,13 @@ def test_5_a_config_change_is_measured_through_the_harness_configs(acme: dict[st
     assert proposal["files"] == ["config/agent.yaml"]
     assert "timeout_s: 3.0" in git(acme["repo"], "show", f"{proposal['branch']}:config/agent.yaml")
     result = cli(acme, "eval", proposal["branch"], "--json")
-    assert result.exit_code == 0, result.stderr
+    # 3 cases fixed, none broken: p = 0.25, which the paired test cannot tell from chance at alpha 0.05,
+    # so the change is reported with its measured gain but is no pass
+    assert result.exit_code == 1, result.stderr
     doc = result.json()
-    assert doc["verdict"] == "pass"
-    assert doc["reasons"] == []
+    assert doc["verdict"] == "no-effect"
+    assert doc["reasons"] == ["no measured effect: gain +6.2 points (3 fixed, 0 regressed), p = 0.25 is not "
+                              "below alpha 0.05"]
     assert doc["base"]["sha"] == acme["base"]
     assert doc["base"]["pass_rate"] == pytest.approx(20 / CASES, abs=1e-6)
     assert doc["candidate"]["pass_rate"] == pytest.approx(23 / CASES, abs=1e-6)
@@ -206,7 +209,7 @@ def test_5_a_config_change_is_measured_through_the_harness_configs(acme: dict[st
     assert flipped["timeout-1"]["candidate"]["output"] == (
         "Your order 90412 is processing (FedEx); expected delivery: Nov 26.")
     again = cli(acme, "eval", proposal["branch"], "--json")
-    assert again.exit_code == 0, again.stderr
+    assert again.exit_code == 1, again.stderr
     assert again.json()["calls"] == {"made": 0, "cached": 2 * CASES}
 
 
