@@ -83,6 +83,7 @@ def commit_message(proposal: Proposal, pattern: Mapping[str, Any]) -> str:
     if phrases:
         body.append("User corrections: " + "; ".join(f'"{_one_line(p)}"' for p in phrases))
     changes = [f"- {e.describe()}" for e in proposal.edits]
+    changes += [f"- removes or rewrites: {_one_line(text)}" for text in proposal.removed]
     text = "\n".join([
         f"selfimprove: {_one_line(proposal.title)}",
         "",

@@ -28,7 +28,6 @@ from selfimprove.proposals.model import Candidate, Edit
 from selfimprove.proposals.text import append_lines, bullet_for, looks_like_injection, quote
 from selfimprove.proposals.workspace import Workspace
 
-FACTOR = 1.5  # the most a numeric config value is raised by one proposal
 MAX_DEMONSTRATIONS = 3
 DEMO_LIMIT = 400  # characters of one demonstration turn; longer (or truncated) ones are skipped, never cut
 
@@ -322,9 +321,11 @@ def config_change(pattern: Mapping[str, Any], ws: Workspace) -> Outcome:
     if isinstance(current, bool) or not isinstance(current, (int, float)):
         return f"{pointer} in {path} is not a number ({current!r}); no bounded change can be made"
     sub = _subschema(cfg.schema, pointer) if cfg.schema else {}
-    new = _raised(current, sub)
+    factor = ws.settings.policy.max_config_factor
+    new = _raised(current, sub, factor)
     if new is None:
-        return f"{pointer} in {path} is already at its schema's maximum ({current})"
+        return (f"{pointer} in {path} cannot be raised from {current} within its schema's maximum and "
+                f"the policy's bound (x{factor:g})")
     edit = Edit(path, None, pointer, json.dumps(current), json.dumps(new))
     samples = [quote(s, 80) for s in evidence.get("error_samples") or () if isinstance(s, str)][:2]
     seen = f' (e.g. "{samples[0]}")' if samples else ""
@@ -332,7 +333,7 @@ def config_change(pattern: Mapping[str, Any], ws: Workspace) -> Outcome:
         title=f"raise {pointer.rsplit('/', 1)[-1]} of {path} from {current} to {new}",
         proposer="offline/config-change",
         rationale=(f"{_share(pattern)} point at `{hint}`{seen}. Raising {pointer} from {current} to {new} "
-                   f"(at most ×{FACTOR}, within the schema's bounds) gives it room without changing "
+                   f"(at most ×{factor:g}, within the schema's bounds) gives it room without changing "
                    "anything else."),
         edits=(edit,),
     )
@@ -388,13 +389,13 @@ def _subschema(schema: Mapping[str, Any], pointer: str) -> Mapping[str, Any]:
     return node if isinstance(node, Mapping) else {}
 
 
-def _raised(current: int | float, sub: Mapping[str, Any]) -> int | float | None:
-    """`current` raised by at most FACTOR (at least +1 for integers), clipped to the schema's maximum."""
+def _raised(current: int | float, sub: Mapping[str, Any], factor: float) -> int | float | None:
+    """`current` raised by at most `factor` (the policy's bound, the same for every proposer), clipped to
+    the schema's maximum; None when no larger value fits both."""
     integer = isinstance(current, int) or sub.get("type") == "integer"
-    if integer:
-        target: float = max(math.ceil(current * FACTOR), int(current) + 1) if current > 0 else current + 1
-    else:
-        target = current * FACTOR if current > 0 else current + 1
+    if current <= 0:
+        return None  # a factor says nothing about zero or a negative value
+    target: float = math.floor(current * factor) if integer else current * factor
     maximum = sub.get("maximum")
     if isinstance(maximum, (int, float)) and not isinstance(maximum, bool):
         target = min(target, maximum)

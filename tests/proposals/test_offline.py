@@ -200,11 +200,11 @@ def test_config_change_raises_a_timeout_within_bounds(ws: Workspace):
     assert isinstance(candidate, Candidate)
     (edit,) = candidate.edits
     assert (edit.path, edit.section, edit.pointer, edit.before, edit.after) == (
-        "config/agent.yaml", None, "/tools/lookup_order/timeout_s", "5", "8")
-    assert candidate.title == "raise timeout_s of config/agent.yaml from 5 to 8"
+        "config/agent.yaml", None, "/tools/lookup_order/timeout_s", "5", "7")
+    assert candidate.title == "raise timeout_s of config/agent.yaml from 5 to 7"
     files = ws.apply(candidate.edits)
     assert files["config/agent.yaml"].decode() == (ws.before["config/agent.yaml"] or b"").decode().replace(
-        "timeout_s: 5", "timeout_s: 8")
+        "timeout_s: 5", "timeout_s: 7")
 
 
 def test_config_change_stops_at_the_schema_maximum(prompt_repo: Path):
@@ -221,7 +221,8 @@ def test_config_change_stops_at_the_schema_maximum(prompt_repo: Path):
     with Repo.open(prompt_repo) as repo:
         ws = load_workspace(settings, repo, repo.resolve("HEAD"))
     assert config_change(pattern, ws) == (
-        "/tools/lookup_order/timeout_s in config/agent.yaml is already at its schema's maximum (30)")
+        "/tools/lookup_order/timeout_s in config/agent.yaml cannot be raised from 30 within its schema's "
+        "maximum and the policy's bound (x1.5)")
     # the proposer chain then falls back to a rule naming the timeout
     candidate = propose_offline(pattern, ws)
     assert isinstance(candidate, Candidate) and candidate.proposer == "offline/tool-error-rule"
@@ -246,7 +247,7 @@ def test_config_hint_for_another_tool_does_not_touch_this_tools_setting(ws: Work
     pattern["evidence"] = {"config_hint": "max_results", "tool": "search"}
     candidate = config_change(pattern, ws)
     assert isinstance(candidate, Candidate)
-    assert (candidate.edits[0].pointer, candidate.edits[0].after) == ("/tools/search/max_results", "8")
+    assert (candidate.edits[0].pointer, candidate.edits[0].after) == ("/tools/search/max_results", "7")
 
 
 def test_escalation_phrases_are_not_corrections_and_cut_demos_are_skipped(ws: Workspace):
