@@ -70,9 +70,9 @@ def test_analyze_reflection_survives_a_transient_fault(
     assert model.faulted == 1
     patterns = result.json()["patterns"]
     assert patterns
-    reflected = [p for p in patterns[:10] if p["evidence"].get("root_cause")]
-    assert len(reflected) == min(len(patterns), 10), [p["evidence"] for p in patterns]
-    assert all(p["evidence"]["fix_kind"] == "prompt_rule" for p in reflected)
+    reflected = [p for p in patterns[:10] if p.get("notes", {}).get("root_cause")]
+    assert len(reflected) == min(len(patterns), 10), [p.get("notes") for p in patterns]
+    assert all(p["notes"]["fix_kind"] == "prompt_rule" for p in reflected)
 
 
 @pytest.mark.parametrize("fault", ["429", "500", "timeout", "malformed"])
@@ -96,7 +96,7 @@ def test_analyze_reflection_with_only_empty_replies_keeps_the_offline_patterns(
     assert [(p["id"], p["count"]) for p in doc["patterns"]] == [
         (p["id"], p["count"]) for p in offline.json()["patterns"]
     ]
-    assert not any(p["evidence"].get("root_cause") for p in doc["patterns"])
+    assert not any(p.get("notes") for p in doc["patterns"])
 
 
 # -- propose ------------------------------------------------------------------------------------
