@@ -151,6 +151,8 @@ def propose(settings: Settings, repo: Repo, analysis_doc: Mapping[str, Any], *,
 
         completer = make_completer(model)
     say = progress or (lambda _: None)
+    if completer is None or not model:
+        patterns = rules_first(patterns, ws)
 
     proposals: list[Proposal] = []
     rejected: list[Rejection] = []
@@ -207,6 +209,30 @@ def propose(settings: Settings, repo: Repo, analysis_doc: Mapping[str, Any], *,
 
 
 Usage = tuple[int, int, float]  # input tokens, output tokens, cost in USD
+
+
+def rules_first(patterns: Sequence[Mapping[str, Any]], ws: Workspace) -> list[Mapping[str, Any]]:
+    """The patterns whose best offline fix is a rule or a config change before those that would only
+    get worked examples, each group in its ranked order: with `--max N`, a rule that names a failing
+    tool and its fix is worth more than examples of similar requests handled well."""
+    from selfimprove.proposals.offline import candidates
+
+    def examples_only(pattern: Mapping[str, Any]) -> bool:
+        first = next((c for c in candidates(pattern, ws) if isinstance(c, Candidate)), None)
+        return first is not None and first.proposer == "offline/demonstrations"
+
+    return sorted(patterns, key=examples_only)
+
+
+def vet(candidate: Candidate, ws: Workspace, memory: Memory | None = None
+        ) -> tuple[tuple[Edit, ...], dict[str, bytes]] | str:
+    """The checks every candidate passes before it may become a branch, for callers with their own
+    candidates (a search): near-duplicates dropped, `proposals.safety`, the policy. The edits and the
+    new bytes of each changed file, or why the candidate is refused."""
+    checked = _checked(candidate, ws, memory if memory is not None else Memory())
+    if isinstance(checked, str):
+        return str(checked)
+    return checked[0], checked[1]
 
 
 def _proposer(model: str | None) -> str:

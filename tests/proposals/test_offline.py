@@ -119,6 +119,35 @@ def test_tool_error_rule_shows_the_argument_shape_that_worked(ws: Workspace):
         assert "correct the arguments to what the error asks for" in rule and "e.g." not in rule
 
 
+def _payment_pattern(calls: dict) -> dict:
+    evidence = {"signals": {"tool_error": 6}, "tool": "pay_order",
+                "error_template": "Error: payment amount does not add up to the order total",
+                "error_samples": ["pay_order: Error: payment amount does not add up to the order total"],
+                "call_arguments": calls}
+    return {"id": "tool-error-2", "kind": "tool_error", "count": 6, "share": 0.3, "evidence": evidence}
+
+
+def test_tool_error_rule_states_what_working_calls_did_differently(ws: Workspace):
+    """An error that does not say what it wants ("does not add up") gets what the calls that worked did
+    differently, where the evidence shows it, not a bare "check the arguments you passed"."""
+    missing = {"failing": [{"order_id": "10001", "amount": 120}, {"order_id": "10002", "amount": 80}],
+               "succeeding": [{"order_id": "10003", "amount": 95, "gift_card_id": "gc_1"},
+                              {"order_id": "10004", "amount": 40, "gift_card_id": "gc_7"}]}
+    rule = _added_rule(tool_error_rule(_payment_pattern(missing), ws))
+    assert rule == ('- When `pay_order` fails with "payment amount does not add up to the order total", do '
+                    "not repeat the same call: also pass `gift_card_id`, as the calls that worked did, and "
+                    "if it still fails, tell the user plainly what went wrong.\n")
+    agreed = {"failing": [{"order_id": "10001", "currency": "usd"}, {"order_id": "10002", "currency": "eur"}],
+              "succeeding": [{"order_id": "10003", "currency": "USD"},
+                             {"order_id": "10004", "currency": "USD"}]}
+    assert 'pass `currency` as "USD", as every call that worked did' in _added_rule(
+        tool_error_rule(_payment_pattern(agreed), ws))
+    # values that differ call by call (ids, amounts) are no difference: nothing is claimed
+    alike = {"failing": [{"order_id": "10001", "amount": 120}, {"order_id": "10002", "amount": 80}],
+             "succeeding": [{"order_id": "10003", "amount": 95}]}
+    assert "check the arguments you passed" in _added_rule(tool_error_rule(_payment_pattern(alike), ws))
+
+
 def test_correction_rule_quotes_the_most_typical_correction(ws: Workspace):
     candidate = correction_rule(patterns("mixed.json")["user-correction-41aa90cc"], ws)
     assert isinstance(candidate, Candidate)

@@ -332,3 +332,14 @@ def test_a_concurrent_run_is_refused_while_the_lock_is_held(prompt_repo: Path):
             propose(settings, repo, doc)
         assert propose(settings, repo, doc, dry_run=True).proposals[0].status == "dry-run"
     assert branches(prompt_repo) == ["main"]
+
+
+def test_with_max_a_tool_rule_comes_before_worked_examples(prompt_repo: Path):
+    """The examples-only pattern is ranked first (more failures), yet with --max 2 the rules win."""
+    doc = load_analysis(DATA / "mixed.json")
+    doc["patterns"].sort(key=lambda p: p["id"] != "abandonment-77c0e2f1")
+    assert doc["patterns"][0]["id"] == "abandonment-77c0e2f1"
+    result = run(prompt_repo, doc, max_n=2, dry_run=True)
+    assert [p.proposer for p in result.proposals] == ["offline/tool-error-rule", "offline/config-change"]
+    alone = {**doc, "patterns": doc["patterns"][:1]}
+    assert [p.proposer for p in run(prompt_repo, alone, dry_run=True).proposals] == ["offline/demonstrations"]
