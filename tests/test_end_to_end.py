@@ -125,8 +125,9 @@ def test_2_propose_offline_writes_branches_and_leaves_the_tree_alone(acme: dict[
     assert [(p["title"], p["proposer"]) for p in doc["proposals"]] == [
         ('add a rule for lookup_order failing with "invalid order_id format: expected 5 digits"',
          "offline/tool-error-rule"),
-        ("add 1 example for users ask for a human", "offline/demonstrations"),
+        # rules come before worked examples: the escalation pattern (more traces) would only get examples
         ('add a rule from user corrections about "30 days from delivery"', "offline/correction-rule"),
+        ('add a rule from user corrections about "shipping address, not billing"', "offline/correction-rule"),
     ]
     assert all(p["branch"].startswith("selfimprove/") and p["base"] == acme["base"] for p in doc["proposals"])
     assert all(p["files"] == [PROMPT] for p in doc["proposals"])
