@@ -529,8 +529,10 @@ def exchange(view: TraceView, at: int | None) -> str | None:
     if not roles:
         return None
     end = len(roles) - 1 if at is None or not 0 <= at < len(roles) else at
-    if roles[end] != "user":  # what the user said next, when they said anything
-        end = next((k for k in range(end + 1, len(roles)) if roles[k] == "user"), end)
+    opening = roles[end] == "user" and all(r in ("system", "user") for r in roles[:end])
+    if roles[end] != "user" or opening:  # the answer and what the user said next, when they said anything
+        end = next((k for k in range(end + 1, len(roles)) if roles[k] == "user"),
+                   len(roles) - 1 if opening else end)
     calls: dict[int, list[str]] = {}
     for i, name, args, _ in view.calls:
         calls.setdefault(i, []).append(f"{name}({call_arguments(args) or ''})")
