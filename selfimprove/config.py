@@ -64,6 +64,11 @@ class PolicySpec:
     max_rules_per_section: int = 20
     max_added_chars: int = 2000
     protected_phrases: tuple[str, ...] = ()
+    # one proposal, whichever proposer made it: items (rules, examples) added, items removed or
+    # rewritten, and how far a numeric config value may move (a factor either way)
+    max_added_items: int = 3
+    max_removed_items: int = 1
+    max_config_factor: float = 1.5
 
 
 @dataclass(frozen=True)
@@ -204,6 +209,9 @@ def _freeze(data: dict[str, Any], *, root: Path, path: Path) -> Settings:
             max_rules_per_section=policy_data.get("max_rules_per_section", 20),
             max_added_chars=policy_data.get("max_added_chars", 2000),
             protected_phrases=tuple(policy_data.get("protected_phrases") or ()),
+            max_added_items=int(policy_data.get("max_added_items", 3)),
+            max_removed_items=int(policy_data.get("max_removed_items", 1)),
+            max_config_factor=float(policy_data.get("max_config_factor", 1.5)),
         ),
         judge=None if judge is None else JudgeSpec(
             model=judge.get("model"), sample=judge.get("sample"), rubric=judge.get("rubric"),

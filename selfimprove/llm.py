@@ -4,11 +4,15 @@ Owns: the only import of litellm (lazy, inside functions, after setting LITELLM_
 that importing it never reaches the network), the retry policy (ours, not litellm's: explicit timeout,
 `num_retries=0` passed to litellm, exponential backoff that honours `Retry-After` on 429 and 5xx),
 token and cost accounting, secret redaction of everything sent, and JSON replies validated with
-jsonschema (`complete_json`).
+jsonschema (`complete_json`): the schema goes in every such request's text, and as the provider's
+structured output (`response_format`) where litellm says the model supports it; a retry quotes at most
+RETRY_ECHO characters of the invalid reply. Trace data in a request is framed by `data_block`, whose
+delimiter carries a per-request nonce that the data cannot contain.
 
 Must never: import litellm at module import time (`selfimprove --help` and offline commands stay fast),
 let a provider exception or traceback reach the user (a failed call is one `LLMError` line), or send an
-API key, bearer token, e-mail address, card or phone number found in a prompt.
+API key, bearer token, e-mail address, card or phone number found in a prompt — unless the caller says
+`redact=False` because it redacted the trace data it sends and the rest is the user's own prompt.
 
 `ScriptedCompleter` is part of the product, not a test double hidden in tests: demos and offline runs
 use it, and tests use it wherever the real litellm path is not the thing under test.
@@ -38,6 +42,8 @@ __all__ = [
     "ScriptedCompleter",
     "acomplete_json",
     "complete_json",
+    "data_block",
+    "new_nonce",
     "estimate_cost",
     "parse_json",
     "make_completer",
@@ -282,9 +288,12 @@ class LiteLLMCompleter:
 
     def _kwargs(self, model: str, messages: Sequence[Mapping[str, Any]],
                 params: Mapping[str, Any]) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {k: v for k, v in params.items() if v is not None}
-        kwargs.update(model=model, messages=_redact_messages(messages), timeout=self.timeout,
-                      num_retries=0, max_retries=0)
+        # `redact=False`: the caller redacted its trace data itself and the rest (the prompt text a
+        # model must return verbatim, contact details included) is the user's own, sent as it is
+        sanitise = params.get("redact", True) is not False
+        kwargs: dict[str, Any] = {k: v for k, v in params.items() if v is not None and k != "redact"}
+        kwargs.update(model=model, messages=_redact_messages(messages) if sanitise else
+                      [dict(m) for m in messages], timeout=self.timeout, num_retries=0, max_retries=0)
         if self.api_base and "api_base" not in params:
             kwargs["api_base"] = self.api_base
         if self.api_key and "api_key" not in params:
@@ -488,13 +497,22 @@ def _check(text: str, schema: Mapping[str, Any]) -> tuple[Any, str | None]:
     errors = sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path))
     if errors:
         first = errors[0]
-        return None, f"{first.json_path}: {first.message}"
+        message = str(first.message)
+        if len(message) > PROBLEM_CHARS:
+            message = message[:PROBLEM_CHARS] + "…"
+        return None, f"{first.json_path}: {message}"
     return value, None
+
+
+RETRY_ECHO = 2000  # characters of an invalid reply quoted back in the retry: the error says the rest
+PROBLEM_CHARS = 300  # a validation message can quote the whole offending value
 
 
 def _retry_messages(messages: Sequence[Mapping[str, Any]], reply: str,
                     problem: str) -> list[Mapping[str, Any]]:
     out: list[Mapping[str, Any]] = [dict(m) for m in messages]
+    if len(reply) > RETRY_ECHO:
+        reply = reply[:RETRY_ECHO] + f"\n[… {len(reply) - RETRY_ECHO} more characters not repeated]"
     return out + [
         {"role": "assistant", "content": reply},
         {"role": "user", "content": f"That reply is not valid: {problem}. Answer again with only the JSON "
@@ -532,6 +550,7 @@ def complete_json(completer: Completer, model: str, messages: Sequence[Mapping[s
                   schema: Mapping[str, Any], *, retries: int = 1,
                   **params: Any) -> tuple[Any, list[Completion]]:
     """Ask, parse JSON (```json fences tolerated), validate; retry with the error; else `LLMError`."""
+    params = _structured(completer, model, schema, params)
     exchange = _JsonExchange(messages, schema)
     for _ in range(retries + 1):
         ok, value = exchange.accept(completer.complete(model, exchange.current, **params))
@@ -544,9 +563,45 @@ async def acomplete_json(completer: Completer, model: str, messages: Sequence[Ma
                          schema: Mapping[str, Any], *, retries: int = 1,
                          **params: Any) -> tuple[Any, list[Completion]]:
     """`complete_json`, async."""
+    params = _structured(completer, model, schema, params)
     exchange = _JsonExchange(messages, schema)
     for _ in range(retries + 1):
         ok, value = exchange.accept(await completer.acomplete(model, exchange.current, **params))
         if ok:
             return value, exchange.completions
     raise exchange.failure(model)
+
+
+def supports_schema(model: str) -> bool:
+    """litellm's word on whether `model` takes a JSON Schema as structured output (False if unknown)."""
+    try:
+        return bool(_litellm().supports_response_schema(model=model))
+    except Exception:  # unknown providers raise: no structured output, the schema stays in the text
+        return False
+
+
+def _structured(completer: Completer, model: str, schema: Mapping[str, Any],
+                params: dict[str, Any]) -> dict[str, Any]:
+    """`params` with the provider's structured output when the model supports it (litellm models only:
+    a scripted completer never imports litellm)."""
+    if "response_format" in params or not isinstance(completer, LiteLLMCompleter):
+        return params
+    if not supports_schema(model):
+        return params
+    name = re.sub(r"[^A-Za-z0-9_-]", "_", str(schema.get("title") or "reply"))[:64]
+    return {**params, "response_format": {"type": "json_schema",
+                                          "json_schema": {"name": name, "schema": dict(schema)}}}
+
+
+def new_nonce() -> str:
+    """A fresh random tag for one request's data delimiters."""
+    import secrets
+
+    return secrets.token_hex(6)
+
+
+def data_block(label: str, text: str, nonce: str) -> str:
+    """`text` framed as data: `<data-NONCE label>` … `</data-NONCE>`. Any `<data-` / `</data-` inside the
+    text is escaped, so data can neither close its block nor open one that looks like ours."""
+    escaped = re.sub(r"<(/?)data-", r"&lt;\1data-", text, flags=re.IGNORECASE)
+    return f"<data-{nonce} {label}>\n{escaped}\n</data-{nonce}>"

@@ -125,8 +125,9 @@ def test_2_propose_offline_writes_branches_and_leaves_the_tree_alone(acme: dict[
     assert [(p["title"], p["proposer"]) for p in doc["proposals"]] == [
         ('add a rule for lookup_order failing with "invalid order_id format: expected 5 digits"',
          "offline/tool-error-rule"),
-        ("add 1 example for users ask for a human", "offline/demonstrations"),
+        # rules come before worked examples: the escalation pattern (more traces) would only get examples
         ('add a rule from user corrections about "30 days from delivery"', "offline/correction-rule"),
+        ('add a rule from user corrections about "shipping address, not billing"', "offline/correction-rule"),
     ]
     assert all(p["branch"].startswith("selfimprove/") and p["base"] == acme["base"] for p in doc["proposals"])
     assert all(p["files"] == [PROMPT] for p in doc["proposals"])
@@ -186,10 +187,13 @@ def test_5_a_config_change_is_measured_through_the_harness_configs(acme: dict[st
     assert proposal["files"] == ["config/agent.yaml"]
     assert "timeout_s: 3.0" in git(acme["repo"], "show", f"{proposal['branch']}:config/agent.yaml")
     result = cli(acme, "eval", proposal["branch"], "--json")
-    assert result.exit_code == 0, result.stderr
+    # 3 cases fixed, none broken: p = 0.25, which the paired test cannot tell from chance at alpha 0.05,
+    # so the change is reported with its measured gain but is no pass
+    assert result.exit_code == 1, result.stderr
     doc = result.json()
-    assert doc["verdict"] == "pass"
-    assert doc["reasons"] == []
+    assert doc["verdict"] == "no-effect"
+    assert doc["reasons"] == ["no measured effect: gain +6.2 points (3 fixed, 0 regressed), p = 0.25 is not "
+                              "below alpha 0.05"]
     assert doc["base"]["sha"] == acme["base"]
     assert doc["base"]["pass_rate"] == pytest.approx(20 / CASES, abs=1e-6)
     assert doc["candidate"]["pass_rate"] == pytest.approx(23 / CASES, abs=1e-6)
@@ -206,7 +210,7 @@ def test_5_a_config_change_is_measured_through_the_harness_configs(acme: dict[st
     assert flipped["timeout-1"]["candidate"]["output"] == (
         "Your order 90412 is processing (FedEx); expected delivery: Nov 26.")
     again = cli(acme, "eval", proposal["branch"], "--json")
-    assert again.exit_code == 0, again.stderr
+    assert again.exit_code == 1, again.stderr
     assert again.json()["calls"] == {"made": 0, "cached": 2 * CASES}
 
 

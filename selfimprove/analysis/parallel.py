@@ -158,11 +158,13 @@ def merge(parts: Sequence[Collected], order: dict[str, int]) -> Collected:
             into.samples.extend((new[(k, i)], text) for i, text in ev.samples)
             into.phrases.extend((new[(k, i)], text) for i, text in ev.phrases)
             into.arguments.extend((new[(k, i)], text) for i, text in ev.arguments)
+            into.exchanges.extend((new[(k, i)], text) for i, text in ev.exchanges)
     for ev in evidence.values():
         ev.examples = sorted(ev.examples)[:MAX_EXAMPLES_PER_KEY]
         ev.samples = _first_distinct(ev.samples)
         ev.phrases = _first_distinct(ev.phrases)
         ev.arguments = _first_distinct(ev.arguments)
+        ev.exchanges = sorted(ev.exchanges)[:MAX_EXAMPLES_PER_KEY]
     first_seen = sorted(evidence, key=lambda key: (evidence[key].examples[0][0] if evidence[key].examples
                                                    else len(out.summaries), key))
     out.evidence = {key: evidence[key] for key in first_seen[:MAX_KEYS]}

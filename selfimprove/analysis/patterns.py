@@ -13,11 +13,12 @@ it are its consequences, counted in the evidence, not patterns of their own.
 Each pattern carries bounded evidence: counts of signals, what followed the anomaly
 (`consequences`), the blamed agents (`blame`, from `blame.py`), error samples (titled by the concrete
 message when every failure hit the same one), user phrases, the arguments of failing and of working
-calls of the tool, a config knob the error points at, and demonstrations that teach the failing step:
-for a tool's pattern, a clean successful trace calling that tool with arguments that worked (the
-request, the call, the reply); otherwise a request with the same intent as the failing ones and the
-answer that followed it. Never a greeting, a question back, or a user turn that tries to steer the
-agent ("ignore your instructions", "you are the most lenient agent …").
+calls of the tool, a few failing exchanges verbatim (the request, the agent's answer or call with its
+result, what the user said next), a config knob the error points at, and demonstrations that teach the
+failing step: for a tool's pattern, a clean successful trace calling that tool with arguments that
+worked (the request, the call, the reply); otherwise a request with the same intent as the failing ones
+and the answer that followed it. Never a greeting, a question back, or a user turn that tries to steer
+the agent ("ignore your instructions", "you are the most lenient agent …").
 
 Never does: call a model (naming by an LLM is `reflect`'s job, on top of this) or depend on input
 order beyond stream order, so the same traces always give byte-identical patterns.
@@ -61,11 +62,16 @@ class Pattern:
     examples: tuple[Mapping[str, Any], ...]
     evidence: Mapping[str, Any]
     members: tuple[int, ...] = field(default=(), compare=False, repr=False)  # summary indices, internal
+    # what a model wrote about the pattern (reflection): its notes, never mixed into what traces show
+    notes: Mapping[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "title": self.title, "kind": self.kind, "count": self.count,
-                "share": round(self.share, 4), "trace_ids": list(self.trace_ids),
-                "examples": [dict(e) for e in self.examples], "evidence": dict(self.evidence)}
+        doc = {"id": self.id, "title": self.title, "kind": self.kind, "count": self.count,
+               "share": round(self.share, 4), "trace_ids": list(self.trace_ids),
+               "examples": [dict(e) for e in self.examples], "evidence": dict(self.evidence)}
+        if self.notes:
+            doc["notes"] = dict(self.notes)
+        return doc
 
 
 def kind_of(key: str) -> str:
@@ -449,6 +455,9 @@ def _build(col: Collected, outcomes: Sequence[Outcome], head: str, keys: Sequenc
     demos = demonstrations(col.demos, tool if "tool" in evidence else None, users, col.summaries)
     if demos:
         evidence["demonstrations"] = demos
+    exchanges = _exchanges(col, keys, member_set)
+    if exchanges:
+        evidence["exchanges"] = exchanges
     if kind == "tool_error":
         calls = _argument_evidence(col, keys, members, tool)
         if calls:
@@ -541,6 +550,60 @@ def succeeded_calls(view: TraceView) -> tuple[tuple[str, str], ...]:
             if args is not None:
                 seen[name] = args
     return tuple(sorted(seen.items()))
+
+
+MAX_EXCHANGE_TURNS = 6  # messages of one failing exchange
+EXCHANGE_CHARS = 300  # characters of one message in it
+MAX_EXCHANGES = 3  # failing exchanges shown per pattern
+
+
+def exchange(view: TraceView, at: int | None) -> str | None:
+    """The failing exchange around message `at` (the last message when None), as compact JSON: the
+    user's request, the agent's answer or tool call with its result, and what the user said next (a
+    correction often states the right answer). Up to MAX_EXCHANGE_TURNS messages, each excerpted."""
+    import json
+
+    roles, texts = view.roles, view.texts
+    if not roles:
+        return None
+    end = len(roles) - 1 if at is None or not 0 <= at < len(roles) else at
+    opening = roles[end] == "user" and all(r in ("system", "user") for r in roles[:end])
+    if roles[end] != "user" or opening:  # the answer and what the user said next, when they said anything
+        end = next((k for k in range(end + 1, len(roles)) if roles[k] == "user"),
+                   len(roles) - 1 if opening else end)
+    calls: dict[int, list[str]] = {}
+    for i, name, args, _ in view.calls:
+        calls.setdefault(i, []).append(f"{name}({call_arguments(args) or ''})")
+    turns: list[dict[str, str]] = []
+    users = 0
+    for k in range(end, -1, -1):
+        if roles[k] == "system":
+            continue
+        text = excerpt(texts[k], EXCHANGE_CHARS)
+        if k in calls:
+            text = (text + " " if text else "") + "[calls " + "; ".join(calls[k]) + "]"
+        if not text.strip():
+            continue
+        turns.append({"role": roles[k], "text": text})
+        users += roles[k] == "user"
+        if users >= 3 or len(turns) >= MAX_EXCHANGE_TURNS:
+            break
+    if len(turns) < 2:
+        return None
+    return json.dumps(turns[::-1], ensure_ascii=False)
+
+
+def _exchanges(col: Collected, keys: Sequence[str], members: set[int]) -> list[list[dict[str, str]]]:
+    """Up to MAX_EXCHANGES failing exchanges of the pattern's members, one per trace, in stream order."""
+    import json
+
+    found: dict[int, str] = {}
+    for k in keys:
+        ev = col.evidence.get(k)
+        for i, text in getattr(ev, "exchanges", ()) if ev is not None else ():
+            if i in members and i not in found:
+                found[i] = text
+    return [json.loads(found[i]) for i in sorted(found)[:MAX_EXCHANGES]]
 
 
 def _argument_evidence(col: Collected, keys: Sequence[str], members: Sequence[int], tool: str

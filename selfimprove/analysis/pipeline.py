@@ -30,7 +30,13 @@ from typing import TYPE_CHECKING, Any
 
 from selfimprove.analysis import outcomes as oc
 from selfimprove.analysis.blame import Blame, blame
-from selfimprove.analysis.patterns import call_steps, demonstration_turns, failed_calls, succeeded_calls
+from selfimprove.analysis.patterns import (
+    call_steps,
+    demonstration_turns,
+    exchange,
+    failed_calls,
+    succeeded_calls,
+)
 from selfimprove.analysis.signals import IMPLICIT, Signal, detect, excerpt, explicit
 from selfimprove.errors import SelfImproveError
 from selfimprove.traces.model import Trace, TraceView, view_of
@@ -80,6 +86,7 @@ class KeyEvidence:
     samples: list[tuple[int, str]] = field(default_factory=list)
     phrases: list[tuple[int, str]] = field(default_factory=list)
     arguments: list[tuple[int, str]] = field(default_factory=list)  # (summary index, failed call's args JSON)
+    exchanges: list[tuple[int, str]] = field(default_factory=list)  # (summary index, exchange JSON)
 
 
 @dataclass(frozen=True)
@@ -193,6 +200,11 @@ def observe(trace: Trace, col: Collected) -> None:
             keys.append(Signal("explicit_failure", key=key))
         for s in keys:
             _remember(col, s, index, user)
+            ev = col.evidence.get(s.key)
+            if ev is not None and len(ev.exchanges) < MAX_EXAMPLES_PER_KEY:
+                said = exchange(view, s.message_index)
+                if said is not None:
+                    ev.exchanges.append((index, said))
         for key, args in failed_calls(view, found):  # what the failing calls were given
             ev = col.evidence.get(key)
             if ev is not None and len(ev.arguments) < MAX_KEPT and all(a != args for _, a in ev.arguments):

@@ -174,7 +174,7 @@ def render(analysis: Analysis, console: Console, *, verbose: bool = False) -> No
         table.add_column("traces", justify="right")
         table.add_column("share", justify="right")
         for n, p in enumerate(analysis.patterns[:TOP], 1):
-            title = p.evidence.get("name") or p.title
+            title = p.notes.get("name") or p.title
             table.add_row(str(n), p.id, excerpt(str(title), 60), p.kind, str(p.count), _pct(p.share))
         console.print(table)
         if len(analysis.patterns) > TOP:
@@ -246,10 +246,10 @@ def _pattern_lines(p: Pattern) -> list[str]:
     lines = []
     signals = ", ".join(f"{k} {v}" for k, v in sorted(ev.get("signals", {}).items(), key=lambda kv: -kv[1]))
     lines.append(f"{p.count} traces, {_pct(p.share)} of failures; signals: {signals}")
-    if ev.get("root_cause"):
-        lines.append(f"root cause: {ev['root_cause']}")
-    if ev.get("suggested_fix"):
-        lines.append(f"suggested fix: {ev['suggested_fix']}")
+    if p.notes.get("root_cause"):
+        lines.append(f"root cause (model): {p.notes['root_cause']}")
+    if p.notes.get("suggested_fix"):
+        lines.append(f"suggested fix (model): {p.notes['suggested_fix']}")
     label = "error" if p.kind in ("tool_error", "run_error") else "seen"
     for sample in ev.get("error_samples", [])[:2]:
         lines.append(f"{label}: {excerpt(sample, 110)}")

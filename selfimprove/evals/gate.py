@@ -13,6 +13,12 @@ the reverse. The overall and slice pass rates are means of case pass rates. McNe
 the discordant cases (regressed b, fixed c): p = P(X ≤ min(b, c)) × 2 for X ~ Bin(b + c, 1/2), capped
 at 1. The interval is Newcombe's (1998, method 10) for a difference of paired proportions, on the
 case-level outcomes, at confidence 1 − alpha.
+
+Verdicts. `fail` when a rule is broken (regressions, a worse slice, a gain below `min_improvement`).
+Otherwise `pass` needs a measured effect: a positive gain whose paired test reaches `alpha`. A
+candidate that changes nothing measurable (no discordant case, or a gain the test cannot tell from
+chance) is `no-effect`, never `pass`: a gate that passes changes doing nothing lets noise through.
+A refactor, meant to change nothing, asks for `allow_no_effect` and then passes on the same terms.
 """
 
 from __future__ import annotations
@@ -68,7 +74,7 @@ class Slice:
 
 @dataclass(frozen=True)
 class GateResult:
-    verdict: str  # "pass" | "fail"
+    verdict: str  # "pass" | "fail" | "no-effect"
     reasons: tuple[str, ...]
     base_rate: float | None = None
     candidate_rate: float | None = None
@@ -139,8 +145,8 @@ def refuse_policy(violations: Sequence[object]) -> GateResult:
     return GateResult("fail", tuple(f"policy: {v}" for v in violations))
 
 
-def decide(outcomes: Sequence[CaseOutcome], gate: Gate) -> GateResult:
-    """Apply the gate's rules to per-case outcomes."""
+def decide(outcomes: Sequence[CaseOutcome], gate: Gate, *, allow_no_effect: bool = False) -> GateResult:
+    """Apply the gate's rules to per-case outcomes (see the module's "Verdicts")."""
     n = len(outcomes)
     base_rate = sum(o.base_rate for o in outcomes) / n if n else 0.0
     candidate_rate = sum(o.candidate_rate for o in outcomes) / n if n else 0.0
@@ -171,8 +177,17 @@ def decide(outcomes: Sequence[CaseOutcome], gate: Gate) -> GateResult:
     if gain < gate.min_improvement - eps:
         reasons.append(f"gain {gain * 100:+.1f} points is below min_improvement "
                        f"{gate.min_improvement * 100:.1f} points")
+    verdict = "fail" if reasons else "pass"
+    if not reasons and not (gain > eps and p_value < gate.alpha):
+        if not regressed and not fixed and abs(gain) <= eps:
+            why = "no measured effect: no case changed outcome and the pass rate is the same"
+        else:
+            why = (f"no measured effect: gain {gain * 100:+.1f} points ({len(fixed)} fixed, "
+                   f"{len(regressed)} regressed), p = {p_value:.4g} is not below alpha {gate.alpha:g}")
+        verdict = "pass" if allow_no_effect else "no-effect"
+        reasons.append(why + (" (allowed: --allow-no-effect)" if allow_no_effect else ""))
     return GateResult(
-        verdict="fail" if reasons else "pass",
+        verdict=verdict,
         reasons=tuple(reasons),
         base_rate=base_rate,
         candidate_rate=candidate_rate,

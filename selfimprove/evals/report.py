@@ -111,12 +111,14 @@ def render(result: EvalResult, console: Console, *, verbose: bool = False) -> No
     console.print(_usage_line(result))
     if result.verdict == "pass":
         console.print(f"verdict: PASS — {result.candidate.ref} may be merged after review")
+        for reason in gate.reasons:  # a no-effect change the caller allowed says so
+            console.print(f"  - {reason}", markup=False)
         if result.diff:
             console.print("prompt diff (base → candidate):")
             # never hard-wrapped: every line keeps its +/- marker, so the diff can be piped or applied
             console.print(result.diff.rstrip("\n"), markup=False, highlight=False, soft_wrap=True)
     else:
-        console.print("verdict: FAIL")
+        console.print("verdict: NO-EFFECT" if result.verdict == "no-effect" else "verdict: FAIL")
         for reason in gate.reasons:
             console.print(f"  - {reason}", markup=False)
 
@@ -183,11 +185,14 @@ def _junit_case(r: CaseResult) -> str:
             "    </testcase>")
 
 
+_MD_VERDICT = {"pass": "✅ pass", "no-effect": "⚪ no effect", "fail": "❌ fail"}
+
+
 def markdown(result: EvalResult) -> str:
     """A report ready to paste into a pull request."""
     gate = result.gate
     lines = [
-        f"## selfimprove eval: {'✅ pass' if result.verdict == 'pass' else '❌ fail'}",
+        f"## selfimprove eval: {_MD_VERDICT.get(result.verdict, '❌ fail')}",
         "",
         f"Candidate `{result.candidate.ref}` (`{result.candidate.sha[:7]}`) against base "
         f"`{result.base.ref}` (`{result.base.sha[:7]}`), model `{result.model}`, {len(result.cases)} cases × "
@@ -195,7 +200,8 @@ def markdown(result: EvalResult) -> str:
         "",
     ]
     if gate.reasons:
-        lines += ["**Why it fails:**", ""] + [f"- {_md(reason)}" for reason in gate.reasons] + [""]
+        heading = "**Why it fails:**" if result.verdict != "pass" else "**Note:**"
+        lines += [heading, ""] + [f"- {_md(reason)}" for reason in gate.reasons] + [""]
     if result.cases:
         lines += ["| slice | cases | base | candidate | Δ points |", "|---|---:|---:|---:|---:|",
                   f"| all | {len(result.cases)} | {_pct(gate.base_rate)} | {_pct(gate.candidate_rate)} | "

@@ -390,6 +390,7 @@ def run_eval(
     progress: Callable[[int, int], None] | None = None,
     notice: Callable[[str], None] | None = None,
     write_note: bool = True,
+    allow_no_effect: bool = False,
 ) -> EvalResult:
     """Evaluate `candidate` against `base` and apply the gate; the verdict is also noted on the candidate."""
     spec = settings.eval
@@ -460,7 +461,7 @@ def run_eval(
         by_side = {name: tuple(sorted(trials.get((case.id, name), []), key=lambda t: t.repeat))
                    for name in SIDES}
         results.append(CaseResult(case, by_side["base"], by_side["candidate"]))
-    gate = decide([r.outcome() for r in results], spec.gate)
+    gate = decide([r.outcome() for r in results], spec.gate, allow_no_effect=allow_no_effect)
     result = EvalResult(base_side, cand_side, model, repeats, spec.gate.alpha, gate, tuple(results),
                         usage=usage, estimate_usd=estimate, diff=diff)
     if write_note:

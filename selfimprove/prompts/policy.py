@@ -402,6 +402,10 @@ _POST_WEAK = {"postweak_", "optional", "unnecessary", "unneeded"}
 _EXCEPT = {"unless", "except", "exception", "exceptions", "exempt", "excluding"}
 # "may be shared", "can be skipped": the verb after a modal is what the sentence is about
 _MODAL = {"may", "might", "can", "could", "should", "must", "shall", "will", "would"}
+# "it is fine to share", "feel free to reveal", "you are allowed to skip": a permission says nothing by
+# itself; the verb it permits is the head, in the polarity of the permission
+_PERMIT = {"fine", "ok", "okay", "alright", "acceptable", "allowed", "permitted", "permissible", "free",
+           "feel", "welcome", "go", "ahead", "perfectly", "totally", "completely", "safe"}
 # "without asking for confirmation": a light verb passes the head on to what it asks for
 _LIGHT = {"ask", "asks", "asking", "asked", "wait", "waiting", "request", "requesting", "seek", "seeking",
           "obtain", "obtaining", "get", "getting"}
@@ -487,7 +491,7 @@ def _claim(sentence: str) -> _Claim:
         if word in _EXCEPT:
             exception = exception or word
             continue
-        if word in _MODAL:
+        if word in _MODAL or (opener and word in _PERMIT):
             opener = True
             continue
         if word in _STOP or len(word) < 2:

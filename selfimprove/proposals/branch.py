@@ -83,14 +83,17 @@ def commit_message(proposal: Proposal, pattern: Mapping[str, Any]) -> str:
         body.append(f"Trace ids: {shown}")
     if isinstance(signals, Mapping) and signals:
         body.append("Signals: " + ", ".join(f"{k}={v}" for k, v in sorted(signals.items())))
-    for key, label in (("tool", "Tool"), ("error_template", "Error"), ("config_hint", "Config hint"),
-                       ("root_cause", "Root cause")):
+    for key, label in (("tool", "Tool"), ("error_template", "Error"), ("config_hint", "Config hint")):
         if evidence.get(key):
             body.append(f"{label}: {_one_line(evidence[key])}")
+    notes = pattern.get("notes")
+    if isinstance(notes, Mapping) and notes.get("root_cause"):
+        body.append(f"Root cause (a model's notes): {_one_line(notes['root_cause'])}")
     phrases = [p for p in evidence.get("user_phrases") or () if isinstance(p, str)][:3]
     if phrases:
         body.append("User corrections: " + "; ".join(f'"{_one_line(p)}"' for p in phrases))
     changes = [f"- {e.describe()}" for e in proposal.edits]
+    changes += [f"- removes or rewrites: {_one_line(text)}" for text in proposal.removed]
     text = "\n".join([
         f"selfimprove: {_one_line(proposal.title)}",
         "",

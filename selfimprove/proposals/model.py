@@ -60,6 +60,7 @@ class Proposal:
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float = 0.0
+    removed: tuple[str, ...] = ()  # existing rules or examples it removes or rewrites
 
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
@@ -75,6 +76,7 @@ class Proposal:
             "edits": [
                 {"path": e.path, "section": e.section, "pointer": e.pointer} for e in self.edits
             ],
+            "removed": list(self.removed),
             "tokens": {"input": self.input_tokens, "output": self.output_tokens},
             "cost_usd": round(self.cost_usd, 6),
         }

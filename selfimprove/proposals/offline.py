@@ -4,7 +4,8 @@ Owns: four proposers, tried in order for each pattern, the first that applies wi
   config-change      the pattern points at a mutable config key (evidence "config_hint", e.g. a
                      timeout): raise it by a bounded factor, within the schema's maximum
   tool-error-rule    a rule naming the tool and its error (the concrete message when every sample
-                     agrees), and the argument shape that worked when failing calls differ visibly
+                     agrees), and what the calls that worked did differently (an argument's shape,
+                     an argument they passed or left out, a value they all gave)
   correction-rule    a rule stating the point users corrected, in their words (only the corrections
                      about the same point as the most typical one)
   demonstrations     worked examples mined from similar successful traces, into the prompt's
@@ -21,14 +22,13 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from selfimprove.proposals.model import Candidate, Edit
 from selfimprove.proposals.text import append_lines, bullet_for, gist, looks_like_injection, quote
 from selfimprove.proposals.workspace import Workspace
 
-FACTOR = 1.5  # the most a numeric config value is raised by one proposal
 MAX_DEMONSTRATIONS = 3
 DEMO_LIMIT = 400  # characters of one demonstration turn; longer (or truncated) ones are skipped, never cut
 
@@ -41,20 +41,47 @@ def propose_offline(pattern: Mapping[str, Any], ws: Workspace) -> Candidate | st
     return next((c for c in outcomes if isinstance(c, Candidate)), None) or "; ".join(map(str, outcomes))
 
 
-def candidates(pattern: Mapping[str, Any], ws: Workspace) -> list[Candidate | str]:
+def candidates(pattern: Mapping[str, Any], ws: Workspace, *,
+               feedback: Sequence[Mapping[str, Any]] | None = None) -> list[Candidate | str]:
     """Every grounded candidate for `pattern` in order of preference, and the reasons of the proposers
-    that applied but could not make one (a single reason when none applied at all)."""
+    that applied but could not make one (a single reason when none applied at all).
+
+    `feedback`: eval cases an earlier candidate failed (`{"id", "input", "output", "reasons"}`). The
+    candidates whose new text states more of what those cases expected (the values their assertions'
+    reasons quote) come first; the order is otherwise unchanged."""
     out: list[Candidate | str] = []
     for proposer in PROPOSERS:
         outcome = proposer(pattern, ws)
         if outcome:
             out.append(outcome)
+    if out and feedback:
+        wanted = _expected_values(feedback)
+        out.sort(key=lambda c: -_covers(c, wanted) if isinstance(c, Candidate) else 1)
     if out:
         return out
     kind = pattern.get("kind", "?")
     article = "an" if str(kind)[:1] in "aeiou" else "a"
     return [f"no grounded offline edit for {article} {kind} pattern (its evidence has no tool error, user "
             "correction, demonstration or config hint); try --model"]
+
+
+_QUOTED_VALUE = re.compile(r"'([^']{2,80})'|\"([^\"]{2,80})\"")
+
+
+def _expected_values(feedback: Sequence[Mapping[str, Any]]) -> set[str]:
+    """The values failed assertions quote in their reasons ("expected output to contain '30 days'")."""
+    found: set[str] = set()
+    for case in feedback:
+        reasons = case.get("reasons")
+        for reason in reasons if isinstance(reasons, (list, tuple)) else [reasons]:
+            for match in _QUOTED_VALUE.finditer(str(reason or "")):
+                found.add((match.group(1) or match.group(2)).casefold())
+    return found
+
+
+def _covers(candidate: Candidate, wanted: set[str]) -> int:
+    text = " ".join(e.after for e in candidate.edits).casefold()
+    return sum(1 for value in wanted if value in text)
 
 
 def _evidence(pattern: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -96,15 +123,12 @@ def tool_error_rule(pattern: Mapping[str, Any], ws: Workspace) -> Outcome:
     name = quote(tool, 60).replace(" ", "_")
     error = _ERROR_PREFIX.sub("", error.strip()) or error
     message = quote(error, 120)
-    fix = ("correct the arguments to what the error asks for" if _SAYS_WHAT_IT_WANTS.search(error)
-           else "check the arguments you passed")
-    shape = _argument_shape(evidence.get("call_arguments"))
+    says = bool(_SAYS_WHAT_IT_WANTS.search(error))
+    fix = "correct the arguments to what the error asks for" if says else "check the arguments you passed"
     seen = ""
-    if shape is not None:
-        arg, good, bad = shape
-        fix = f'pass `{arg}` the way calls that worked did (e.g. "{good}", not "{bad}")'
-        seen = (f' The failing calls passed `{arg}` like "{bad}"; the calls that worked passed it like '
-                f'"{good}".')
+    difference = _argument_difference(evidence.get("call_arguments"))
+    if difference is not None:
+        fix, seen = difference
 
     rule = (f'When `{name}` fails with "{message}", do not repeat the same call: {fix}, and if it still '
             "fails, tell the user plainly what went wrong.")
@@ -128,15 +152,62 @@ def _shape(value: str) -> str:
     return re.sub(r"[^\W\d_]+", "a", re.sub(r"\d", "9", value))
 
 
-def _argument_shape(calls: Any) -> tuple[str, str, str] | None:
-    """(argument, a value that worked, a value that failed) when every failing call gave that argument
-    one shape and every call that worked gave it another: the visible difference between them."""
+def _argument_difference(calls: Any) -> tuple[str, str] | None:
+    """(what to do, what the evidence shows) from how the failing calls differ from the calls that
+    worked, or None when the evidence shows no difference worth stating. In order: an argument whose
+    values have one shape in every failing call and another in every working one; an argument every
+    working call passed and no failing call did (or the reverse); an argument every working call gave
+    the same value that no failing call gave. Values that differ call by call (ids, amounts) are no
+    difference: a call that worked for another order says nothing about this one."""
     if not isinstance(calls, Mapping):
         return None
     failing = [c for c in calls.get("failing") or () if isinstance(c, Mapping)]
     working = [c for c in calls.get("succeeding") or () if isinstance(c, Mapping)]
     if len(failing) < 2 or not working:
         return None
+    shape = _argument_shape(failing, working)
+    if shape is not None:
+        arg, good, bad = shape
+        return (f'pass `{arg}` the way calls that worked did (e.g. "{good}", not "{bad}")',
+                f' The failing calls passed `{arg}` like "{bad}"; the calls that worked passed it like '
+                f'"{good}".')
+    in_all_working = set.intersection(*(set(c) for c in working))
+    in_any_failing = set().union(*(set(c) for c in failing))
+    in_all_failing = set.intersection(*(set(c) for c in failing))
+    in_any_working = set().union(*(set(c) for c in working))
+    missing = sorted(in_all_working - in_any_failing)
+    extra = sorted(in_all_failing - in_any_working)
+    if missing or extra:
+        parts = ([f"also pass {_names(missing)}"] if missing else []) + (
+            [f"leave out {_names(extra)}"] if extra else [])
+        did = "; ".join(parts)
+        return (f"{did}, as the calls that worked did",
+                f" The calls that worked {'passed ' + _names(missing) if missing else ''}"
+                f"{' and ' if missing and extra else ''}{'did not pass ' + _names(extra) if extra else ''}; "
+                "the failing calls did not.")
+    if len(working) >= 2:
+        for arg in sorted(in_all_working & in_all_failing):
+            agreed = {json.dumps(c[arg], sort_keys=True) for c in working}
+            failed = {json.dumps(c[arg], sort_keys=True) for c in failing}
+            if len(agreed) == 1 and not agreed & failed:
+                value = str(working[0][arg])
+                if looks_like_injection(value):
+                    return None
+                shown = quote(value, 40)
+                name = quote(arg, 40)
+                return (f'pass `{name}` as "{shown}", as every call that worked did',
+                        f' Every call that worked passed `{name}` as "{shown}"; no failing call did.')
+    return None
+
+
+def _names(args: list[str]) -> str:
+    return ", ".join(f"`{quote(a, 40)}`" for a in args)
+
+
+def _argument_shape(failing: list[Mapping[str, Any]],
+                    working: list[Mapping[str, Any]]) -> tuple[str, str, str] | None:
+    """(argument, a value that worked, a value that failed) when every failing call gave that argument
+    one shape and every call that worked gave it another: the visible difference between them."""
     for arg in sorted(set.intersection(*(set(c) for c in failing + working))):
         bad = {_shape(str(c[arg])) for c in failing}
         good = {_shape(str(c[arg])) for c in working}
@@ -322,9 +393,11 @@ def config_change(pattern: Mapping[str, Any], ws: Workspace) -> Outcome:
     if isinstance(current, bool) or not isinstance(current, (int, float)):
         return f"{pointer} in {path} is not a number ({current!r}); no bounded change can be made"
     sub = _subschema(cfg.schema, pointer) if cfg.schema else {}
-    new = _raised(current, sub)
+    factor = ws.settings.policy.max_config_factor
+    new = _raised(current, sub, factor)
     if new is None:
-        return f"{pointer} in {path} is already at its schema's maximum ({current})"
+        return (f"{pointer} in {path} cannot be raised from {current} within its schema's maximum and "
+                f"the policy's bound (x{factor:g})")
     edit = Edit(path, None, pointer, json.dumps(current), json.dumps(new))
     samples = [quote(s, 80) for s in evidence.get("error_samples") or () if isinstance(s, str)][:2]
     seen = f' (e.g. "{samples[0]}")' if samples else ""
@@ -332,7 +405,7 @@ def config_change(pattern: Mapping[str, Any], ws: Workspace) -> Outcome:
         title=f"raise {pointer.rsplit('/', 1)[-1]} of {path} from {current} to {new}",
         proposer="offline/config-change",
         rationale=(f"{_share(pattern)} point at `{hint}`{seen}. Raising {pointer} from {current} to {new} "
-                   f"(at most ×{FACTOR}, within the schema's bounds) gives it room without changing "
+                   f"(at most ×{factor:g}, within the schema's bounds) gives it room without changing "
                    "anything else."),
         edits=(edit,),
     )
@@ -388,13 +461,13 @@ def _subschema(schema: Mapping[str, Any], pointer: str) -> Mapping[str, Any]:
     return node if isinstance(node, Mapping) else {}
 
 
-def _raised(current: int | float, sub: Mapping[str, Any]) -> int | float | None:
-    """`current` raised by at most FACTOR (at least +1 for integers), clipped to the schema's maximum."""
+def _raised(current: int | float, sub: Mapping[str, Any], factor: float) -> int | float | None:
+    """`current` raised by at most `factor` (the policy's bound, the same for every proposer), clipped to
+    the schema's maximum; None when no larger value fits both."""
     integer = isinstance(current, int) or sub.get("type") == "integer"
-    if integer:
-        target: float = max(math.ceil(current * FACTOR), int(current) + 1) if current > 0 else current + 1
-    else:
-        target = current * FACTOR if current > 0 else current + 1
+    if current <= 0:
+        return None  # a factor says nothing about zero or a negative value
+    target: float = math.floor(current * factor) if integer else current * factor
     maximum = sub.get("maximum")
     if isinstance(maximum, (int, float)) and not isinstance(maximum, bool):
         target = min(target, maximum)

@@ -5,9 +5,10 @@ Owns the order of things, which is the safety argument:
   2. per pattern, a branch an earlier run wrote for the same base and pattern is reported, not redone;
   3. a proposer (offline, or the reflection model) suggests edits of mutable sections / pointers,
      in order of preference;
-  4. near-duplicate rules are dropped (against the section and earlier proposals); what remains is
-     applied to the base's bytes and passed through `prompts.policy.check` (immutable text, protected
-     phrases, caps, schemas) and `policy.contradicts` for every added line. The first candidate that
+  4. near-duplicate rules are dropped (against the section and earlier proposals); what remains passes
+     `proposals.safety` (items added and removed, redaction markers, injections, contradictions of a
+     guardrail, config bounds) and, applied to the base's bytes, `prompts.policy.check` (immutable
+     text, protected phrases, caps, schemas), whichever proposer made it. The first candidate that
      passes is written; a refused one gives way to the next (unless an open branch already makes the
      same change: then the pattern is being handled); refusals are reported under `rejected`;
   5. only then, under the repo lock, one commit on the base and a new branch ref (compare-and-swap).
@@ -30,7 +31,6 @@ from selfimprove.errors import SelfImproveError
 from selfimprove.proposals import branch as branches
 from selfimprove.proposals.dedupe import Memory, near_duplicate, normalise
 from selfimprove.proposals.model import Candidate, Edit, Proposal, ProposeResult, Rejection
-from selfimprove.proposals.text import strip_bullet
 from selfimprove.proposals.workspace import Workspace, load_workspace
 
 if TYPE_CHECKING:
@@ -153,6 +153,8 @@ def propose(settings: Settings, repo: Repo, analysis_doc: Mapping[str, Any], *,
 
         completer = make_completer(model)
     say = progress or (lambda _: None)
+    if completer is None or not model:
+        patterns = rules_first(patterns, ws)
 
     proposals: list[Proposal] = []
     rejected: list[Rejection] = []
@@ -209,6 +211,30 @@ def propose(settings: Settings, repo: Repo, analysis_doc: Mapping[str, Any], *,
 
 
 Usage = tuple[int, int, float]  # input tokens, output tokens, cost in USD
+
+
+def rules_first(patterns: Sequence[Mapping[str, Any]], ws: Workspace) -> list[Mapping[str, Any]]:
+    """The patterns whose best offline fix is a rule or a config change before those that would only
+    get worked examples, each group in its ranked order: with `--max N`, a rule that names a failing
+    tool and its fix is worth more than examples of similar requests handled well."""
+    from selfimprove.proposals.offline import candidates
+
+    def examples_only(pattern: Mapping[str, Any]) -> bool:
+        first = next((c for c in candidates(pattern, ws) if isinstance(c, Candidate)), None)
+        return first is not None and first.proposer == "offline/demonstrations"
+
+    return sorted(patterns, key=examples_only)
+
+
+def vet(candidate: Candidate, ws: Workspace, memory: Memory | None = None
+        ) -> tuple[tuple[Edit, ...], dict[str, bytes]] | str:
+    """The checks every candidate passes before it may become a branch, for callers with their own
+    candidates (a search): near-duplicates dropped, `proposals.safety`, the policy. The edits and the
+    new bytes of each changed file, or why the candidate is refused."""
+    checked = _checked(candidate, ws, memory if memory is not None else Memory())
+    if isinstance(checked, str):
+        return str(checked)
+    return checked[0], checked[1]
 
 
 def _proposer(model: str | None) -> str:
@@ -269,8 +295,9 @@ class Pending(str):
 def _checked(candidate: Candidate, ws: Workspace,
              memory: Memory) -> tuple[tuple[Edit, ...], dict[str, bytes], list[str]] | str:
     """The candidate's edits without what was proposed before, their files and new lines; or a refusal."""
-    from selfimprove.prompts.policy import check, contradicts
+    from selfimprove.prompts.policy import check
     from selfimprove.prompts.sections import rules
+    from selfimprove.proposals.safety import refusal
 
     edits: list[Edit] = []
     repeats: list[str] = []
@@ -319,20 +346,14 @@ def _checked(candidate: Candidate, ws: Workspace,
     files = ws.apply(edits)
     if not files:
         return "the proposal changes nothing"
+    unsafe = refusal(edits, ws)
+    if unsafe:
+        return unsafe
     violations = check(ws.settings.policy, ws.settings, dict(ws.before), {**ws.before, **files})
     if violations:
         return "refused by policy: " + "; ".join(
             f"{v.kind}: {v.message} ({v.path}{f':{v.line}' if v.line else ''})" for v in violations
         )
-    immutable = "\n".join(ws.immutable_text(path) for path in ws.prompts)
-    for edit in edits:
-        if edit.section is None:
-            continue
-        rules_added, lines_added = added_lines(edit)
-        for line in [*rules_added, *lines_added]:
-            conflict = contradicts(strip_bullet(line), immutable)
-            if conflict:
-                return f'refused: "{_short(line)}" {conflict}'
     return tuple(edits), files, new_lines
 
 
@@ -352,10 +373,17 @@ def _short(text: str, limit: int = 80) -> str:
 def _proposal(pattern: Mapping[str, Any], candidate: Candidate, edits: tuple[Edit, ...],
               files: Mapping[str, bytes], base: str) -> Proposal:
     pid = str(pattern["id"])
+    from selfimprove.proposals.safety import removed_items
+
+    removed = tuple(removed_items(edits))
+    title = candidate.title
+    if removed:  # a removal or a rewrite is never hidden behind "add a rule"
+        title = f"{title}; removes or rewrites \u201c{_short(removed[0], 40)}\u201d" + (
+            f" and {len(removed) - 1} more" if len(removed) > 1 else "")
     slug = branches.slugify(candidate.title)
     evidence = pattern.get("evidence") if isinstance(pattern.get("evidence"), Mapping) else {}
     return Proposal(
-        pattern=pid, title=candidate.title, slug=slug, proposer=candidate.proposer,
+        pattern=pid, title=title, slug=slug, removed=removed, proposer=candidate.proposer,
         rationale=candidate.rationale, evidence=dict(evidence or {}), files=dict(files), edits=edits,
         base=base, branch=branches.branch_name(slug, base, pid, files), commit=None, status="created",
         input_tokens=candidate.input_tokens, output_tokens=candidate.output_tokens,

@@ -4,7 +4,14 @@ import hashlib
 import json
 from pathlib import Path
 
-from selfimprove.analysis.patterns import config_hint, demonstration_turns, demonstrations, group, pleasantry
+from selfimprove.analysis.patterns import (
+    config_hint,
+    demonstration_turns,
+    demonstrations,
+    exchange,
+    group,
+    pleasantry,
+)
 from selfimprove.analysis.pipeline import Demo, collect, score
 from selfimprove.traces.model import Feedback, view_of
 
@@ -211,3 +218,36 @@ def test_tool_errors_carry_the_arguments_of_failing_and_of_working_calls() -> No
     assert pat.evidence["call_arguments"] == {
         "failing": [{"order_id": "#12345"}, {"order_id": "#23456"}],
         "succeeding": [{"order_id": "34567"}, {"order_id": "45678"}]}
+
+
+CORRECTION = "No, your policy says refunds for purchase returns are accepted within 30 days."
+
+
+def test_a_failing_exchange_holds_the_request_the_answer_and_what_the_user_said_next() -> None:
+    t = trace("x", user("Can I return a coat I bought 45 days ago?"), assistant("Yes, any time."),
+              user(CORRECTION),
+              assistant("Sorry."), user("Please get it right next time."))
+    # abandonment at the last turn: the exchange reaches back to the request and the correction
+    assert json.loads(exchange(view_of(t), 4) or "") == [
+        {"role": "user", "text": "Can I return a coat I bought 45 days ago?"},
+        {"role": "assistant", "text": "Yes, any time."},
+        {"role": "user", "text": CORRECTION},
+        {"role": "assistant", "text": "Sorry."},
+        {"role": "user", "text": "Please get it right next time."}]
+    # a tool call and its result, up to the user's reaction, from a signal on the call
+    lookup = call("lookup_order", {"order_id": "#54822"}, "c1")
+    t = trace("y", user("Where is #54822?"), assistant("", lookup),
+              tool("Error: invalid order_id format", cid="c1", name="lookup_order", is_error=True),
+              assistant("I couldn't find it."), user("It's definitely #54822."), assistant("Let me retry."))
+    assert json.loads(exchange(view_of(t), 1) or "") == [
+        {"role": "user", "text": "Where is #54822?"},
+        {"role": "assistant", "text": '[calls lookup_order({"order_id": "#54822"})]'},
+        {"role": "tool", "text": "Error: invalid order_id format"},
+        {"role": "assistant", "text": "I couldn't find it."},
+        {"role": "user", "text": "It's definitely #54822."}]
+    # a signal on the opening request: the answer that followed it
+    t = trace("z", user("Can I speak to a real person?"), assistant("Connecting you now."))
+    assert json.loads(exchange(view_of(t), 0) or "") == [
+        {"role": "user", "text": "Can I speak to a real person?"},
+        {"role": "assistant", "text": "Connecting you now."}]
+    assert exchange(view_of(trace("w", user("hello"))), 0) is None  # nothing was exchanged

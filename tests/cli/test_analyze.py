@@ -132,7 +132,7 @@ def test_reflection_with_a_model_through_litellm(run, stub_openai) -> None:  # t
     assert result.exit_code == 0, result.stderr
     doc = result.json()
     assert len(stub_openai.requests) == 5
-    first = doc["patterns"][0]["evidence"]
+    first = doc["patterns"][0]["notes"]
     assert (first["name"], first["root_cause"], first["fix_kind"], first["suggested_fix"]) == (
         reply["name"], reply["root_cause"], reply["fix_kind"], reply["suggested_fix"])
     assert doc["reflection"]["model"] == "openai/stub-model" and doc["reflection"]["calls"] == 5

@@ -29,10 +29,10 @@ def test_judge_flags_show_the_estimate_then_report_the_labels(run, stub_openai, 
     result = run("analyze", str(logs), "--judge", "openai/judge-stub", "--judge-sample", "10", cwd=tmp_path)
     assert result.exit_code == 0, result.stderr
     assert stub_openai.count == 10
-    lines = result.stderr.splitlines()
     estimate = ("judge openai/judge-stub: 10 traces sampled from 42 candidates; 10 calls to make, 0 cached; "
                 "estimated cost unknown (no price for this model)")
-    assert lines[0] == estimate  # before the report, and before any call was made
+    assert result.stderr.splitlines()[0] == estimate  # a notice, before any call was made
+    lines = result.stdout.splitlines()  # the report
     assert "judge openai/judge-stub: 10 traces judged (6 failed, 4 succeeded, 0 unknown); 8 of its labels " \
            "used for the weights" in lines
     assert "judge agrees with the explicit labels on 2 of 2 traces (100%)" in lines

@@ -151,16 +151,17 @@ def test_unknown_pattern_and_base(run, tmp_path: Path):
 
 
 def _model_reply(body: dict[str, Any]) -> str:
-    """What the stub model answers: one rule appended to the learned-rules section it was shown."""
+    """What the stub model answers: one rule added to the learned-rules section it was shown."""
     user = body["messages"][-1]["content"]
-    prompts = json.loads(user.split("Prompts:\n", 1)[1].split("\n\nStructured configs:", 1)[0])
-    section = next(s for s in prompts[0]["mutable_sections"] if s["id"] == "learned-rules")
+    prompts = json.loads(user.split("verbatim except for your operations):\n", 1)[1].split(
+        "\n\nStructured configs:", 1)[0])
+    assert any(s["id"] == "learned-rules" for s in prompts[0]["mutable_sections"])
     return json.dumps({
         "title": "check order numbers before lookup_order",
         "rationale": "lookup_order fails on order numbers that do not exist; asking first avoids it.",
-        "edits": [{"path": "prompts/support_agent.md", "section": "learned-rules",
-                   "body": section["body"] + "- Repeat the order number back to the customer before calling "
-                                             "`lookup_order`.\n"}],
+        "operations": [{"op": "add", "path": "prompts/support_agent.md", "section": "learned-rules",
+                        "text": "Repeat the order number back to the customer before calling "
+                                "`lookup_order`."}],
     })
 
 

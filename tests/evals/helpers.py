@@ -78,7 +78,9 @@ eval:
   model: openai/stub-model
   repeats: 1
   concurrency: 4
-  gate: {alpha: 0.05, min_improvement: 0.0, max_regressions: 0}
+  # a handful of cases: 2 fixed give p = 0.5, so a loose alpha lets these tests check the run's mechanics
+  # (significance itself is tested in test_gate.py)
+  gate: {alpha: 0.9, min_improvement: 0.0, max_regressions: 0}
 policy:
   protected_phrases: ["Never reveal internal notes"]
 """

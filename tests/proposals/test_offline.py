@@ -119,6 +119,35 @@ def test_tool_error_rule_shows_the_argument_shape_that_worked(ws: Workspace):
         assert "correct the arguments to what the error asks for" in rule and "e.g." not in rule
 
 
+def _payment_pattern(calls: dict) -> dict:
+    evidence = {"signals": {"tool_error": 6}, "tool": "pay_order",
+                "error_template": "Error: payment amount does not add up to the order total",
+                "error_samples": ["pay_order: Error: payment amount does not add up to the order total"],
+                "call_arguments": calls}
+    return {"id": "tool-error-2", "kind": "tool_error", "count": 6, "share": 0.3, "evidence": evidence}
+
+
+def test_tool_error_rule_states_what_working_calls_did_differently(ws: Workspace):
+    """An error that does not say what it wants ("does not add up") gets what the calls that worked did
+    differently, where the evidence shows it, not a bare "check the arguments you passed"."""
+    missing = {"failing": [{"order_id": "10001", "amount": 120}, {"order_id": "10002", "amount": 80}],
+               "succeeding": [{"order_id": "10003", "amount": 95, "gift_card_id": "gc_1"},
+                              {"order_id": "10004", "amount": 40, "gift_card_id": "gc_7"}]}
+    rule = _added_rule(tool_error_rule(_payment_pattern(missing), ws))
+    assert rule == ('- When `pay_order` fails with "payment amount does not add up to the order total", do '
+                    "not repeat the same call: also pass `gift_card_id`, as the calls that worked did, and "
+                    "if it still fails, tell the user plainly what went wrong.\n")
+    agreed = {"failing": [{"order_id": "10001", "currency": "usd"}, {"order_id": "10002", "currency": "eur"}],
+              "succeeding": [{"order_id": "10003", "currency": "USD"},
+                             {"order_id": "10004", "currency": "USD"}]}
+    assert 'pass `currency` as "USD", as every call that worked did' in _added_rule(
+        tool_error_rule(_payment_pattern(agreed), ws))
+    # values that differ call by call (ids, amounts) are no difference: nothing is claimed
+    alike = {"failing": [{"order_id": "10001", "amount": 120}, {"order_id": "10002", "amount": 80}],
+             "succeeding": [{"order_id": "10003", "amount": 95}]}
+    assert "check the arguments you passed" in _added_rule(tool_error_rule(_payment_pattern(alike), ws))
+
+
 def test_correction_rule_quotes_the_most_typical_correction(ws: Workspace):
     candidate = correction_rule(patterns("mixed.json")["user-correction-41aa90cc"], ws)
     assert isinstance(candidate, Candidate)
@@ -200,11 +229,11 @@ def test_config_change_raises_a_timeout_within_bounds(ws: Workspace):
     assert isinstance(candidate, Candidate)
     (edit,) = candidate.edits
     assert (edit.path, edit.section, edit.pointer, edit.before, edit.after) == (
-        "config/agent.yaml", None, "/tools/lookup_order/timeout_s", "5", "8")
-    assert candidate.title == "raise timeout_s of config/agent.yaml from 5 to 8"
+        "config/agent.yaml", None, "/tools/lookup_order/timeout_s", "5", "7")
+    assert candidate.title == "raise timeout_s of config/agent.yaml from 5 to 7"
     files = ws.apply(candidate.edits)
     assert files["config/agent.yaml"].decode() == (ws.before["config/agent.yaml"] or b"").decode().replace(
-        "timeout_s: 5", "timeout_s: 8")
+        "timeout_s: 5", "timeout_s: 7")
 
 
 def test_config_change_stops_at_the_schema_maximum(prompt_repo: Path):
@@ -221,7 +250,8 @@ def test_config_change_stops_at_the_schema_maximum(prompt_repo: Path):
     with Repo.open(prompt_repo) as repo:
         ws = load_workspace(settings, repo, repo.resolve("HEAD"))
     assert config_change(pattern, ws) == (
-        "/tools/lookup_order/timeout_s in config/agent.yaml is already at its schema's maximum (30)")
+        "/tools/lookup_order/timeout_s in config/agent.yaml cannot be raised from 30 within its schema's "
+        "maximum and the policy's bound (x1.5)")
     # the proposer chain then falls back to a rule naming the timeout
     candidate = propose_offline(pattern, ws)
     assert isinstance(candidate, Candidate) and candidate.proposer == "offline/tool-error-rule"
@@ -246,7 +276,7 @@ def test_config_hint_for_another_tool_does_not_touch_this_tools_setting(ws: Work
     pattern["evidence"] = {"config_hint": "max_results", "tool": "search"}
     candidate = config_change(pattern, ws)
     assert isinstance(candidate, Candidate)
-    assert (candidate.edits[0].pointer, candidate.edits[0].after) == ("/tools/search/max_results", "8")
+    assert (candidate.edits[0].pointer, candidate.edits[0].after) == ("/tools/search/max_results", "7")
 
 
 def test_escalation_phrases_are_not_corrections_and_cut_demos_are_skipped(ws: Workspace):

@@ -41,7 +41,8 @@ def good_answer(body: dict[str, Any]) -> str:
             {
                 "title": "pass order ids as plain digits",
                 "rationale": "lookup_order rejects ids with '#'; the evidence shows it repeatedly.",
-                "edits": [{"path": "prompts/support_agent.md", "section": "learned-rules", "body": RULES}],
+                "operations": [{"op": "add", "path": "prompts/support_agent.md", "section": "learned-rules",
+                                "text": NEW_RULE}],
             }
         )
     return f"Could you tell me your order number? You wrote: {last_user(body)}"
