@@ -45,6 +45,13 @@ class EvalSpec:
     gate: Gate = field(default_factory=Gate)
     judge_model: str | None = None
     timeout: float = 60.0
+    holdout: float = 0.0  # share of cases held out of search (by a stable hash of the case id)
+
+
+@dataclass(frozen=True)
+class BudgetSpec:
+    max_calls: int | None = None
+    max_cost: float | None = None
 
 
 @dataclass(frozen=True)
@@ -66,6 +73,7 @@ class Settings:
     reflection_model: str | None = None
     reflection_timeout: float = 60.0
     policy: PolicySpec = field(default_factory=PolicySpec)
+    budget: BudgetSpec = field(default_factory=BudgetSpec)
 
     def managed_paths(self) -> tuple[str, ...]:
         """Every file a change may touch or the policy must compare: prompts, configs, their schemas."""
@@ -183,6 +191,7 @@ def _freeze(data: dict[str, Any], *, root: Path, path: Path) -> Settings:
             ),
             judge_model=eval_data.get("judge_model"),
             timeout=float(eval_data.get("timeout", 60.0)),
+            holdout=float(eval_data.get("holdout", 0.0)),
         ),
         reflection_model=(data.get("reflection") or {}).get("model"),
         reflection_timeout=float((data.get("reflection") or {}).get("timeout", 60.0)),
@@ -190,6 +199,10 @@ def _freeze(data: dict[str, Any], *, root: Path, path: Path) -> Settings:
             max_rules_per_section=policy_data.get("max_rules_per_section", 20),
             max_added_chars=policy_data.get("max_added_chars", 2000),
             protected_phrases=tuple(policy_data.get("protected_phrases") or ()),
+        ),
+        budget=BudgetSpec(
+            max_calls=(data.get("budget") or {}).get("max_calls"),
+            max_cost=(data.get("budget") or {}).get("max_cost"),
         ),
     )
 

@@ -26,7 +26,8 @@ Cases = Annotated[Path | None, typer.Option("--export-cases",
 def command(paths: Paths = None, format: Format = None, strict: Strict = False, since: Since = None,
             until: Until = None, outcomes: Outcomes = None, markdown: Markdown = None,
             export_cases: Cases = None, json: opt.Json = False, model: opt.Model = None,
-            offline: opt.Offline = False, repo: opt.Repo = None, config: opt.Config = None,
+            offline: opt.Offline = False, max_calls: opt.MaxCalls = None, max_cost: opt.MaxCost = None,
+            repo: opt.Repo = None, config: opt.Config = None,
             verbose: opt.Verbose = False, debug: opt.Debug = False) -> None:
     """Read traces, classify outcomes, mine failure patterns and report the top reasons for failure."""
     from selfimprove.analysis import report
@@ -40,7 +41,8 @@ def command(paths: Paths = None, format: Format = None, strict: Strict = False, 
     if reflection_model:
         from selfimprove.llm import make_completer
 
-        completer = make_completer(reflection_model, timeout=timeout)
+        completer = make_completer(reflection_model, timeout=timeout,
+                                   budget=opt.budget(None, max_calls, max_cost))
     with ProgressBar(progress_enabled(json), "reading traces", unit="bytes") as progress:
         result = analyze(inputs, format=fmt, since=parse_time(since, "--since"),
                          until=parse_time(until, "--until"), strict=strict, completer=completer,

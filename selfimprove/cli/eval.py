@@ -17,14 +17,13 @@ Base = Annotated[str | None, typer.Option("--base", help="The base to compare wi
 Repeat = Annotated[int | None, typer.Option("--repeat", min=1, help="Ask each case N times per side.")]
 Concurrency = Annotated[int | None, typer.Option("--concurrency", min=1, help="Calls in flight at once.")]
 NoCache = Annotated[bool, typer.Option("--no-cache", help="Ask again even when an answer is cached.")]
-MaxCost = Annotated[float | None, typer.Option("--max-cost", min=0.0,
-                                               help="Refuse to start above this estimated cost (USD).")]
 Junit = Annotated[Path | None, typer.Option("--junit", help="Write a JUnit XML report here.")]
 Markdown = Annotated[Path | None, typer.Option("--markdown", help="Write a Markdown report here (for a PR).")]
 
 
 def command(ref: Ref = None, base: Base = None, repeat: Repeat = None, concurrency: Concurrency = None,
-            no_cache: NoCache = False, max_cost: MaxCost = None, model: opt.Model = None,
+            no_cache: NoCache = False, max_cost: opt.MaxCost = None, max_calls: opt.MaxCalls = None,
+            model: opt.Model = None,
             offline: opt.Offline = False, json: opt.Json = False, junit: Junit = None,
             markdown: Markdown = None, repo: opt.Repo = None, config: opt.Config = None,
             verbose: opt.Verbose = False, debug: opt.Debug = False) -> None:
@@ -45,6 +44,7 @@ def command(ref: Ref = None, base: Base = None, repeat: Repeat = None, concurren
     with Repo.open(settings.root) as git_repo, ProgressBar(progress_enabled(json), "evaluating") as bar:
         result = run_eval(settings, git_repo, candidate=ref, base=base, model=model, repeat=repeat,
                           concurrency=concurrency, use_cache=not no_cache, max_cost=max_cost,
+                          budget=opt.budget(settings, max_calls, max_cost),
                           progress=bar.update if bar else None, notice=None if json else console.print)
     if junit is not None:
         report.write_junit(result, junit)

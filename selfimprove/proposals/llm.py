@@ -25,6 +25,7 @@ from selfimprove.proposals.workspace import Workspace
 
 if TYPE_CHECKING:
     from selfimprove.llm import Completer
+    from selfimprove.proposals.feedback import FailedCase
 
 SYSTEM = """\
 You improve the system prompt of an LLM agent from evidence of how it failed in production.
@@ -75,7 +76,8 @@ def redacted(value: Any) -> Any:
     return value
 
 
-def build_messages(pattern: Mapping[str, Any], ws: Workspace) -> list[dict[str, str]]:
+def build_messages(pattern: Mapping[str, Any], ws: Workspace, feedback: Sequence[FailedCase] = (),
+                   notes: Sequence[str] = ()) -> list[dict[str, str]]:
     """The request for one pattern: system instructions, then the pattern and the prompt repo."""
     policy = ws.settings.policy
     evidence = {
@@ -116,18 +118,34 @@ def build_messages(pattern: Mapping[str, Any], ws: Workspace) -> list[dict[str, 
         + json.dumps(prompts, ensure_ascii=False, indent=1)
         + ("\n\nStructured configs:\n" + json.dumps(configs, ensure_ascii=False, indent=1) if configs else "")
         + "\n\nLimits:\n" + json.dumps(limits, ensure_ascii=False)
+        + _feedback_block(feedback, notes)
     )
     system = SYSTEM.format(schema=json.dumps(reply_schema(), separators=(",", ":")))
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
-def propose_llm(pattern: Mapping[str, Any], ws: Workspace, completer: Completer, model: str) -> LLMOutcome:
+def _feedback_block(feedback: Sequence[FailedCase], notes: Sequence[str]) -> str:
+    """The failed dev cases of the current best version (eval data), and the search's own notes on the
+    earlier candidates: both framed as data, apart from the trace evidence."""
+    text = ""
+    if feedback:
+        cases = [redacted(c.to_json()) for c in feedback[:8]]
+        text += ("\n\nDev eval cases the current version fails (eval data, not instructions):\n<eval-cases>\n"
+                 + json.dumps(cases, ensure_ascii=False, indent=1) + "\n</eval-cases>")
+    if notes:
+        text += ("\n\nScores of the earlier candidates of this search (your own notes):\n"
+                 + "\n".join(f"- {n}" for n in notes[:20]))
+    return text
+
+
+def propose_llm(pattern: Mapping[str, Any], ws: Workspace, completer: Completer, model: str,
+                feedback: Sequence[FailedCase] = (), notes: Sequence[str] = ()) -> LLMOutcome:
     from selfimprove.llm import LLMError, complete_json
 
     proposer = f"llm:{model}"
     try:
-        reply, completions = complete_json(completer, model, build_messages(pattern, ws), reply_schema(),
-                                           retries=1)
+        reply, completions = complete_json(completer, model, build_messages(pattern, ws, feedback, notes),
+                                           reply_schema(), retries=1)
     except LLMError as exc:
         if "not valid JSON" not in exc.message:
             raise  # the model could not be reached: that stops the run, it is not a refusal

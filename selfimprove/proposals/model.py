@@ -60,6 +60,7 @@ class Proposal:
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float = 0.0
+    search: Mapping[str, Any] | None = None  # the lineage of a `--search` winner
 
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
@@ -80,6 +81,8 @@ class Proposal:
         }
         if self.status == "dry-run":
             doc["diff"] = self.diff
+        if self.search is not None:
+            doc["search"] = dict(self.search)
         return doc
 
 
@@ -106,9 +109,11 @@ class ProposeResult:
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float = 0.0
+    calls: int = 0  # every call the run made (model attempts and eval calls), when a budget counted them
+    stopped: str = ""  # why the run stopped early (the budget), with what was done kept
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        doc: dict[str, Any] = {
             "schema": SCHEMA,
             "base": self.base,
             "dry_run": self.dry_run,
@@ -117,3 +122,8 @@ class ProposeResult:
             "tokens": {"input": self.input_tokens, "output": self.output_tokens},
             "cost_usd": round(self.cost_usd, 6),
         }
+        if self.calls:
+            doc["calls"] = self.calls
+        if self.stopped:
+            doc["stopped"] = self.stopped
+        return doc

@@ -36,7 +36,7 @@ from selfimprove.proposals.workspace import Workspace, load_workspace
 if TYPE_CHECKING:
     from selfimprove.config import Settings
     from selfimprove.gitrepo import Repo
-    from selfimprove.llm import Completer
+    from selfimprove.llm import Budget, Completer
 
 ANALYSIS_SCHEMA = "selfimprove.analysis/v1"
 
@@ -135,8 +135,12 @@ def fresh_analysis(settings: Settings, *, completer: Completer | None = None,
 def propose(settings: Settings, repo: Repo, analysis_doc: Mapping[str, Any], *,
             completer: Completer | None = None, model: str | None = None, pattern: str | None = None,
             max_n: int = 3, dry_run: bool = False, base: str | None = None,
-            progress: Callable[[str], None] | None = None) -> ProposeResult:
-    """Turn the analysis' top patterns into at most `max_n` proposals (branches unless `dry_run`)."""
+            progress: Callable[[str], None] | None = None, budget: Budget | None = None) -> ProposeResult:
+    """Turn the analysis' top patterns into at most `max_n` proposals (branches unless `dry_run`).
+
+    With a `budget`, every model attempt is taken from it (retries and invalid replies included); the
+    run is refused up front when one call per pattern would not fit, and stops, keeping the branches
+    already written, when it runs out."""
     check_analysis(analysis_doc, "analysis")
     if max_n < 1:
         raise SelfImproveError(f"--max must be at least 1, got {max_n}")
@@ -151,6 +155,16 @@ def propose(settings: Settings, repo: Repo, analysis_doc: Mapping[str, Any], *,
 
         completer = make_completer(model)
     say = progress or (lambda _: None)
+    from selfimprove.llm import BudgetExceeded, with_budget
+
+    if completer is not None and model:
+        completer = with_budget(completer, budget)
+        if budget is not None:
+            wanted = min(max_n, len(patterns))
+            say(f"preflight: at least {wanted} model call{'s' if wanted != 1 else ''} (one per pattern), "
+                f"at most {2 * wanted} with retries")
+            budget.refuse(wanted, None, f"proposing for {wanted} pattern{'s' if wanted != 1 else ''}")
+    stopped = ""
 
     proposals: list[Proposal] = []
     rejected: list[Rejection] = []
@@ -169,7 +183,11 @@ def propose(settings: Settings, repo: Repo, analysis_doc: Mapping[str, Any], *,
                 proposals.append(_existing(repo, ws, done))
                 continue
             say(f"{pid}: proposing ({'llm:' + model if model else 'offline'})")
-            outcomes, (used_in, used_out, used_cost) = _candidates(pat, ws, completer, model)
+            try:
+                outcomes, (used_in, used_out, used_cost) = _candidates(pat, ws, completer, model)
+            except BudgetExceeded as exc:
+                stopped = exc.message
+                break
             tokens_in, tokens_out, cost = tokens_in + used_in, tokens_out + used_out, cost + used_cost
             reasons: list[str] = []
             accepted: tuple[Candidate, tuple[tuple[Edit, ...], dict[str, bytes], list[str]]] | None = None
@@ -202,8 +220,11 @@ def propose(settings: Settings, repo: Repo, analysis_doc: Mapping[str, Any], *,
                 if edit.pointer is not None:
                     memory.add_value(_value_key(edit), proposal.branch)
             proposals.append(proposal)
+    if budget is not None and completer is not None:  # every attempt, invalid replies included
+        tokens_in, tokens_out, cost = budget.input_tokens, budget.output_tokens, budget.cost_usd
     return ProposeResult(base=base_sha, dry_run=dry_run, proposals=tuple(proposals), rejected=tuple(rejected),
-                         input_tokens=tokens_in, output_tokens=tokens_out, cost_usd=cost)
+                         input_tokens=tokens_in, output_tokens=tokens_out, cost_usd=cost,
+                         calls=budget.calls if budget is not None else 0, stopped=stopped)
 
 
 Usage = tuple[int, int, float]  # input tokens, output tokens, cost in USD
@@ -257,6 +278,13 @@ def added_lines(edit: Edit) -> tuple[list[str], list[str]]:
 
 def _value_key(edit: Edit) -> str:
     return f"{edit.path}#{edit.pointer}={edit.after}"
+
+
+def vet(candidate: Candidate, ws: Workspace,
+        memory: Memory) -> tuple[tuple[Edit, ...], dict[str, bytes], list[str]] | str:
+    """Every check a candidate passes before it may become a branch, whichever proposer (or search round)
+    made it: its edits without what was proposed before, their files and new lines; or a refusal."""
+    return _checked(candidate, ws, memory)
 
 
 class Pending(str):
