@@ -123,12 +123,12 @@ class Budget:
     def refuse(self, estimate_calls: int, estimate_cost: float | None, what: str) -> None:
         """The preflight check: refuse a run whose smallest useful part already exceeds the budget."""
         if self.max_calls is not None and estimate_calls > self.max_calls - self.calls:
-            raise SelfImproveError(f"{what} needs at least {estimate_calls} calls; --max-calls allows "
+            raise BudgetExceeded(f"{what} needs at least {estimate_calls} calls; --max-calls allows "
                                    f"{self.max_calls - self.calls}",
                                    hint="raise --max-calls, or narrow the run (--pattern, --max)")
         if (self.max_cost is not None and estimate_cost is not None
                 and estimate_cost > self.max_cost - self.cost_usd):
-            raise SelfImproveError(f"{what} is estimated at ${estimate_cost:.4f}; --max-cost allows "
+            raise BudgetExceeded(f"{what} is estimated at ${estimate_cost:.4f}; --max-cost allows "
                                    f"${self.max_cost - self.cost_usd:.4f}",
                                    hint="raise --max-cost, or narrow the run")
 

@@ -39,10 +39,10 @@ def command(paths: Paths = None, format: Format = None, strict: Strict = False, 
     console = err_console()
     completer = None
     if reflection_model:
-        from selfimprove.llm import make_completer
+        from selfimprove.llm import make_completer, with_budget
 
-        completer = make_completer(reflection_model, timeout=timeout,
-                                   budget=opt.budget(None, max_calls, max_cost))
+        completer = with_budget(make_completer(reflection_model, timeout=timeout),
+                                opt.budget(None, max_calls, max_cost))
     with ProgressBar(progress_enabled(json), "reading traces", unit="bytes") as progress:
         result = analyze(inputs, format=fmt, since=parse_time(since, "--since"),
                          until=parse_time(until, "--until"), strict=strict, completer=completer,
@@ -56,6 +56,10 @@ def command(paths: Paths = None, format: Format = None, strict: Strict = False, 
         emit_json(result.to_json())
     else:
         report.render(result, console, verbose=verbose)
+    stopped = (result.reflection or {}).get("stopped")
+    if stopped:
+        console.print(f"warning: reflection stopped, {stopped}; the offline analysis of every pattern is "
+                      "kept (and the reflections made before)", markup=False, soft_wrap=True)
     for what, path in (("outcomes", outcomes), ("report", markdown)):
         if path is not None:
             console.print(f"wrote {what} to {path}")

@@ -51,9 +51,9 @@ def command(
     budget = opt.budget(settings, max_calls, max_cost)
     completer = None
     if chosen:
-        from selfimprove.llm import make_completer
+        from selfimprove.llm import make_completer, with_budget
 
-        completer = make_completer(chosen, timeout=settings.reflection_timeout, budget=budget)
+        completer = with_budget(make_completer(chosen, timeout=settings.reflection_timeout), budget)
     console = err_console()
     say = (lambda line: console.print(line, markup=False, soft_wrap=True)) if verbose else None
     if from_suite and not search:

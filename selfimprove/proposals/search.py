@@ -286,6 +286,7 @@ def search(settings: Settings, repo: Repo, analysis_doc: Mapping[str, Any] | Non
         _proposal,
         _value_key,
         check_analysis,
+        failed_evals,
         select_patterns,
         vet,
     )
@@ -324,13 +325,17 @@ def search(settings: Settings, repo: Repo, analysis_doc: Mapping[str, Any] | Non
     stopped = ""
     guard = contextlib.nullcontext() if dry_run else repo.lock()
     with guard:
-        memory = _memory(repo, ws, branches.existing_proposals(repo))
+        existing = branches.existing_proposals(repo)
+        failed = failed_evals(repo, existing)
+        memory = _memory(repo, ws, [e for e in existing if e.branch not in failed])
         for target in targets:
             pid = SUITE_PATTERN if target is None else str(target["id"])
             try:
                 run = _search_one(target, ws, scorer, memory, completer, model, options, say, pid, vet,
                                   suite_patterns)
             except BudgetExceeded as exc:
+                if not proposals and not rejected:
+                    raise  # nothing done yet: the run is refused, not stopped
                 stopped = exc.message
                 say(f"{pid}: {exc.message}")
                 break
@@ -352,6 +357,14 @@ def search(settings: Settings, repo: Repo, analysis_doc: Mapping[str, Any] | Non
             proposal = _proposal(pat, dataclasses.replace(best.candidate, title=best.candidate.title[:72]),
                                  best.edits, best.files, base_sha)
             proposal = dataclasses.replace(proposal, search=lineage)
+            if proposal.branch in failed:
+                why = f"the best candidate is the change on {proposal.branch}, which failed its eval"
+                rejected.append(Rejection(pid, f"{why} ({failed[proposal.branch]})", "search"))
+                continue
+            if not dry_run and repo.try_resolve(f"refs/heads/{proposal.branch}") is not None:
+                proposals.append(dataclasses.replace(proposal, status="exists",
+                                                     commit=repo.resolve(f"refs/heads/{proposal.branch}")))
+                continue
             if dry_run:
                 from selfimprove.proposals.service import _diff
 

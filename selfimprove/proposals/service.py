@@ -171,7 +171,9 @@ def propose(settings: Settings, repo: Repo, analysis_doc: Mapping[str, Any], *,
     tokens_in, tokens_out, cost = 0, 0, 0.0
     guard = contextlib.nullcontext() if dry_run else repo.lock()
     with guard:
-        earlier = branches.existing_proposals(repo)
+        failed = failed_evals(repo, branches.existing_proposals(repo))
+        # a branch that failed its eval is no proposal in progress: its change may be proposed again
+        earlier = [e for e in branches.existing_proposals(repo) if e.branch not in failed]
         memory = _memory(repo, ws, earlier)
         for pat in patterns:
             if len(proposals) >= max_n:
@@ -200,6 +202,13 @@ def propose(settings: Settings, repo: Repo, analysis_doc: Mapping[str, Any], *,
                     reasons.append(checked)
                     if isinstance(checked, Pending):
                         break
+                    continue
+                again = _proposal(pat, outcome, checked[0], checked[1], base_sha).branch
+                if again in failed:
+                    reason = f"{again} failed its eval ({failed[again]})"
+                    reasons.append(f"the same change is on {reason}")
+                    rejected.append(Rejection(pid, f"{reason}; proposing again", "eval"))
+                    say(f"{pid}: {reason}; proposing again")
                     continue
                 accepted = (outcome, checked)
                 break
@@ -387,6 +396,24 @@ def _proposal(pattern: Mapping[str, Any], candidate: Candidate, edits: tuple[Edi
         input_tokens=candidate.input_tokens, output_tokens=candidate.output_tokens,
         cost_usd=candidate.cost_usd,
     )
+
+
+def failed_evals(repo: Repo, earlier: Sequence[branches.Existing]) -> dict[str, str]:
+    """Branches whose tip carries an eval note with a verdict other than pass: branch → the note's reasons."""
+    out: dict[str, str] = {}
+    for done in earlier:
+        text = repo.note_read(done.sha)
+        if not text:
+            continue
+        try:
+            note = json.loads(text)
+        except ValueError:
+            continue
+        if isinstance(note, Mapping) and note.get("verdict") not in (None, "pass"):
+            reasons = [str(r) for r in note.get("reasons") or ()][:2]
+            said = ": " + "; ".join(reasons) if reasons else ""
+            out[done.branch] = f"verdict {note.get('verdict')}{said}"
+    return out
 
 
 def _existing(repo: Repo, ws: Workspace, done: branches.Existing) -> Proposal:
