@@ -2,7 +2,7 @@
 
 Owns: `FailedCase` (what a proposer may learn from a failed dev case: its id, the user's input, the
 agent's output, each failed assertion's reason, and what the failed positive assertions expected),
-`failed_cases` (from an eval run), `relevant` (the failed cases about a pattern), and `feedback_rule`,
+`failed_cases` (from an eval run), `relevant` (the failed cases about a pattern), and `feedback_rules`,
 the offline proposer that turns an expectation shared by failed cases ("the answer should contain
 '30 days'", "`escalate_to_human` should be called") into a rule scoped to what those cases ask about.
 
@@ -29,7 +29,6 @@ if TYPE_CHECKING:
 
 _PHRASE_TYPES = {"contains", "icontains", "contains-any", "icontains-any", "contains-all", "icontains-all",
                  "starts-with"}
-MAX_RULES = 2  # rules one feedback candidate adds
 
 
 @dataclass(frozen=True)
@@ -38,7 +37,9 @@ class FailedCase:
     input: str  # the last user message the case sends
     output: str  # what the agent answered
     reasons: tuple[str, ...]  # each failed assertion: "type: reason"
-    expects: tuple[tuple[str, str], ...] = ()  # ("phrase" | "tool", value) of failed positive assertions
+    # what failed positive assertions expected: ("phrase", text), ("tool", name), or ("argument",
+    # "tool|arg|expected|given") when the tool was called with an argument of another shape
+    expects: tuple[tuple[str, str], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "input": self.input, "output": self.output, "failed": list(self.reasons)}
@@ -64,7 +65,16 @@ def failed_cases(results: Iterable[CaseResult], side: str = "candidate") -> list
                     expects.append(("phrase", first.strip()))
             elif assertion.type == "tool-called":
                 name = value.get("name") if isinstance(value, Mapping) else value
-                if isinstance(name, str) and name.strip():
+                if not isinstance(name, str) or not name.strip():
+                    continue
+                wanted = value.get("arguments") if isinstance(value, Mapping) else None
+                made = [c for c in last.output.tool_calls if c.name == name]
+                if made and isinstance(wanted, Mapping) and isinstance(made[0].arguments, Mapping):
+                    for arg, want in wanted.items():
+                        given = made[0].arguments.get(arg)
+                        if given is not None and str(given) != str(want):
+                            expects.append(("argument", f"{name}|{arg}|{want}|{given}"))
+                elif not made:
                     expects.append(("tool", name.strip()))
         out.append(FailedCase(result.case.id, _last_user(result.case.messages), last.output.text,
                               tuple(last.grade.failures), tuple(expects)))
@@ -107,32 +117,48 @@ def relevant(pattern: Mapping[str, Any] | None, cases: Sequence[FailedCase]) -> 
     return out
 
 
-def feedback_rule(pattern: Mapping[str, Any] | None, ws: Workspace,
-                  feedback: Sequence[FailedCase], skip: int = 0) -> Candidate | str | None:
-    """A rule per expectation that failed cases share, scoped to the words their inputs share.
+def _group_key(expect: tuple[str, str]) -> tuple[str, str]:
+    """Expectations that one rule states: the same phrase or tool; for arguments, the same tool and
+    argument with the same shapes of expected and given values (ids differ from case to case)."""
+    kind, value = expect
+    if kind != "argument":
+        return expect
+    from selfimprove.proposals.offline import _shape
 
-    `skip` passes over the most common expectations (a later round tries the next ones)."""
+    tool, arg, want, given = value.split("|", 3)
+    return kind, f"{tool}|{arg}|{_shape(want)}|{_shape(given)}"
+
+
+def _rule(kind: str, value: str, topic: str) -> str:
+    if kind == "tool":
+        return f"When the user asks {topic}, call `{quote(value, 60)}`."
+    if kind == "argument":
+        tool, arg, want, given = value.split("|", 3)
+        return (f'When you call `{quote(tool, 60)}`, pass `{quote(arg, 40)}` like "{quote(want, 40)}", '
+                f'not like "{quote(given, 40)}".')
+    return f'When the user asks {topic}, the answer must say "{quote(value, 60)}".'
+
+
+def feedback_rules(pattern: Mapping[str, Any] | None, ws: Workspace,
+                   feedback: Sequence[FailedCase]) -> list[Candidate]:
+    """One candidate per expectation that failed cases share (most shared first): a rule stating it,
+    scoped to the words those cases' inputs share."""
     from selfimprove.analysis.patterns import salient
 
     cases = [c for c in relevant(pattern, feedback) if c.expects and not looks_like_injection(c.input)]
-    groups: dict[tuple[str, str], list[FailedCase]] = {}
+    groups: dict[tuple[str, str], list[tuple[FailedCase, str]]] = {}
     for case in cases:
         for expect in dict.fromkeys(case.expects):
             if not looks_like_injection(expect[1]):
-                groups.setdefault(expect, []).append(case)
-    if not groups:
-        return None
-    ranked = sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0]))[skip : skip + MAX_RULES]
-    if not ranked:
-        return None
+                groups.setdefault(_group_key(expect), []).append((case, expect[1]))
     target = ws.rules_target()
-    if target is None:
-        return "the prompts declare no mutable section to add a rule to"
+    if not groups or target is None:
+        return []
     path, section = target
     before = ws.body(path, section)
-    rules: list[str] = []
-    ids: list[str] = []
-    for (kind, value), group in ranked:
+    out: list[Candidate] = []
+    for (kind, _), members in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        group = [c for c, _ in members]
         sets = [salient(c.input, numbers=False) for c in group]
         counts: dict[str, int] = {}
         for words in sets:
@@ -140,22 +166,17 @@ def feedback_rule(pattern: Mapping[str, Any] | None, ws: Workspace,
                 counts[w] = counts.get(w, 0) + 1
         need = 1 if len(sets) == 1 else max(2, len(sets) // 2)
         shared = sorted(w for w, n in counts.items() if n >= need)[:4]
-        if shared:
-            topic = "about " + ", ".join(f'"{w}"' for w in shared)
-        else:
-            topic = f'like "{quote(group[0].input, 60)}"'
-        if kind == "tool":
-            rules.append(f"When the user asks {topic}, call `{quote(value, 60)}`.")
-        else:
-            rules.append(f'When the user asks {topic}, the answer must say "{quote(value, 60)}".')
-        ids += [c.id for c in group]
-    after = append_lines(before, [bullet_for(before) + r for r in rules])
-    expected = "; ".join(f"{k} {quote(v, 40)!r} ({len(g)} case{'s' if len(g) != 1 else ''})"
-                         for (k, v), g in ranked)
-    return Candidate(
-        title=f"add {len(rules)} rule{'s' if len(rules) != 1 else ''} from failed dev cases",
-        proposer="offline/eval-feedback",
-        rationale=(f"Dev cases {', '.join(dict.fromkeys(ids))} failed expecting {expected}; a rule scoped "
-                   "to what those requests ask about states it."),
-        edits=(Edit(path, section, None, before, after),),
-    )
+        topic = ("about " + ", ".join(f'"{w}"' for w in shared) if shared
+                 else f'like "{quote(group[0].input, 60)}"')
+        rule = _rule(kind, members[0][1], topic)
+        ids = ", ".join(dict.fromkeys(c.id for c in group))
+        what = {"tool": "a call of", "argument": "another argument to", "phrase": "the phrase"}[kind]
+        out.append(Candidate(
+            title=f"add a rule from {len(group)} failed dev case{'s' if len(group) != 1 else ''}: "
+                  f"{quote(rule, 48)}",
+            proposer="offline/eval-feedback",
+            rationale=(f"Dev cases {ids} failed expecting {what} {quote(members[0][1].split('|')[0], 40)!r}; "
+                       "a rule scoped to what those requests ask about states it."),
+            edits=(Edit(path, section, None, before, append_lines(before, [bullet_for(before) + rule])),),
+        ))
+    return out

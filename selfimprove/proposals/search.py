@@ -15,7 +15,7 @@ Must never: show a proposer a held-out case (only dev cases are run and only the
 on), write anything but the winner's branch and its note (candidates are scored as commits no ref points
 at), or let a candidate skip the checks because it came from a merge or a later round.
 
-Offline, the proposers are the deterministic ones plus `feedback.feedback_rule`, and the reflector is a
+Offline, the proposers are the deterministic ones plus `feedback.feedback_rules`, and the reflector is a
 script: the next round merges the best candidate with a rule from what its failed dev cases expected,
 and merges complementary Pareto members; so the loop is tested and runs in the bundled example.
 """
@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import itertools
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from selfimprove.errors import SelfImproveError
 from selfimprove.proposals import branch as branches
-from selfimprove.proposals.feedback import FailedCase, failed_cases, feedback_rule, relevant
+from selfimprove.proposals.feedback import FailedCase, failed_cases, feedback_rules, relevant
 from selfimprove.proposals.model import Candidate, Edit, Proposal, ProposeResult, Rejection
 from selfimprove.proposals.text import append_lines
 
@@ -220,9 +221,7 @@ def _first_round(pattern: Mapping[str, Any] | None, ws: Workspace, feedback: Seq
         from selfimprove.proposals.offline import candidates
 
         out += candidates(pattern, ws)
-    rule = feedback_rule(pattern, ws, feedback)
-    if rule is not None:
-        out.append(rule)
+    out += feedback_rules(pattern, ws, feedback)
     return [c for c in out if isinstance(c, Candidate)] + [c for c in out if isinstance(c, str)]
 
 
@@ -230,7 +229,8 @@ def _next_round(pattern: Mapping[str, Any] | None, ws: Workspace, run: _Run, com
                 model: str | None, k: int) -> list[tuple[Candidate, tuple[str, ...]]]:
     """The reflection: from the best candidate's failed dev cases and the earlier scores, the next k."""
     best = run.best()
-    out: list[tuple[Candidate, tuple[str, ...]]] = []
+    reflected: list[tuple[Candidate, tuple[str, ...]]] = []
+    merged_front: list[tuple[Candidate, tuple[str, ...]]] = []
     tried = {_key(s.candidate) for s in run.scored}
     if best is not None:
         failures = relevant(pattern, best.failed)
@@ -241,15 +241,11 @@ def _next_round(pattern: Mapping[str, Any] | None, ws: Workspace, run: _Run, com
                      + (f" (refused: {s.refused})" if s.refused else "") for s in run.scored]
             outcome = propose_llm(pattern, ws, completer, model, feedback=failures, notes=notes)
             if outcome.candidate is not None:
-                out.append((merge(best.candidate, outcome.candidate), (best.label,)))
-        for skip in range(0, 6, 2):
-            rule = feedback_rule(pattern, ws, failures, skip=skip)
-            if not isinstance(rule, Candidate):
-                break
+                reflected.append((merge(best.candidate, outcome.candidate), (best.label,)))
+        for rule in feedback_rules(pattern, ws, failures):
             merged = merge(best.candidate, rule)
             if _key(merged) not in tried:
-                out.append((merged, (best.label,)))
-                break
+                reflected.append((merged, (best.label,)))
     front = sorted(run.pareto(), key=lambda s: -len(s.passed))
     if best is not None and best not in front:
         front.insert(0, best)
@@ -259,7 +255,10 @@ def _next_round(pattern: Mapping[str, Any] | None, ws: Workspace, run: _Run, com
             if a.passed - b.passed and b.passed - a.passed:
                 merged = merge(a.candidate, b.candidate)
                 if _key(merged) not in tried:
-                    out.append((merged, (a.label, b.label)))
+                    merged_front.append((merged, (a.label, b.label)))
+    # what the reflection wrote and what the Pareto front merges, in turn
+    out = [pair for both in itertools.zip_longest(reflected, merged_front)
+           for pair in both if pair is not None]
     seen: set[str] = set()
     unique = []
     for cand, parents in out:
