@@ -166,3 +166,45 @@ def test_a_branch_that_failed_its_eval_is_reported_and_proposed_again(acme: Path
     assert [(r["pattern"], r["reason"]) for r in doc["rejected"]] == [
         (written["pattern"], f"{written['branch']} failed its eval (verdict fail: 2 regressed cases); "
                              "proposing again")]
+
+
+def test_a_model_in_the_search_sees_failed_dev_cases_and_never_a_held_out_one(acme: Path) -> None:
+    from selfimprove.config import load_settings
+    from selfimprove.evals.suite import load_suite
+    from selfimprove.gitrepo import Repo
+    from selfimprove.llm import Budget, ScriptedCompleter
+    from selfimprove.proposals.search import Options, search
+
+    settings = load_settings(acme)
+    files = {str(p.relative_to(acme)): p.read_bytes() for p in (acme / "evals").glob("*.yaml")}
+    suite = load_suite(files, default_prompt="prompts/support_agent.md")
+    dev, held = split(suite.cases, 0.5)
+    body = (acme / "prompts" / "support_agent.md").read_text()
+    current = body.split("id=learned-rules -->\n", 1)[1].split("<!--", 1)[0]
+
+    def model(messages: list[dict[str, Any]]) -> str:
+        # writes its rule from the failed dev cases it is sent: the window they expect
+        sent = messages[-1]["content"]
+        cases = sent.split("<eval-cases>")[-1]
+        rule = ("- Refunds are accepted within 30 days of delivery.\n" if "30 days" in cases
+                else "- Be helpful.\n")
+        return json.dumps({"title": "state the refund window", "rationale": "the failed dev cases expect it",
+                           "edits": [{"path": "prompts/support_agent.md", "section": "learned-rules",
+                                      "body": current + rule}]})
+
+    completer = ScriptedCompleter(model)
+    doc = json.loads((acme.parent / "analysis.json").read_text())
+    refund = next(p["id"] for p in doc["patterns"] if "30 days" in p["title"])
+    budget = Budget(max_calls=400)
+    with Repo.open(acme) as repo:
+        result = search(settings, repo, doc, options=Options(rounds=2, k=1), completer=completer,
+                        model="scripted", pattern=refund, budget=budget, dry_run=True)
+    [proposal] = result.proposals
+    assert proposal.search is not None and proposal.search["dev"]["best"] > proposal.search["dev"]["base"]
+    assert "30 days of delivery" in proposal.files["prompts/support_agent.md"].decode()
+    requests = [c["messages"][-1]["content"] for c in completer.calls]
+    assert requests and all("<eval-cases>" in r for r in requests)
+    for case in held:
+        assert all(f'"{case.id}"' not in r for r in requests), case.id
+    assert any(f'"{case.id}"' in r for case in dev for r in requests)
+    assert result.calls == budget.calls and budget.calls >= len(completer.calls)
