@@ -59,7 +59,8 @@ def run_method(name: str, flags: list[str], args: argparse.Namespace) -> dict[st
     with tempfile.TemporaryDirectory(prefix="selfimprove-search-bench-") as tmp:
         repo = fresh_copy(Path(tmp), args.holdout)
         analysis = Path(tmp) / "analysis.json"
-        analysis.write_text(sh(repo, sys.executable, "-m", "selfimprove", "analyze", "logs/", "--json").stdout)
+        analyzed = sh(repo, sys.executable, "-m", "selfimprove", "analyze", "logs/", "--json")
+        analysis.write_text(analyzed.stdout)
         proposed = json.loads(sh(repo, sys.executable, "-m", "selfimprove", "propose", "--offline", "--from",
                                  str(analysis), "--max", str(args.max), "--rounds", str(args.rounds), "--k",
                                  str(args.k), "--json", *flags, ok=(0, 1)).stdout)
