@@ -74,7 +74,8 @@ def command(
         else:
             assert doc is not None
             result = propose(settings, git_repo, doc, completer=completer, model=chosen, pattern=pattern,
-                             max_n=max_n, dry_run=dry_run, base=base, progress=say, budget=budget)
+                             max_n=max_n, dry_run=dry_run, base=base, progress=say, budget=budget,
+                             notice=lambda line: console.print(line, markup=False, soft_wrap=True))
     if json:
         emit_json(result.to_json())
     else:

@@ -318,6 +318,7 @@ def search(settings: Settings, repo: Repo, analysis_doc: Mapping[str, Any] | Non
         completer = with_budget(completer, budget)
     say = progress or (lambda _: None)
     scorer = _Scorer(settings, repo, base_sha, budget)
+    say(_preflight(settings, len(targets), options, completer is not None and bool(model), budget))
 
     proposals: list[Proposal] = []
     rejected: list[Rejection] = []
@@ -445,6 +446,19 @@ def _search_one(target: Mapping[str, Any] | None, ws: Workspace, scorer: _Scorer
     except BudgetExceeded as exc:
         run.stopped = f"budget: {exc.message}"
     return run
+
+
+def _preflight(settings: Settings, searches: int, options: Options, asks_model: bool,
+               budget: Budget | None) -> str:
+    """The most a search can call, before the first call: each candidate is one uncached run of the dev
+    cases (answers already cached are free, so the real count is usually far lower)."""
+    candidates = searches * options.rounds * options.k
+    repeats = settings.eval.repeats
+    model = f", up to {2 * candidates} model calls (one retry each)" if asks_model else ""
+    limit = "" if budget is None or budget.max_calls is None else f"; --max-calls {budget.max_calls}"
+    return (f"preflight: {searches} search{'es' if searches != 1 else ''} × up to {options.rounds} rounds × "
+            f"{options.k} candidates = at most {candidates} candidates, each one run of the dev cases "
+            f"(× {repeats} repeat{'s' if repeats != 1 else ''}, cached answers free){model}{limit}")
 
 
 def _with_lineage(message: str, lineage: Mapping[str, Any]) -> str:

@@ -135,7 +135,8 @@ def fresh_analysis(settings: Settings, *, completer: Completer | None = None,
 def propose(settings: Settings, repo: Repo, analysis_doc: Mapping[str, Any], *,
             completer: Completer | None = None, model: str | None = None, pattern: str | None = None,
             max_n: int = 3, dry_run: bool = False, base: str | None = None,
-            progress: Callable[[str], None] | None = None, budget: Budget | None = None) -> ProposeResult:
+            progress: Callable[[str], None] | None = None, budget: Budget | None = None,
+            notice: Callable[[str], None] | None = None) -> ProposeResult:
     """Turn the analysis' top patterns into at most `max_n` proposals (branches unless `dry_run`).
 
     With a `budget`, every model attempt is taken from it (retries and invalid replies included); the
@@ -161,8 +162,9 @@ def propose(settings: Settings, repo: Repo, analysis_doc: Mapping[str, Any], *,
         completer = with_budget(completer, budget)
         if budget is not None:
             wanted = min(max_n, len(patterns))
-            say(f"preflight: at least {wanted} model call{'s' if wanted != 1 else ''} (one per pattern), "
-                f"at most {2 * wanted} with retries")
+            limit = "" if budget.max_calls is None else f"; --max-calls {budget.max_calls}"
+            (notice if budget.limited and notice else say)(f"preflight: at least {wanted} model call{'s' if wanted != 1 else ''} (one per "
+                            f"pattern), {2 * wanted} with a retry each{limit}")
             budget.refuse(wanted, None, f"proposing for {wanted} pattern{'s' if wanted != 1 else ''}")
     stopped = ""
 

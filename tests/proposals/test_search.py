@@ -113,6 +113,7 @@ def test_search_stops_on_the_budget_and_keeps_nothing_half_done(acme: Path) -> N
                     "10", "--json", cwd=acme)
     assert result.exit_code == 2, result.stderr
     assert "needs at least" in result.stderr and "--max-calls allows 10" in result.stderr
+    assert "preflight: 1 search × up to 4 rounds × 3 candidates = at most 12 candidates" in result.stderr
     assert git(acme, "branch", "--list", "selfimprove/*") == ""
 
 
@@ -136,6 +137,8 @@ def test_the_preflight_refuses_a_run_the_budget_cannot_cover(acme: Path, stub_op
                     "--max-calls", "2", cwd=acme)
     assert result.exit_code == 2
     assert "needs at least 3 calls" in result.stderr
+    preflight = "preflight: at least 3 model calls (one per pattern), 6 with a retry each; --max-calls 2"
+    assert preflight in result.stderr
     assert stub_openai.count == 0
 
 
