@@ -163,8 +163,9 @@ def propose(settings: Settings, repo: Repo, analysis_doc: Mapping[str, Any], *,
         if budget is not None:
             wanted = min(max_n, len(patterns))
             limit = "" if budget.max_calls is None else f"; --max-calls {budget.max_calls}"
-            (notice if budget.limited and notice else say)(f"preflight: at least {wanted} model call{'s' if wanted != 1 else ''} (one per "
-                            f"pattern), {2 * wanted} with a retry each{limit}")
+            tell = notice if budget.limited and notice else say
+            tell(f"preflight: at least {wanted} model call{'s' if wanted != 1 else ''} (one per pattern), "
+                 f"{2 * wanted} with a retry each{limit}")
             budget.refuse(wanted, None, f"proposing for {wanted} pattern{'s' if wanted != 1 else ''}")
     stopped = ""
 
