@@ -80,9 +80,11 @@ def command(
         emit_json(result.to_json())
     else:
         _render(result)
-    if result.rejected and not result.proposals:
+    if (result.rejected or result.stopped) and not result.proposals:
         from selfimprove.errors import GateFailed
 
+        if result.stopped and not result.rejected:
+            raise GateFailed(f"nothing proposed: {result.stopped}")
         where = "listed under 'rejected'" if json else "listed above"
         raise GateFailed(f"nothing proposed: every candidate was refused ({where})")
 

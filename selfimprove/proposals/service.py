@@ -2,7 +2,8 @@
 
 Owns the order of things, which is the safety argument:
   1. the base is a commit (HEAD's by default); every managed file is read from it, never from disk;
-  2. per pattern, a branch an earlier run wrote for the same base and pattern is reported, not redone;
+  2. per pattern, a branch an earlier run wrote for the same base and pattern is reported, not redone
+     (unless its eval note says it failed: then that is reported and the pattern is proposed again);
   3. a proposer (offline, or the reflection model) suggests edits of mutable sections / pointers,
      in order of preference;
   4. near-duplicate rules are dropped (against the section and earlier proposals); what remains is
@@ -174,9 +175,10 @@ def propose(settings: Settings, repo: Repo, analysis_doc: Mapping[str, Any], *,
     tokens_in, tokens_out, cost = 0, 0, 0.0
     guard = contextlib.nullcontext() if dry_run else repo.lock()
     with guard:
-        failed = failed_evals(repo, branches.existing_proposals(repo))
+        existing = branches.existing_proposals(repo)
+        failed = failed_evals(repo, existing)
         # a branch that failed its eval is no proposal in progress: its change may be proposed again
-        earlier = [e for e in branches.existing_proposals(repo) if e.branch not in failed]
+        earlier = [e for e in existing if e.branch not in failed]
         memory = _memory(repo, ws, earlier)
         for pat in patterns:
             if len(proposals) >= max_n:
