@@ -102,5 +102,21 @@ git --no-pager diff HEAD^ HEAD    # the rollback undoes exactly that change
 step "selfimprove history   (the rollback is on the record)"
 si history
 
+step "selfimprove propose --search --from-suite   (hold half the cases out; search on the rest; gate on the held-out)"
+python - <<'EOF'
+from pathlib import Path
+
+path = Path("selfimprove.yaml")
+path.write_text(path.read_text().replace("  repeats: 1\n", "  repeats: 1\n  holdout: 0.5\n", 1))
+EOF
+git_ commit -q -am "Hold half of the eval cases out of the search"
+analysis="$(mktemp "${TMPDIR:-/tmp}/selfimprove-analysis.XXXXXX")"
+si analyze logs/ --json > "$analysis"
+searched=$(si propose --offline --search --from-suite --from "$analysis" --max 3 --json |
+    python -c 'import json, sys; print(json.load(sys.stdin)["proposals"][0]["branch"])')
+rm -f "$analysis"
+echo "created $searched"
+si eval "$searched" || echo "(refused by the gate)"
+
 echo
-echo "Done: analyze -> propose -> eval -> merge -> history -> rollback, offline."
+echo "Done: analyze -> propose -> eval -> merge -> history -> rollback -> search, offline."

@@ -46,6 +46,13 @@ class EvalSpec:
     gate: Gate = field(default_factory=Gate)
     judge_model: str | None = None
     timeout: float = 60.0
+    holdout: float = 0.0  # share of cases held out of search (by a stable hash of the case id)
+
+
+@dataclass(frozen=True)
+class BudgetSpec:
+    max_calls: int | None = None
+    max_cost: float | None = None
 
 
 @dataclass(frozen=True)
@@ -84,6 +91,7 @@ class Settings:
     reflection_timeout: float = 60.0
     policy: PolicySpec = field(default_factory=PolicySpec)
     judge: JudgeSpec | None = None  # analysis.judge, when the file has one
+    budget: BudgetSpec = field(default_factory=BudgetSpec)
 
     def managed_paths(self) -> tuple[str, ...]:
         """Every file a change may touch or the policy must compare: prompts, configs, their schemas."""
@@ -202,6 +210,7 @@ def _freeze(data: dict[str, Any], *, root: Path, path: Path) -> Settings:
             ),
             judge_model=eval_data.get("judge_model"),
             timeout=float(eval_data.get("timeout", 60.0)),
+            holdout=float(eval_data.get("holdout", 0.0)),
         ),
         reflection_model=(data.get("reflection") or {}).get("model"),
         reflection_timeout=float((data.get("reflection") or {}).get("timeout", 60.0)),
@@ -217,6 +226,10 @@ def _freeze(data: dict[str, Any], *, root: Path, path: Path) -> Settings:
             model=judge.get("model"), sample=judge.get("sample"), rubric=judge.get("rubric"),
             concurrency=judge.get("concurrency"),
             timeout=float(judge["timeout"]) if "timeout" in judge else None),
+        budget=BudgetSpec(
+            max_calls=(data.get("budget") or {}).get("max_calls"),
+            max_cost=(data.get("budget") or {}).get("max_cost"),
+        ),
     )
 
 

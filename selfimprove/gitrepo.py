@@ -365,6 +365,11 @@ class Repo:
             parent = ["-p", base_sha] if base_sha else []
             return self._out("commit-tree", tree, *parent, "-F", str(msg), env=self._identity_env())
 
+    def commit_object(self, base: str, files: Mapping[str, bytes | None], message: str) -> str:
+        """A commit on `base` with `files` replaced that no ref points at (what a search scores before
+        one candidate becomes a branch); git's gc removes it in time."""
+        return self._build_commit(base, files, message)
+
     def diff_files(self, ref: str, files: Mapping[str, bytes | None]) -> str:
         """The unified diff from `ref` to `ref` with `files` replaced (None deletes); moves no ref."""
         base_sha = self.resolve(ref)

@@ -35,6 +35,9 @@ from selfimprove.errors import SelfImproveError
 from selfimprove.traces.model import ToolCall
 
 __all__ = [
+    "Budget",
+    "BudgetExceeded",
+    "Budgeted",
     "Completer",
     "Completion",
     "LLMError",
@@ -48,6 +51,7 @@ __all__ = [
     "parse_json",
     "make_completer",
     "redact",
+    "with_budget",
 ]
 
 
@@ -72,6 +76,107 @@ class Completer(Protocol):
     async def acomplete(
         self, model: str, messages: Sequence[Mapping[str, Any]], **params: Any
     ) -> Completion: ...
+
+
+# -- budget -------------------------------------------------------------------------------------------
+
+class BudgetExceeded(LLMError):
+    """The run's budget (`--max-calls` / `--max-cost`) would be exceeded by the next call."""
+
+
+class Budget:
+    """What one run may spend, shared by every completer and provider it uses.
+
+    Every attempt is taken before it is sent (retries and invalid replies included), so `max_calls` is
+    a hard ceiling on requests; cost is only known after a reply, so `max_cost` stops the next call once
+    the spend reached it. Thread-safe: eval calls run concurrently."""
+
+    def __init__(self, max_calls: int | None = None, max_cost: float | None = None) -> None:
+        self.max_calls = max_calls
+        self.max_cost = max_cost
+        self.calls = 0
+        self.input_tokens = 0
+        self.output_tokens = 0
+        self.cost_usd = 0.0
+        self._lock = threading.Lock()
+
+    @property
+    def limited(self) -> bool:
+        return self.max_calls is not None or self.max_cost is not None
+
+    def remaining_calls(self) -> int | None:
+        return None if self.max_calls is None else max(0, self.max_calls - self.calls)
+
+    def take(self, what: str = "model call") -> None:
+        """Count one attempt, or raise `BudgetExceeded` without counting it."""
+        with self._lock:
+            if self.max_calls is not None and self.calls >= self.max_calls:
+                raise BudgetExceeded(f"budget reached: {self.calls} of --max-calls {self.max_calls} made; "
+                                     f"the next {what} was not sent",
+                                     hint="raise --max-calls (or budget.max_calls in selfimprove.yaml)")
+            if self.max_cost is not None and self.cost_usd >= self.max_cost:
+                raise BudgetExceeded(f"budget reached: ${self.cost_usd:.4f} of --max-cost "
+                                     f"${self.max_cost:.4f} spent; the next {what} was not sent",
+                                     hint="raise --max-cost (or budget.max_cost in selfimprove.yaml)")
+            self.calls += 1
+
+    def spend(self, input_tokens: int = 0, output_tokens: int = 0, cost_usd: float = 0.0) -> None:
+        with self._lock:
+            self.input_tokens += input_tokens
+            self.output_tokens += output_tokens
+            self.cost_usd += cost_usd
+
+    def refuse(self, estimate_calls: int, estimate_cost: float | None, what: str) -> None:
+        """The preflight check: refuse a run whose smallest useful part already exceeds the budget."""
+        if self.max_calls is not None and estimate_calls > self.max_calls - self.calls:
+            raise BudgetExceeded(f"{what} needs at least {estimate_calls} calls; --max-calls allows "
+                                   f"{self.max_calls - self.calls}",
+                                   hint="raise --max-calls, or narrow the run (--pattern, --max)")
+        if (self.max_cost is not None and estimate_cost is not None
+                and estimate_cost > self.max_cost - self.cost_usd):
+            raise BudgetExceeded(f"{what} is estimated at ${estimate_cost:.4f}; --max-cost allows "
+                                   f"${self.max_cost - self.cost_usd:.4f}",
+                                   hint="raise --max-cost, or narrow the run")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"calls": self.calls, "max_calls": self.max_calls, "max_cost": self.max_cost,
+                "tokens": {"input": self.input_tokens, "output": self.output_tokens},
+                "cost_usd": round(self.cost_usd, 6)}
+
+
+class Budgeted:
+    """Any completer, with every call taken from a `Budget` first and its usage recorded after.
+
+    `LiteLLMCompleter` takes the budget itself, once per attempt (its retries happen inside one
+    `complete`); this wrapper is for the others (scripted, or one a caller supplies)."""
+
+    def __init__(self, inner: Completer, budget: Budget) -> None:
+        self.inner = inner
+        self.budget = budget
+
+    def _record(self, completion: Completion) -> Completion:
+        self.budget.spend(completion.input_tokens, completion.output_tokens, completion.cost_usd)
+        return completion
+
+    def complete(self, model: str, messages: Sequence[Mapping[str, Any]], **params: Any) -> Completion:
+        self.budget.take()
+        return self._record(self.inner.complete(model, messages, **params))
+
+    async def acomplete(self, model: str, messages: Sequence[Mapping[str, Any]], **params: Any) -> Completion:
+        self.budget.take()
+        return self._record(await self.inner.acomplete(model, messages, **params))
+
+
+def with_budget(completer: Completer, budget: Budget | None) -> Completer:
+    """`completer` charged to `budget` (every attempt counted once, whatever its kind)."""
+    if budget is None:
+        return completer
+    if isinstance(completer, LiteLLMCompleter):
+        completer.budget = budget
+        return completer
+    if isinstance(completer, Budgeted) and completer.budget is budget:
+        return completer
+    return Budgeted(completer, budget)
 
 
 # -- redaction ----------------------------------------------------------------------------------------
@@ -276,7 +381,9 @@ class LiteLLMCompleter:
     """Any litellm model string. Our retry loop, explicit timeout, redacted messages, cost recorded."""
 
     def __init__(self, *, timeout: float = 60.0, retries: int = 3, backoff: float = 1.0,
-                 max_backoff: float = 30.0, api_base: str | None = None, api_key: str | None = None) -> None:
+                 max_backoff: float = 30.0, api_base: str | None = None, api_key: str | None = None,
+                 budget: Budget | None = None) -> None:
+        self.budget = budget
         self.timeout = timeout
         self.retries = retries
         self.backoff = backoff
@@ -307,8 +414,15 @@ class LiteLLMCompleter:
         return float(min(self.backoff * (2**attempt), self.max_backoff))
 
     def _count(self) -> None:
+        if self.budget is not None:
+            self.budget.take()  # before the attempt: a retry is a call like any other
         with self._lock:
             self.attempts += 1
+
+    def _spent(self, completion: Completion) -> Completion:
+        if self.budget is not None:
+            self.budget.spend(completion.input_tokens, completion.output_tokens, completion.cost_usd)
+        return completion
 
     def _fail(self, exc: BaseException, model: str, attempts: int) -> LLMError:
         tries = f" after {attempts} attempts" if attempts > 1 else ""
@@ -328,7 +442,7 @@ class LiteLLMCompleter:
                     attempt += 1
                     continue
                 raise self._fail(exc, model, attempt + 1) from exc
-            return _to_completion(litellm, response, model)
+            return self._spent(_to_completion(litellm, response, model))
 
     async def acomplete(self, model: str, messages: Sequence[Mapping[str, Any]], **params: Any) -> Completion:
         import asyncio  # here, not at the top: analysis imports this module for `redact` alone
@@ -347,7 +461,7 @@ class LiteLLMCompleter:
                     attempt += 1
                     continue
                 raise self._fail(exc, model, attempt + 1) from exc
-            return _to_completion(litellm, response, model)
+            return self._spent(_to_completion(litellm, response, model))
 
 
 def _to_completion(litellm: Any, response: Any, model: str) -> Completion:
@@ -440,7 +554,8 @@ def estimate_cost(model: str, input_tokens: int, output_tokens: int) -> float | 
     return float(prompt_cost) + float(completion_cost)
 
 
-def make_completer(model: str | None, *, timeout: float = 60.0, retries: int = 3) -> Completer:
+def make_completer(model: str | None, *, timeout: float = 60.0, retries: int = 3,
+                   budget: Budget | None = None) -> Completer:
     """The completer for a litellm model string; a clear error when none is configured."""
     if not model:
         raise SelfImproveError("no model configured",
@@ -448,7 +563,7 @@ def make_completer(model: str | None, *, timeout: float = 60.0, retries: int = 3
     if model.startswith("exec:"):
         raise SelfImproveError(f"'{model}' is an exec provider, not a litellm model",
                                hint="exec: providers are only supported by 'selfimprove eval'")
-    return LiteLLMCompleter(timeout=timeout, retries=retries)
+    return LiteLLMCompleter(timeout=timeout, retries=retries, budget=budget)
 
 
 # -- JSON replies -----------------------------------------------------------------------------------

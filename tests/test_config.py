@@ -105,3 +105,15 @@ def test_bundled_template_settings_validate():
     s = parse_settings(template.read_text(), root=Path("/r"), source="selfimprove.yaml")
     assert s.prompts == ("prompts/support_agent.md",)
     assert "Never reveal internal notes" in s.policy.protected_phrases
+
+
+def test_holdout_and_budget_parse_and_are_bounded():
+    text = "version: 1\nprompts: []\neval: {holdout: 0.3}\nbudget: {max_calls: 50, max_cost: 0.5}\n"
+    s = parse_settings(text, root=Path("/r"), source="selfimprove.yaml")
+    assert (s.eval.holdout, s.budget.max_calls, s.budget.max_cost) == (0.3, 50, 0.5)
+    plain = parse_settings("version: 1\nprompts: []\n", root=Path("/r"), source="selfimprove.yaml")
+    assert (plain.eval.holdout, plain.budget.max_calls, plain.budget.max_cost) == (0.0, None, None)
+    for bad, where in (("eval: {holdout: 1}", "$.eval.holdout"),
+                       ("budget: {max_calls: 0}", "$.budget.max_calls"), ("budget: {calls: 3}", "$.budget")):
+        line = error_of(f"version: 1\nprompts: []\n{bad}\n")
+        assert line.startswith(f"selfimprove.yaml:3: {where}"), line

@@ -75,6 +75,7 @@ def reflect(patterns: Sequence[Pattern], *, completer: Any,
     cost = 0.0
     tokens = [0, 0]
     failed: list[dict[str, str]] = []
+    stopped = ""
     for n, pattern in enumerate(patterns):
         if n >= MAX_PATTERNS:
             out.append(pattern)
@@ -89,7 +90,11 @@ def reflect(patterns: Sequence[Pattern], *, completer: Any,
             completions = getattr(exc, "completions", [])
             failed.append({"pattern": pattern.id, "reason": exc.one_line()})
             if "not valid" not in exc.message:
-                raise  # the model could not be reached at all: say so rather than half-reflect
+                # the model cannot be reached (or the budget is spent): the offline analysis of every
+                # pattern is kept, the reflections made so far too, and the stop is reported
+                stopped = exc.one_line()
+                out.extend(patterns[n:])
+                break
             out.append(pattern)
             calls += 2
             continue
@@ -104,5 +109,5 @@ def reflect(patterns: Sequence[Pattern], *, completer: Any,
         out.append(replace(pattern, notes=notes))
     summary = {"model": model, "patterns": min(len(patterns), MAX_PATTERNS), "calls": calls,
                "input_tokens": tokens[0], "output_tokens": tokens[1], "cost_usd": round(cost, 6),
-               "failed": failed}
+               "failed": failed, **({"stopped": stopped} if stopped else {})}
     return out, summary

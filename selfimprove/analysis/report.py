@@ -396,7 +396,7 @@ def case_for(trace: Trace, outcome: Outcome, pattern: Pattern | None) -> dict[st
         "messages": [_message_json(m) for m in msgs[:cut]],
         "tags": tags,
         "assert": asserts,
-        "metadata": {"trace_id": outcome.trace_id, "source": outcome.source},
+        "metadata": {"trace_id": outcome.trace_id, "source": outcome.source, "split": "dev"},
     }
 
 

@@ -32,8 +32,9 @@ JudgeSample = Annotated[int | None, typer.Option("--judge-sample", metavar="N",
 def command(paths: Paths = None, format: Format = None, strict: Strict = False, since: Since = None,
             until: Until = None, outcomes: Outcomes = None, markdown: Markdown = None,
             export_cases: Cases = None, judge: Judge = None, judge_sample: JudgeSample = None,
-            json: opt.Json = False, model: opt.Model = None,
-            offline: opt.Offline = False, repo: opt.Repo = None, config: opt.Config = None,
+            json: opt.Json = False, model: opt.Model = None, offline: opt.Offline = False,
+            max_calls: opt.MaxCalls = None, max_cost: opt.MaxCost = None,
+            repo: opt.Repo = None, config: opt.Config = None,
             verbose: opt.Verbose = False, debug: opt.Debug = False) -> None:
     """Read traces, classify outcomes, mine failure patterns and report the top reasons for failure."""
     from selfimprove.analysis import report
@@ -48,11 +49,12 @@ def command(paths: Paths = None, format: Format = None, strict: Strict = False, 
     console = err_console()
     completer = None
     if reflection_model or judging:
-        from selfimprove.llm import make_completer
+        from selfimprove.llm import make_completer, with_budget
 
         # one completer for the judge and the reflection: every call of the run is counted in one place
-        completer = make_completer(reflection_model or (judging.model if judging else None),
-                                   timeout=max(timeout, judging.timeout if judging else 0.0))
+        completer = with_budget(make_completer(reflection_model or (judging.model if judging else None),
+                                               timeout=max(timeout, judging.timeout if judging else 0.0)),
+                                opt.budget(None, max_calls, max_cost))
     with ProgressBar(progress_enabled(json), "reading traces", unit="bytes") as progress:
         result = analyze(inputs, format=fmt, since=parse_time(since, "--since"),
                          until=parse_time(until, "--until"), strict=strict, completer=completer,
@@ -68,6 +70,10 @@ def command(paths: Paths = None, format: Format = None, strict: Strict = False, 
         emit_json(result.to_json())
     else:
         report.render(result, out_console(), verbose=verbose)
+    stopped = (result.reflection or {}).get("stopped")
+    if stopped:
+        console.print(f"warning: reflection stopped, {stopped}; the offline analysis of every pattern is "
+                      "kept (and the reflections made before)", markup=False, soft_wrap=True)
     for what, path in (("outcomes", outcomes), ("report", markdown)):
         if path is not None:
             console.print(f"wrote {what} to {path}")

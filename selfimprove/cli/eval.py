@@ -17,8 +17,6 @@ Base = Annotated[str | None, typer.Option("--base", help="The base to compare wi
 Repeat = Annotated[int | None, typer.Option("--repeat", min=1, help="Ask each case N times per side.")]
 Concurrency = Annotated[int | None, typer.Option("--concurrency", min=1, help="Calls in flight at once.")]
 NoCache = Annotated[bool, typer.Option("--no-cache", help="Ask again even when an answer is cached.")]
-MaxCost = Annotated[float | None, typer.Option("--max-cost", min=0.0,
-                                               help="Refuse to start above this estimated cost (USD).")]
 Junit = Annotated[Path | None, typer.Option("--junit", help="Write a JUnit XML report here.")]
 AllowNoEffect = Annotated[bool, typer.Option("--allow-no-effect",
                                              help="Pass a change with no measured effect (a refactor).")]
@@ -26,7 +24,8 @@ Markdown = Annotated[Path | None, typer.Option("--markdown", help="Write a Markd
 
 
 def command(ref: Ref = None, base: Base = None, repeat: Repeat = None, concurrency: Concurrency = None,
-            no_cache: NoCache = False, max_cost: MaxCost = None, allow_no_effect: AllowNoEffect = False,
+            no_cache: NoCache = False, max_cost: opt.MaxCost = None, max_calls: opt.MaxCalls = None,
+            allow_no_effect: AllowNoEffect = False,
             model: opt.Model = None,
             offline: opt.Offline = False, json: opt.Json = False, junit: Junit = None,
             markdown: Markdown = None, repo: opt.Repo = None, config: opt.Config = None,
@@ -49,6 +48,7 @@ def command(ref: Ref = None, base: Base = None, repeat: Repeat = None, concurren
         result = run_eval(settings, git_repo, candidate=ref, base=base, model=model, repeat=repeat,
                           concurrency=concurrency, use_cache=not no_cache, max_cost=max_cost,
                           allow_no_effect=allow_no_effect,
+                          budget=opt.budget(settings, max_calls, max_cost),
                           progress=bar.update if bar else None, notice=None if json else console.print)
     if junit is not None:
         report.write_junit(result, junit)

@@ -22,6 +22,17 @@ def command(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the diffs; write nothing.")] = False,
     base: Annotated[str | None, typer.Option(
         "--base", help="The commit to build on (default: HEAD's commit; never the working tree).")] = None,
+    search: Annotated[bool, typer.Option(
+        "--search", help="Search per pattern: k candidates a round, scored on the dev cases, the best "
+                         "becomes the branch.")] = False,
+    from_suite: Annotated[bool, typer.Option(
+        "--from-suite", help="With --search: one search for the suite's own failing dev cases.")] = False,
+    rounds: Annotated[int, typer.Option("--rounds", min=1, help="Search rounds at most.")] = 4,
+    k: Annotated[int, typer.Option("--k", min=1, help="Candidates per search round.")] = 3,
+    patience: Annotated[int, typer.Option("--patience", min=1,
+                                          help="Stop a search after N rounds without gain.")] = 2,
+    max_calls: opt.MaxCalls = None,
+    max_cost: opt.MaxCost = None,
     model: opt.Model = None,
     offline: opt.Offline = False,
     repo: opt.Repo = None,
@@ -38,24 +49,43 @@ def command(
 
     settings = load_settings(repo, config)
     chosen = None if offline else (model or settings.reflection_model)
+    budget = opt.budget(settings, max_calls, max_cost)
     completer = None
     if chosen:
-        from selfimprove.llm import make_completer
+        from selfimprove.llm import make_completer, with_budget
 
-        completer = make_completer(chosen, timeout=settings.reflection_timeout)
+        completer = with_budget(make_completer(chosen, timeout=settings.reflection_timeout), budget)
     console = err_console()
     say = (lambda line: console.print(line, markup=False, soft_wrap=True)) if verbose else None
-    doc = load_analysis(from_) if from_ else fresh_analysis(settings, completer=completer, model=chosen)
+    if from_suite and not search:
+        from selfimprove.errors import SelfImproveError
+
+        raise SelfImproveError("--from-suite works with --search", hint="add --search")
+    doc = (load_analysis(from_) if from_ else None if from_suite and search
+           else fresh_analysis(settings, completer=completer, model=chosen))
     with Repo.open(settings.root) as git_repo:
-        result = propose(settings, git_repo, doc, completer=completer, model=chosen, pattern=pattern,
-                         max_n=max_n, dry_run=dry_run, base=base, progress=say)
+        if search:
+            from selfimprove.proposals.search import Options
+            from selfimprove.proposals.search import search as run_search
+
+            result = run_search(settings, git_repo, doc, options=Options(rounds, k, patience, from_suite),
+                                completer=completer, model=chosen, pattern=pattern, max_n=max_n,
+                                dry_run=dry_run, base=base, budget=budget,
+                                progress=lambda line: console.print(line, markup=False, soft_wrap=True))
+        else:
+            assert doc is not None
+            result = propose(settings, git_repo, doc, completer=completer, model=chosen, pattern=pattern,
+                             max_n=max_n, dry_run=dry_run, base=base, progress=say, budget=budget,
+                             notice=lambda line: console.print(line, markup=False, soft_wrap=True))
     if json:
         emit_json(result.to_json())
     else:
         _render(result)
-    if result.rejected and not result.proposals:
+    if (result.rejected or result.stopped) and not result.proposals:
         from selfimprove.errors import GateFailed
 
+        if result.stopped and not result.rejected:
+            raise GateFailed(f"nothing proposed: {result.stopped}")
         where = "listed under 'rejected'" if json else "listed above"
         raise GateFailed(f"nothing proposed: every candidate was refused ({where})")
 
@@ -69,10 +99,20 @@ def _render(result: ProposeResult) -> None:
         verb = {"created": "created", "exists": "exists ", "dry-run": "would create"}[p.status]
         console.print(f"{verb} {p.branch}  ({p.pattern}, {p.proposer})", markup=False, soft_wrap=True)
         console.print(f"  {p.title}", markup=False, soft_wrap=True)
+        if p.search is not None:
+            dev = p.search["dev"]
+            console.print(f"  search: {p.search['rounds']} rounds, {len(p.search['candidates'])} candidates; "
+                          f"dev {dev['base']}/{dev['cases']} → {dev['best']}/{dev['cases']}",
+                          markup=False, soft_wrap=True)
         if p.status == "dry-run":
             console.file.write(p.diff)
     for r in result.rejected:
         console.print(f"refused {r.pattern}: {r.reason}", markup=False, soft_wrap=True)
+    if result.stopped:
+        console.print(f"stopped: {result.stopped} (what was done is listed above)", markup=False,
+                      soft_wrap=True)
+    if result.calls:
+        console.print(f"calls: {result.calls}", markup=False, soft_wrap=True)
     if result.cost_usd or result.input_tokens:
         console.print(f"model: {result.input_tokens} input + {result.output_tokens} output tokens, "
                       f"${result.cost_usd:.4f}", markup=False, soft_wrap=True)

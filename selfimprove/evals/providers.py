@@ -32,12 +32,13 @@ from selfimprove.evals.assertions import Output
 from selfimprove.traces.model import ToolCall
 
 if TYPE_CHECKING:
-    from selfimprove.llm import Completer
+    from selfimprove.llm import Budget, Completer
 
 
 class Provider(Protocol):
     name: str  # the cache identity: model string, or exec command plus a hash of its files
     sees_configs: bool  # True when `configs` reach the provider (and so belong in the cache key)
+    charged: bool  # True when its completer already takes every attempt from the run's budget
 
     async def call(self, messages: Sequence[Mapping[str, Any]], vars: Mapping[str, Any],
                    params: Mapping[str, Any], configs: Mapping[str, Any] | None = None) -> Output: ...
@@ -48,6 +49,7 @@ class LiteLLMProvider:
     A model sees only the messages: `configs` are ignored."""
 
     sees_configs = False
+    charged = True
 
     def __init__(self, model: str, completer: Completer) -> None:
         self.name = model
@@ -66,6 +68,7 @@ class ExecProvider:
     """`exec:COMMAND`: run the user's harness once per case, JSON in, JSON out."""
 
     sees_configs = True
+    charged = False  # a harness run is counted by the runner, one per call
 
     def __init__(self, command: str, *, cwd: Path, timeout: float = 60.0) -> None:
         self.command = command
@@ -152,12 +155,12 @@ class ExecProvider:
 
 
 def make_provider(spec: str, *, root: Path, timeout: float = 60.0,
-                  completer: Completer | None = None) -> Provider:
+                  completer: Completer | None = None, budget: Budget | None = None) -> Provider:
     """`exec:COMMAND` → ExecProvider (run in the repo root); anything else is a litellm model string."""
     if spec.startswith("exec:"):
         return ExecProvider(spec.removeprefix("exec:").strip(), cwd=root, timeout=timeout)
-    if completer is None:
-        from selfimprove.llm import LiteLLMCompleter
+    from selfimprove.llm import LiteLLMCompleter, with_budget
 
+    if completer is None:
         completer = LiteLLMCompleter(timeout=timeout)
-    return LiteLLMProvider(spec, completer)
+    return LiteLLMProvider(spec, with_budget(completer, budget))

@@ -69,6 +69,18 @@ def _usage_line(result: EvalResult) -> str:
             f"cost: ${u.cost_usd:.4f}")
 
 
+def split_line(result: EvalResult) -> str | None:
+    """The dev → held-out gap: a gain on the cases a search saw that the held-out ones do not show."""
+    split = result.split
+    if not split:
+        return None
+    dev, held = split["dev"], split["held_out"]
+    gap = split.get("gap")
+    return (f"held-out {held['cases']} cases (eval.holdout {split['holdout']:g}; the gate judged these): "
+            f"{_delta(held['gain'])} points; dev {dev['cases']} cases: {_delta(dev['gain'])} points; "
+            f"dev → held-out gap {_delta(gap)} points")
+
+
 def render(result: EvalResult, console: Console, *, verbose: bool = False) -> None:
     """The human report (the caller's console is stderr)."""
     from rich.table import Table
@@ -86,8 +98,10 @@ def render(result: EvalResult, console: Console, *, verbose: bool = False) -> No
         for name, justify in (("slice", "left"), ("cases", "right"), ("base", "right"),
                               ("candidate", "right"), ("Δ points", "right")):
             table.add_column(name, justify=justify)  # type: ignore[arg-type]
-        table.add_row("all", str(len(result.cases)), _pct(gate.base_rate), _pct(gate.candidate_rate),
-                      _delta(gate.gain))
+        # with a split, the gate (and so this table) judged the held-out cases only
+        label, count = (("held-out", result.split["held_out"]["cases"]) if result.split
+                        else ("all", len(result.cases)))
+        table.add_row(label, str(count), _pct(gate.base_rate), _pct(gate.candidate_rate), _delta(gate.gain))
         for tag, s in gate.slices.items():
             table.add_row(tag, str(s.cases), _pct(s.base), _pct(s.candidate), _delta(s.delta))
         console.print(table)
@@ -108,6 +122,9 @@ def render(result: EvalResult, console: Console, *, verbose: bool = False) -> No
         stats = _stats_line(result)
         if stats:
             console.print(stats)
+        split = split_line(result)
+        if split:
+            console.print(split)
     console.print(_usage_line(result))
     if result.verdict == "pass":
         console.print(f"verdict: PASS — {result.candidate.ref} may be merged after review")

@@ -46,7 +46,7 @@ from selfimprove.evals.suite import Assertion, Case, Suite, load_suite, render_m
 if TYPE_CHECKING:
     from selfimprove.config import Settings
     from selfimprove.gitrepo import Repo
-    from selfimprove.llm import Completer
+    from selfimprove.llm import Budget, Completer
     from selfimprove.prompts.policy import Violation
 
 SCHEMA = "selfimprove.eval/v1"
@@ -110,6 +110,8 @@ class EvalResult:
     usage: Usage = field(default_factory=Usage)
     estimate_usd: float | None = None
     diff: str = ""
+    holdout: float = 0.0  # the split's share; the gate judged the held-out cases when above 0
+    split: Mapping[str, Any] | None = None  # dev and held-out pass rates, and the gap between them
 
     @property
     def verdict(self) -> str:
@@ -153,6 +155,7 @@ class EvalResult:
             "repeats": self.repeats,
             "cases": len(self.cases),
             "violations": [v.to_json() for v in self.violations],
+            **({"split": dict(self.split)} if self.split is not None else {}),
             "flipped": [
                 {"id": r.case.id, "status": status, "description": r.case.description, "where": r.case.where,
                  "base": trials(r.base), "candidate": trials(r.candidate)}
@@ -391,8 +394,14 @@ def run_eval(
     notice: Callable[[str], None] | None = None,
     write_note: bool = True,
     allow_no_effect: bool = False,
+    cases: str = "auto",
+    budget: Budget | None = None,
 ) -> EvalResult:
-    """Evaluate `candidate` against `base` and apply the gate; the verdict is also noted on the candidate."""
+    """Evaluate `candidate` against `base` and apply the gate; the verdict is also noted on the candidate.
+
+    `cases`: "auto" runs every case and, when `eval.holdout` sets a split, gates on the held-out ones
+    (the dev → held-out gap is reported); "dev" runs the dev cases only (what a search may see); "all"
+    gates on every case. `budget` is charged for every call made (cached answers are free)."""
     spec = settings.eval
     model = model or spec.model
     if not model:
@@ -427,15 +436,21 @@ def run_eval(
 
     default_prompt = settings.prompts[0] if settings.prompts else None
     suite = load_suite(suite_files_at(repo, cand_side.sha, spec.suite), default_prompt=default_prompt)
+    from selfimprove.evals.split import split
+
+    dev_cases, held_cases = split(suite.cases, spec.holdout)
+    chosen = dev_cases if cases == "dev" else list(suite.cases)
+    gated = {c.id for c in (held_cases if cases == "auto" and spec.holdout > 0 and held_cases else chosen)}
     judge_model = spec.judge_model or (None if model.startswith("exec:") else model)
     _require_judge(suite, judge_model)
-    provider = make_provider(model, root=settings.root, timeout=spec.timeout, completer=completer)
+    provider = make_provider(model, root=settings.root, timeout=spec.timeout, completer=completer,
+                             budget=budget)
     prompts = _Prompts(repo)
     configs: dict[str, dict[str, Any] | None] = {
         name: _configs_at(repo, settings, side) if provider.sees_configs else None
         for name, side in (("base", base_side), ("candidate", cand_side))}
     jobs = []
-    for case in suite.cases:
+    for case in chosen:
         for name, side in (("base", base_side), ("candidate", cand_side)):
             system = prompts.system(side, case.prompt or "", case.where)
             messages = render_messages(case, system)
@@ -447,26 +462,48 @@ def run_eval(
     cache = Cache(settings.root / CACHE_DIR, enabled=use_cache)
     todo, cached, estimate = _estimate(model, jobs, cache)
     price = "unknown (no price for this model)" if estimate is None else f"${estimate:.4f}"
-    say(f"{len(suite.cases)} cases × {repeats} repeat{'s' if repeats != 1 else ''} × base and candidate: "
+    say(f"{len(chosen)} cases × {repeats} repeat{'s' if repeats != 1 else ''} × base and candidate: "
         f"{todo} calls to make, {cached} cached; estimated cost {price}")
     if max_cost is not None and estimate is not None and estimate > max_cost:
         raise SelfImproveError(f"estimated cost ${estimate:.4f} is above --max-cost ${max_cost:.4f}",
                                hint="lower --repeat, use a cheaper model, or raise --max-cost")
+    if budget is not None:
+        budget.refuse(todo, estimate, f"this eval ({len(chosen)} cases)")
 
     usage = Usage()
     trials = asyncio.run(_run_jobs(jobs, provider, cache, usage, limit, completer, judge_model, spec.timeout,
-                                   progress))
+                                   progress, budget))
     results = []
-    for case in suite.cases:
+    for case in chosen:
         by_side = {name: tuple(sorted(trials.get((case.id, name), []), key=lambda t: t.repeat))
                    for name in SIDES}
         results.append(CaseResult(case, by_side["base"], by_side["candidate"]))
-    gate = decide([r.outcome() for r in results], spec.gate, allow_no_effect=allow_no_effect)
+    gate = decide([r.outcome() for r in results if r.case.id in gated], spec.gate,
+                  allow_no_effect=allow_no_effect)
+    report = _split_report(results, gated, spec.holdout) if cases == "auto" and spec.holdout > 0 else None
     result = EvalResult(base_side, cand_side, model, repeats, spec.gate.alpha, gate, tuple(results),
-                        usage=usage, estimate_usd=estimate, diff=diff)
+                        usage=usage, estimate_usd=estimate, diff=diff, holdout=spec.holdout, split=report)
     if write_note:
         repo.note_add(cand_side.sha, json.dumps(result.to_json(), ensure_ascii=False))
     return result
+
+
+def _split_report(results: Sequence[CaseResult], held: set[str], share: float) -> dict[str, Any]:
+    """Pass rates on dev and held-out, and the gap: a gain on dev that held-out does not show was fitted."""
+
+    def rates(rows: list[CaseResult]) -> dict[str, Any]:
+        def rate(side: str) -> float | None:
+            trials = [t for r in rows for t in getattr(r, side)]
+            return round(sum(t.grade.passed for t in trials) / len(trials), 6) if trials else None
+
+        base, cand = rate("base"), rate("candidate")
+        gain = None if base is None or cand is None else round(cand - base, 6)
+        return {"cases": len(rows), "base": base, "candidate": cand, "gain": gain}
+
+    dev = rates([r for r in results if r.case.id not in held])
+    out = rates([r for r in results if r.case.id in held])
+    gap = None if dev["gain"] is None or out["gain"] is None else round(dev["gain"] - out["gain"], 6)
+    return {"holdout": share, "dev": dev, "held_out": out, "gap": gap}
 
 
 def _require_judge(suite: Suite, judge_model: str | None) -> None:
@@ -483,14 +520,17 @@ def _require_judge(suite: Suite, judge_model: str | None) -> None:
 
 async def _run_jobs(jobs: Sequence[_Job], provider: Provider, cache: Cache, usage: Usage, limit: int,
                     completer: Completer | None, judge_model: str | None, timeout: float,
-                    progress: Callable[[int, int], None] | None) -> dict[tuple[str, str], list[Trial]]:
+                    progress: Callable[[int, int], None] | None,
+                    budget: Budget | None = None) -> dict[tuple[str, str], list[Trial]]:
+    from selfimprove.llm import with_budget
+
     engine = _Engine(cache, limit, usage)
     if completer is not None:
-        judge_completer: Completer = completer
+        judge_completer: Completer = with_budget(completer, budget)
     else:
         from selfimprove.llm import LiteLLMCompleter
 
-        judge_completer = LiteLLMCompleter(timeout=timeout)
+        judge_completer = LiteLLMCompleter(timeout=timeout, budget=budget)
     results: dict[tuple[str, str], list[Trial]] = {}
     done = 0
     if progress:
@@ -500,7 +540,12 @@ async def _run_jobs(jobs: Sequence[_Job], provider: Provider, cache: Cache, usag
         nonlocal done
 
         async def call() -> Output:
-            return await provider.call(job.messages, job.case.vars, job.params, job.configs)
+            if budget is not None and not provider.charged:
+                budget.take("eval call")
+            output = await provider.call(job.messages, job.case.vars, job.params, job.configs)
+            if budget is not None and not provider.charged:
+                budget.spend(output.input_tokens, output.output_tokens, output.cost_usd)
+            return output
 
         output, was_cached = await engine.answer(job.key, call)
         judge = _judge_for(engine, judge_completer, judge_model, job.repeat)

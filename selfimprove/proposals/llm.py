@@ -29,6 +29,9 @@ from selfimprove.proposals.workspace import Workspace
 
 if TYPE_CHECKING:
     from selfimprove.llm import Completer
+    from selfimprove.proposals.feedback import FailedCase
+
+    FeedbackCase = FailedCase | Mapping[str, Any]
 
 MAX_STRING = 600  # characters of one string of evidence or feedback
 MAX_LIST = 8  # entries of one list of evidence
@@ -104,12 +107,12 @@ def trace_data(value: Any) -> str:
     return json.dumps(bounded(redacted(value)), ensure_ascii=False, indent=1, default=str)
 
 
-def build_messages(pattern: Mapping[str, Any], ws: Workspace, *,
-                   feedback: Sequence[Mapping[str, Any]] | None = None,
-                   nonce: str | None = None) -> list[dict[str, str]]:
+def build_messages(pattern: Mapping[str, Any], ws: Workspace, feedback: Sequence[FeedbackCase] = (),
+                   notes: Sequence[str] = (), *, nonce: str | None = None) -> list[dict[str, str]]:
     """The request for one pattern: system instructions, then the data, the prompt repo and the limits.
 
-    `feedback`: failed eval cases (`{"id", "input", "output", "reasons"}`) of an earlier candidate."""
+    `feedback`: failed eval cases of an earlier candidate (`FailedCase`s of a search, or mappings
+    `{"id", "input", "output", "reasons"}`); `notes`: the search's scores of its earlier candidates."""
     from selfimprove.llm import data_block, new_nonce
     from selfimprove.proposals.items import listing
 
@@ -149,14 +152,16 @@ def build_messages(pattern: Mapping[str, Any], ws: Workspace, *,
     parts = ["Failure pattern to fix, with failing exchanges from production (trace data):",
              data_block("evidence", trace_data(evidence), nonce)]
     if feedback:
-        cases = [{k: case.get(k) for k in ("id", "input", "output", "reasons") if case.get(k) is not None}
-                 for case in feedback[:MAX_FEEDBACK]]
+        cases = [_case_json(case) for case in feedback[:MAX_FEEDBACK]]
         parts += ["Eval cases that an earlier candidate failed, with each assertion's reason (data):",
                   data_block("failed-eval-cases", trace_data(cases), nonce)]
-    notes = pattern.get("notes")
-    if isinstance(notes, Mapping) and notes:
+    if notes:
+        parts += ["Scores of the earlier candidates of this search (your own notes):",
+                  data_block("search-notes", trace_data(list(notes[:20])), nonce)]
+    own = pattern.get("notes")
+    if isinstance(own, Mapping) and own:
         parts += ["Your own earlier notes on this pattern (written by a model, not observed in the traces; "
-                  "they may be wrong):", data_block("notes", trace_data(notes), nonce)]
+                  "they may be wrong):", data_block("notes", trace_data(own), nonce)]
     parts += ["Prompts (yours to keep verbatim except for your operations):",
               json.dumps(prompts, ensure_ascii=False, indent=1)]
     if configs:
@@ -166,14 +171,20 @@ def build_messages(pattern: Mapping[str, Any], ws: Workspace, *,
     return [{"role": "system", "content": system}, {"role": "user", "content": "\n\n".join(parts)}]
 
 
-def propose_llm(pattern: Mapping[str, Any], ws: Workspace, completer: Completer, model: str, *,
-                feedback: Sequence[Mapping[str, Any]] | None = None) -> LLMOutcome:
+def _case_json(case: FeedbackCase) -> dict[str, Any]:
+    if isinstance(case, Mapping):
+        return {k: case.get(k) for k in ("id", "input", "output", "reasons") if case.get(k) is not None}
+    return case.to_json()
+
+
+def propose_llm(pattern: Mapping[str, Any], ws: Workspace, completer: Completer, model: str,
+                feedback: Sequence[FeedbackCase] = (), notes: Sequence[str] = ()) -> LLMOutcome:
     from selfimprove.llm import LLMError, complete_json
 
     proposer = f"llm:{model}"
     try:
         # the trace data is redacted above; the prompt text must reach the model as it is
-        reply, completions = complete_json(completer, model, build_messages(pattern, ws, feedback=feedback),
+        reply, completions = complete_json(completer, model, build_messages(pattern, ws, feedback, notes),
                                            reply_schema(), retries=1, redact=False)
     except LLMError as exc:
         if "not valid JSON" not in exc.message:

@@ -61,6 +61,7 @@ class Proposal:
     output_tokens: int = 0
     cost_usd: float = 0.0
     removed: tuple[str, ...] = ()  # existing rules or examples it removes or rewrites
+    search: Mapping[str, Any] | None = None  # the lineage of a `--search` winner
 
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
@@ -82,6 +83,8 @@ class Proposal:
         }
         if self.status == "dry-run":
             doc["diff"] = self.diff
+        if self.search is not None:
+            doc["search"] = dict(self.search)
         return doc
 
 
@@ -108,9 +111,11 @@ class ProposeResult:
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float = 0.0
+    calls: int = 0  # every call the run made (model attempts and eval calls), when a budget counted them
+    stopped: str = ""  # why the run stopped early (the budget), with what was done kept
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        doc: dict[str, Any] = {
             "schema": SCHEMA,
             "base": self.base,
             "dry_run": self.dry_run,
@@ -119,3 +124,8 @@ class ProposeResult:
             "tokens": {"input": self.input_tokens, "output": self.output_tokens},
             "cost_usd": round(self.cost_usd, 6),
         }
+        if self.calls:
+            doc["calls"] = self.calls
+        if self.stopped:
+            doc["stopped"] = self.stopped
+        return doc

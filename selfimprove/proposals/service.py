@@ -2,7 +2,8 @@
 
 Owns the order of things, which is the safety argument:
   1. the base is a commit (HEAD's by default); every managed file is read from it, never from disk;
-  2. per pattern, a branch an earlier run wrote for the same base and pattern is reported, not redone;
+  2. per pattern, a branch an earlier run wrote for the same base and pattern is reported, not redone
+     (unless its eval note says it failed: then that is reported and the pattern is proposed again);
   3. a proposer (offline, or the reflection model) suggests edits of mutable sections / pointers,
      in order of preference;
   4. near-duplicate rules are dropped (against the section and earlier proposals); what remains passes
@@ -36,7 +37,7 @@ from selfimprove.proposals.workspace import Workspace, load_workspace
 if TYPE_CHECKING:
     from selfimprove.config import Settings
     from selfimprove.gitrepo import Repo
-    from selfimprove.llm import Completer
+    from selfimprove.llm import Budget, Completer
 
 ANALYSIS_SCHEMA = "selfimprove.analysis/v1"
 
@@ -137,8 +138,13 @@ def fresh_analysis(settings: Settings, *, completer: Completer | None = None,
 def propose(settings: Settings, repo: Repo, analysis_doc: Mapping[str, Any], *,
             completer: Completer | None = None, model: str | None = None, pattern: str | None = None,
             max_n: int = 3, dry_run: bool = False, base: str | None = None,
-            progress: Callable[[str], None] | None = None) -> ProposeResult:
-    """Turn the analysis' top patterns into at most `max_n` proposals (branches unless `dry_run`)."""
+            progress: Callable[[str], None] | None = None, budget: Budget | None = None,
+            notice: Callable[[str], None] | None = None) -> ProposeResult:
+    """Turn the analysis' top patterns into at most `max_n` proposals (branches unless `dry_run`).
+
+    With a `budget`, every model attempt is taken from it (retries and invalid replies included); the
+    run is refused up front when one call per pattern would not fit, and stops, keeping the branches
+    already written, when it runs out."""
     check_analysis(analysis_doc, "analysis")
     if max_n < 1:
         raise SelfImproveError(f"--max must be at least 1, got {max_n}")
@@ -153,15 +159,30 @@ def propose(settings: Settings, repo: Repo, analysis_doc: Mapping[str, Any], *,
 
         completer = make_completer(model)
     say = progress or (lambda _: None)
+    from selfimprove.llm import BudgetExceeded, with_budget
+
     if completer is None or not model:
         patterns = rules_first(patterns, ws)
+    else:
+        completer = with_budget(completer, budget)
+        if budget is not None:
+            wanted = min(max_n, len(patterns))
+            limit = "" if budget.max_calls is None else f"; --max-calls {budget.max_calls}"
+            tell = notice if budget.limited and notice else say
+            tell(f"preflight: at least {wanted} model call{'s' if wanted != 1 else ''} (one per pattern), "
+                 f"{2 * wanted} with a retry each{limit}")
+            budget.refuse(wanted, None, f"proposing for {wanted} pattern{'s' if wanted != 1 else ''}")
+    stopped = ""
 
     proposals: list[Proposal] = []
     rejected: list[Rejection] = []
     tokens_in, tokens_out, cost = 0, 0, 0.0
     guard = contextlib.nullcontext() if dry_run else repo.lock()
     with guard:
-        earlier = branches.existing_proposals(repo)
+        existing = branches.existing_proposals(repo)
+        failed = failed_evals(repo, existing)
+        # a branch that failed its eval is no proposal in progress: its change may be proposed again
+        earlier = [e for e in existing if e.branch not in failed]
         memory = _memory(repo, ws, earlier)
         for pat in patterns:
             if len(proposals) >= max_n:
@@ -173,7 +194,11 @@ def propose(settings: Settings, repo: Repo, analysis_doc: Mapping[str, Any], *,
                 proposals.append(_existing(repo, ws, done))
                 continue
             say(f"{pid}: proposing ({'llm:' + model if model else 'offline'})")
-            outcomes, (used_in, used_out, used_cost) = _candidates(pat, ws, completer, model)
+            try:
+                outcomes, (used_in, used_out, used_cost) = _candidates(pat, ws, completer, model)
+            except BudgetExceeded as exc:
+                stopped = exc.message
+                break
             tokens_in, tokens_out, cost = tokens_in + used_in, tokens_out + used_out, cost + used_cost
             reasons: list[str] = []
             accepted: tuple[Candidate, tuple[tuple[Edit, ...], dict[str, bytes], list[str]]] | None = None
@@ -186,6 +211,13 @@ def propose(settings: Settings, repo: Repo, analysis_doc: Mapping[str, Any], *,
                     reasons.append(checked)
                     if isinstance(checked, Pending):
                         break
+                    continue
+                again = _proposal(pat, outcome, checked[0], checked[1], base_sha).branch
+                if again in failed:
+                    reason = f"{again} failed its eval ({failed[again]})"
+                    reasons.append(f"the same change is on {reason}")
+                    rejected.append(Rejection(pid, f"{reason}; proposing again", "eval"))
+                    say(f"{pid}: {reason}; proposing again")
                     continue
                 accepted = (outcome, checked)
                 break
@@ -206,8 +238,11 @@ def propose(settings: Settings, repo: Repo, analysis_doc: Mapping[str, Any], *,
                 if edit.pointer is not None:
                     memory.add_value(_value_key(edit), proposal.branch)
             proposals.append(proposal)
+    if budget is not None and completer is not None:  # every attempt, invalid replies included
+        tokens_in, tokens_out, cost = budget.input_tokens, budget.output_tokens, budget.cost_usd
     return ProposeResult(base=base_sha, dry_run=dry_run, proposals=tuple(proposals), rejected=tuple(rejected),
-                         input_tokens=tokens_in, output_tokens=tokens_out, cost_usd=cost)
+                         input_tokens=tokens_in, output_tokens=tokens_out, cost_usd=cost,
+                         calls=budget.calls if budget is not None else 0, stopped=stopped)
 
 
 Usage = tuple[int, int, float]  # input tokens, output tokens, cost in USD
@@ -224,17 +259,6 @@ def rules_first(patterns: Sequence[Mapping[str, Any]], ws: Workspace) -> list[Ma
         return first is not None and first.proposer == "offline/demonstrations"
 
     return sorted(patterns, key=examples_only)
-
-
-def vet(candidate: Candidate, ws: Workspace, memory: Memory | None = None
-        ) -> tuple[tuple[Edit, ...], dict[str, bytes]] | str:
-    """The checks every candidate passes before it may become a branch, for callers with their own
-    candidates (a search): near-duplicates dropped, `proposals.safety`, the policy. The edits and the
-    new bytes of each changed file, or why the candidate is refused."""
-    checked = _checked(candidate, ws, memory if memory is not None else Memory())
-    if isinstance(checked, str):
-        return str(checked)
-    return checked[0], checked[1]
 
 
 def _proposer(model: str | None) -> str:
@@ -285,6 +309,13 @@ def added_lines(edit: Edit) -> tuple[list[str], list[str]]:
 
 def _value_key(edit: Edit) -> str:
     return f"{edit.path}#{edit.pointer}={edit.after}"
+
+
+def vet(candidate: Candidate, ws: Workspace,
+        memory: Memory) -> tuple[tuple[Edit, ...], dict[str, bytes], list[str]] | str:
+    """Every check a candidate passes before it may become a branch, whichever proposer (or search round)
+    made it: its edits without what was proposed before, their files and new lines; or a refusal."""
+    return _checked(candidate, ws, memory)
 
 
 class Pending(str):
@@ -389,6 +420,24 @@ def _proposal(pattern: Mapping[str, Any], candidate: Candidate, edits: tuple[Edi
         input_tokens=candidate.input_tokens, output_tokens=candidate.output_tokens,
         cost_usd=candidate.cost_usd,
     )
+
+
+def failed_evals(repo: Repo, earlier: Sequence[branches.Existing]) -> dict[str, str]:
+    """Branches whose tip carries an eval note with a verdict other than pass: branch → the note's reasons."""
+    out: dict[str, str] = {}
+    for done in earlier:
+        text = repo.note_read(done.sha)
+        if not text:
+            continue
+        try:
+            note = json.loads(text)
+        except ValueError:
+            continue
+        if isinstance(note, Mapping) and note.get("verdict") not in (None, "pass"):
+            reasons = [str(r) for r in note.get("reasons") or ()][:2]
+            said = ": " + "; ".join(reasons) if reasons else ""
+            out[done.branch] = f"verdict {note.get('verdict')}{said}"
+    return out
 
 
 def _existing(repo: Repo, ws: Workspace, done: branches.Existing) -> Proposal:
