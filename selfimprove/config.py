@@ -45,6 +45,8 @@ class EvalSpec:
     gate: Gate = field(default_factory=Gate)
     judge_model: str | None = None
     timeout: float = 60.0
+    # the agent's tools as OpenAI function schemas (inline), or a `file://` JSON/YAML file of them
+    tools: str | tuple[Any, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -183,6 +185,7 @@ def _freeze(data: dict[str, Any], *, root: Path, path: Path) -> Settings:
             ),
             judge_model=eval_data.get("judge_model"),
             timeout=float(eval_data.get("timeout", 60.0)),
+            tools=_tools(eval_data.get("tools")),
         ),
         reflection_model=(data.get("reflection") or {}).get("model"),
         reflection_timeout=float((data.get("reflection") or {}).get("timeout", 60.0)),
@@ -192,6 +195,10 @@ def _freeze(data: dict[str, Any], *, root: Path, path: Path) -> Settings:
             protected_phrases=tuple(policy_data.get("protected_phrases") or ()),
         ),
     )
+
+
+def _tools(raw: Any) -> str | tuple[Any, ...] | None:
+    return tuple(raw) if isinstance(raw, list) else raw
 
 
 def _display(path: Path, root: Path) -> str:

@@ -15,13 +15,15 @@ in a report points at the line to open.
 from __future__ import annotations
 
 import json
+import posixpath
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from selfimprove.errors import SelfImproveError
-from selfimprove.validation import deepest_error, describe, json_path, yaml_line
+from selfimprove.evals import promptfoo
+from selfimprove.validation import deepest_error, describe, error_location, json_path, yaml_line
 
 SUITE_EXTENSIONS = (".yaml", ".yml", ".jsonl", ".json")
 _VAR = re.compile(r"\{\{\s*([A-Za-z_][\w.-]*)\s*\}\}")
@@ -36,6 +38,10 @@ class Assertion:
     threshold: float | None = None
     provider: str | None = None  # judge model for llm-rubric
     where: str = ""
+    metric: str | None = None  # promptfoo's named metric: reported, not scored differently
+    script: str | None = None  # python: the code (inline, or the file's text read at the commit)
+    function: str | None = None  # python file: the function to call (default get_assert)
+    config: Mapping[str, Any] = field(default_factory=dict)  # python: handed over as context.config
 
     @property
     def negated(self) -> bool:
@@ -50,25 +56,37 @@ class Assertion:
 class Case:
     id: str
     where: str  # file:line
-    prompt: str | None  # repo-relative prompt file rendered as the system message
+    prompt: str | None  # repo-relative prompt file rendered as the system message (selfimprove's style)
     description: str = ""
     vars: Mapping[str, Any] = field(default_factory=dict)
     messages: tuple[Mapping[str, Any], ...] = ()
     tags: tuple[str, ...] = ()
     asserts: tuple[Assertion, ...] = ()
     threshold: float | None = None
-    config: Mapping[str, Any] = field(default_factory=dict)
+    config: Mapping[str, Any] = field(default_factory=dict)  # call parameters, tools included
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    # promptfoo's style: a template that becomes the whole conversation (a plain one is the user turn)
+    template: str | None = None  # inline text
+    template_file: str | None = None  # repo-relative prompt file, read at each side's commit (managed)
+    template_index: int = 0  # which prompt of a `.txt` file split at `---` lines
+    chat: bool = False  # the template is a chat message list (a JSON or YAML prompt file)
+    provider: str | None = None  # the suite's provider for this case (litellm id or exec:); None = eval.model
 
 
 @dataclass(frozen=True)
 class Suite:
     cases: tuple[Case, ...]
     files: tuple[str, ...]
+    skipped: tuple[str, ...] = ()  # "file:line: what" of each unsupported item left out
 
     @property
     def tags(self) -> tuple[str, ...]:
         return tuple(sorted({t for c in self.cases for t in c.tags}))
+
+    @property
+    def template_files(self) -> tuple[str, ...]:
+        """Prompt files inside the repo that cases render: managed like the prompts of selfimprove.yaml."""
+        return tuple(dict.fromkeys(c.template_file for c in self.cases if c.template_file))
 
 
 # -- schema -----------------------------------------------------------------------------------------
@@ -97,56 +115,556 @@ def _describe(error: Any) -> str:
 
 # -- parsing ----------------------------------------------------------------------------------------
 
-def parse_suite_file(text: str, path: str, *, default_prompt: str | None) -> list[Case]:
-    """The cases of one suite file (YAML, or JSON Lines for `.jsonl`)."""
+@dataclass(frozen=True)
+class Source:
+    """Where a suite's `file://` references are read from.
+
+    `read` takes a repo-relative path (read at the candidate commit) or an absolute path (a file
+    outside the repo, read from disk: only for a suite given with `--suite` outside the repo).
+    `root` is the repo's absolute path, so an absolute path inside it is read from git like any other.
+    """
+
+    read: Callable[[str], bytes | None]
+    root: str | None = None
+    skip_unsupported: bool = False
+    model: str | None = None  # --model: replaces every provider a suite names
+    tools: tuple[Mapping[str, Any], ...] = ()  # selfimprove.yaml's eval.tools, the default of every case
+
+    def locate(self, ref: str, relative_to: str, where: str) -> tuple[str, bool]:
+        """(path, inside the repo) of `file://ref` written in the file `relative_to`."""
+        ref = ref.removeprefix("file://")
+        if posixpath.isabs(ref):
+            full = posixpath.normpath(ref)
+        else:
+            full = posixpath.normpath(posixpath.join(posixpath.dirname(relative_to), ref))
+        if posixpath.isabs(full):
+            if self.root and (full + "/").startswith(self.root.rstrip("/") + "/"):
+                return posixpath.relpath(full, self.root), True
+            return full, False
+        if full == ".." or full.startswith("../"):
+            if self.root is None:
+                raise SelfImproveError(f"file://{ref} points outside the repo", where=where,
+                                       hint="keep the suite's files inside the prompt repo")
+            return posixpath.normpath(posixpath.join(self.root, full)), False
+        return full, True
+
+    def text(self, ref: str, relative_to: str, where: str) -> tuple[str, bool, str]:
+        """(path, inside the repo, UTF-8 text) of a `file://` reference."""
+        path, inside = self.locate(ref, relative_to, where)
+        data = self.read(path)
+        if data is None:
+            raise SelfImproveError(f"file://{ref.removeprefix('file://')} not found ({path})", where=where,
+                                   hint="paths are relative to the suite file; commit the file with the suite")
+        try:
+            return path, inside, data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise SelfImproveError(f"{path} is not UTF-8 text", where=where, hint="save it as UTF-8") from None
+
+    def document(self, ref: str, relative_to: str, where: str) -> Any:
+        """A `file://` reference's content: parsed for JSON, JSON Lines and YAML, else the text."""
+        path, _, text = self.text(ref, relative_to, where)
+        return _structured(text, path, where)
+
+
+def _structured(text: str, path: str, where: str) -> Any:
+    import yaml
+
+    lower = path.lower()
+    try:
+        if lower.endswith(".json"):
+            return json.loads(text)
+        if lower.endswith(".jsonl"):
+            return [json.loads(line) for line in text.splitlines() if line.strip()]
+        if lower.endswith((".yaml", ".yml")):
+            return yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as exc:
+        raise SelfImproveError(f"cannot parse {path}: {str(exc).splitlines()[0]}", where=where,
+                               hint="check the file's syntax") from None
+    return text
+
+
+_NO_FILES = Source(read=lambda path: None)
+
+
+def parse_suite_file(text: str, path: str, *, default_prompt: str | None,
+                     source: Source | None = None, skipped: list[str] | None = None) -> list[Case]:
+    """The cases of one suite file (YAML, or JSON Lines for `.jsonl`). Unsupported items are one
+    error, or — with `source.skip_unsupported` — left out and listed in `skipped`."""
+    source = source or _NO_FILES
+    issues = promptfoo.Issues([])
     if path.endswith(".jsonl"):
-        return _parse_jsonl(text, path, default_prompt)
-    return _parse_yaml(text, path, default_prompt)
+        cases = _parse_jsonl(text, path, default_prompt, source, issues)
+    else:
+        cases = _parse_yaml(text, path, default_prompt, source, issues)
+    issues.raise_if_any(source.skip_unsupported, (skipped if skipped is not None else []).append)
+    return cases
 
 
-def _parse_yaml(text: str, path: str, default_prompt: str | None) -> list[Case]:
-    import jsonschema
+def _load_yaml(text: str, path: str) -> tuple[Any, Any]:
     import yaml
 
     try:
-        doc = yaml.safe_load(text)
-        root = yaml.compose(text)
+        return yaml.safe_load(text), yaml.compose(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         raise SelfImproveError(f"invalid YAML: {exc.problem or exc}",
                                where=f"{path}:{mark.line + 1}" if mark else path, hint=HINT) from None
     except yaml.YAMLError as exc:
         raise SelfImproveError(f"invalid YAML: {exc}", where=path, hint=HINT) from None
-    if isinstance(doc, list):  # a bare list of cases, as promptfoo's tests files allow
-        doc = {"tests": doc}
-        location_prefix: list[Any] = []
-    else:
-        location_prefix = ["tests"]
+
+
+def _check(validator: Any, doc: Any, root: Any, path: str, prefix: Sequence[Any] = ()) -> None:
+    """One schema error, pointing at the offending key itself (not at the mapping holding it)."""
+    error = deepest_error(validator, doc)
+    if error is None:
+        return
+    location = error_location(error)
+    line = yaml_line(root, [*prefix, *location]) if root is not None else None
+    raise SelfImproveError(f"{json_path(list(error.absolute_path))}: {_describe(error)}",
+                           where=f"{path}:{line}" if line else path, hint=HINT)
+
+
+def _parse_yaml(text: str, path: str, default_prompt: str | None, source: Source,
+                issues: promptfoo.Issues) -> list[Case]:
+    import jsonschema
+
+    doc, root = _load_yaml(text, path)
     if doc is None:
         raise SelfImproveError("empty suite file", where=path, hint="add a 'tests:' list of cases")
-    validator = jsonschema.Draft202012Validator(_schema())
-    error = deepest_error(validator, doc)
-    if error is not None:
-        location = list(error.absolute_path)
-        node_location = location if location_prefix else location[1:]
-        line = yaml_line(root, node_location)
-        raise SelfImproveError(f"{json_path(location)}: {_describe(error)}",
-                               where=f"{path}:{line}" if line else path, hint=HINT)
-    prompt = doc.get("prompt", default_prompt)
+    if isinstance(doc, list):  # a bare list of cases, as promptfoo's tests files allow
+        _check(jsonschema.Draft202012Validator(_schema()), {"tests": doc}, root, path)
+        tests = [_Test(raw, path, root, [i]) for i, raw in enumerate(doc)]
+        return _expand(tests, {}, {}, path, root, default_prompt, source, issues, promptfoo_style=False)
+    _check(jsonschema.Draft202012Validator(_schema()), doc, root, path)
+    style = any(k in doc for k in ("prompts", "providers", "targets")) or isinstance(doc.get("tests"), str)
+    if "prompt" in doc and style:
+        raise SelfImproveError("a suite has either 'prompt' (a managed prompt file, sent as the system "
+                               "message) or promptfoo's 'prompts', not both",
+                               where=f"{path}:{yaml_line(root, ['prompt'])}", hint=HINT)
+    if style and "tests" not in doc:
+        raise SelfImproveError("the suite has no 'tests'", where=path, hint="add a 'tests:' list of cases")
+    for key in doc:
+        if key in promptfoo.UNSUPPORTED_KEYS:
+            issues.add(f"{path}:{yaml_line(root, [key])}", promptfoo.UNSUPPORTED_KEYS[key])
     default = doc.get("defaultTest") or {}
-    config = doc.get("config") or {}
-    cases = []
-    for index, raw in enumerate(doc["tests"]):
-        line = yaml_line(root, [*location_prefix, index]) or 1
-        cases.append(_build(raw, default, config, prompt, path, line, f"$.tests[{index}]"))
+    if isinstance(default, str):
+        where = f"{path}:{yaml_line(root, ['defaultTest'])}"
+        default = source.document(default, path, where)
+        if not isinstance(default, Mapping):
+            raise SelfImproveError("defaultTest file must hold a mapping", where=where, hint=HINT)
+    config = dict(doc.get("config") or {})
+    tools = _tools(doc.get("tools"), source, path, f"{path}:{yaml_line(root, ['tools'])}")
+    if tools is not None:
+        config["tools"] = tools
+    tests = _tests(doc.get("tests") or [], path, root, source)
+    return _expand(tests, default, config, path, root, doc.get("prompt", default_prompt), source, issues,
+                   promptfoo_style=style, doc=doc)
+
+
+def _tools(raw: Any, source: Source, path: str, where: str) -> list[Any] | None:
+    if raw is None:
+        return None
+    if isinstance(raw, str):
+        raw = source.document(raw, path, where)
+    if not isinstance(raw, list) or not all(isinstance(t, Mapping) for t in raw):
+        raise SelfImproveError("tools must be a list of OpenAI function schemas", where=where,
+                               hint='e.g. [{"type": "function", "function": {"name": ..., "parameters": ...}}]')
+    return promptfoo.openai_tools(raw)
+
+
+@dataclass(frozen=True)
+class _Test:
+    """One test as written, and where: its file, that file's YAML tree and its location in it."""
+
+    raw: Any
+    path: str
+    root: Any
+    location: list[Any]
+    fixed_line: int | None = None  # a CSV row or JSON line: no YAML tree to ask
+
+    @property
+    def line(self) -> int:
+        if self.fixed_line is not None:
+            return self.fixed_line
+        return (yaml_line(self.root, self.location) if self.root is not None else None) or 1
+
+    @property
+    def where(self) -> str:
+        return f"{self.path}:{self.line}"
+
+    def at(self, *more: Any) -> str:
+        line = yaml_line(self.root, [*self.location, *more]) if self.root is not None else None
+        return f"{self.path}:{line or self.line}"
+
+
+def _tests(raw: Any, path: str, root: Any, source: Source) -> list[_Test]:
+    """Tests written inline, or in `file://` YAML, JSON, JSON Lines or CSV files (a list of either)."""
+    import jsonschema
+
+    if isinstance(raw, str):
+        return _test_file(raw, path, f"{path}:{yaml_line(root, ['tests'])}", source)
+    out: list[_Test] = []
+    case_validator = jsonschema.Draft202012Validator(_case_schema())
+    for index, item in enumerate(raw):
+        if isinstance(item, str):
+            for test in _test_file(item, path, f"{path}:{yaml_line(root, ['tests', index])}", source):
+                _check(case_validator, test.raw, test.root, test.path, test.location)
+                out.append(test)
+        else:
+            out.append(_Test(item, path, root, ["tests", index]))
+    return out
+
+
+def _test_file(ref: str, relative_to: str, where: str, source: Source) -> list[_Test]:
+    import jsonschema
+
+    if not ref.startswith("file://") or promptfoo.is_code(ref):
+        return [_Test({"__unsupported__": ref, "__where__": where}, relative_to, None, [])]
+    path, _, text = source.text(ref, relative_to, where)
+    if path.lower().endswith(".csv"):
+        return [_Test(raw, path, None, [], line) for raw, line in _csv_tests(text, path)]
+    if path.lower().endswith((".yaml", ".yml")):
+        doc, root = _load_yaml(text, path)
+    else:
+        doc, root = _structured(text, path, where), None
+    if not isinstance(doc, list):
+        raise SelfImproveError(f"{path} must hold a list of tests", where=where, hint=HINT)
+    validator = jsonschema.Draft202012Validator(_case_schema())
+    tests = []
+    for index, raw in enumerate(doc):
+        test = _Test(raw, path, root, [index], None if root is not None else index + 1)
+        _check(validator, raw, root, path, [index])
+        tests.append(test)
+    return tests
+
+
+_CSV_TYPES = ("not-", "contains-any", "contains-all", "icontains-any", "icontains-all", "icontains",
+              "contains-json", "contains", "starts-with", "regex", "is-json", "equals", "python",
+              "levenshtein", "llm-rubric", "javascript", "similar", "factuality", "is-valid-openai-tools-call")
+
+
+def _csv_assert(cell: str) -> dict[str, Any]:
+    """One `__expected` cell, as promptfoo reads it: `type: value` for a known type, else equals."""
+    text = cell.strip()
+    for prefix, kind in (("grade:", "llm-rubric"), ("fn:", "javascript"), ("eval:", "javascript")):
+        if text.startswith(prefix):
+            return {"type": kind, "value": text[len(prefix):].strip()}
+    negated = text.startswith("not-")
+    body = text.removeprefix("not-")
+    for kind in _CSV_TYPES[1:]:
+        if body == kind or body.startswith(kind + ":"):
+            value = body[len(kind) + 1:].strip() if body.startswith(kind + ":") else None
+            if value is not None and kind.endswith(("-any", "-all")):
+                return {"type": ("not-" if negated else "") + kind, "value": [v.strip() for v in value.split(",")]}
+            out: dict[str, Any] = {"type": ("not-" if negated else "") + kind}
+            if value is not None:
+                out["value"] = value
+            return out
+    return {"type": "equals", "value": text}
+
+
+def _csv_tests(text: str, path: str) -> list[tuple[dict[str, Any], int]]:
+    """promptfoo's CSV tests: a column per var, `__expected*` assertions, `__description`, `__metadata:*`."""
+    import csv
+    import io
+
+    rows = list(csv.reader(io.StringIO(text)))
+    if not rows:
+        return []
+    header, out = rows[0], []
+    for number, row in enumerate(rows[1:], start=2):
+        if not any(cell.strip() for cell in row):
+            continue
+        test: dict[str, Any] = {"vars": {}, "assert": []}
+        for name, cell in zip(header, row, strict=False):
+            if name.startswith("__expected"):
+                if cell.strip():
+                    test["assert"].append(_csv_assert(cell))
+            elif name == "__description":
+                test["description"] = cell
+            elif name.startswith("__metadata:"):
+                test.setdefault("metadata", {})[name.removeprefix("__metadata:")] = cell
+            elif name == "__threshold":
+                test["threshold"] = float(cell)
+            elif not name.startswith("__"):
+                test["vars"][name] = cell
+        out.append((test, number))
+    return out
+
+
+@dataclass(frozen=True)
+class _Template:
+    """One promptfoo prompt: inline text, or a file (read at each side's commit when inside the repo)."""
+
+    label: str
+    text: str | None = None
+    file: str | None = None
+    index: int = 0
+    chat: bool = False
+    config: Mapping[str, Any] = field(default_factory=dict)
+
+
+def split_prompts(text: str, path: str) -> list[str]:
+    """The prompts of one prompt file: promptfoo splits a `.txt` file at lines of `---`."""
+    if not path.lower().endswith(".txt"):
+        return [text]
+    parts = re.split(r"^---[ \t]*\r?\n", text, flags=re.M)
+    return [p for p in parts if p.strip()] or [text]
+
+
+def _templates(doc: Mapping[str, Any], path: str, root: Any, source: Source,
+               issues: promptfoo.Issues) -> list[_Template]:
+    raw = doc.get("prompts")
+    items: list[tuple[Any, str | None, list[Any]]]
+    if raw is None:
+        return []
+    if isinstance(raw, str):
+        items = [(raw, None, ["prompts"])]
+    elif isinstance(raw, Mapping):  # the older map form: {file://a.txt: label}
+        items = [(key, str(label), ["prompts", key]) for key, label in raw.items()]
+    else:
+        items = [(item, None, ["prompts", i]) for i, item in enumerate(raw)]
+    out: list[_Template] = []
+    for item, label, location in items:
+        where = f"{path}:{yaml_line(root, location)}"
+        config: Mapping[str, Any] = {}
+        if isinstance(item, Mapping):
+            label = item.get("label") or label
+            config = item.get("config") or {}
+            if "function" in item:
+                issues.add(where, "a prompt given as a function (JavaScript)")
+                continue
+            item = item.get("raw", item.get("id"))
+            if not isinstance(item, str):
+                raise SelfImproveError("a prompt object needs 'raw' (the text) or 'id' (file://...)",
+                                       where=where, hint=HINT)
+        if not item.startswith("file://"):
+            out.append(_Template(label or _short_label(item), text=item, config=config))
+            continue
+        if promptfoo.is_code(item):
+            issues.add(where, f"a prompt function ({item}); promptfoo runs it as code")
+            continue
+        if any(ch in item for ch in "*?["):
+            issues.add(where, f"a glob of prompt files ({item}); list the files")
+            continue
+        file, inside, text = source.text(item, path, where)
+        chat = file.lower().endswith(promptfoo.CHAT_SUFFIXES)
+        if file.lower().endswith(".jsonl"):  # one chat prompt per line
+            for number, line in enumerate(text.splitlines(), start=1):
+                if line.strip():
+                    out.append(_Template(f"{label or file}:{number}", text=line, chat=True, config=config))
+            continue
+        parts = split_prompts(text, file)
+        for index, part in enumerate(parts):
+            name = label or file
+            name = f"{name}#{index + 1}" if len(parts) > 1 else name
+            if inside:
+                out.append(_Template(name, file=file, index=index, chat=chat, config=config))
+            else:
+                out.append(_Template(name, text=part, chat=chat, config=config))
+    return out
+
+
+def _short_label(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= 40 else text[:39] + "…"
+
+
+@dataclass(frozen=True)
+class _Provider:
+    id: str | None  # litellm model string or exec:..., None = eval.model
+    label: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _one_provider(item: Any, where: str, source: Source, path: str,
+                  issues: promptfoo.Issues) -> _Provider | None:
+    config: Mapping[str, Any] = {}
+    label = None
+    if isinstance(item, Mapping):
+        if "id" not in item and len(item) == 1:  # the older map form: {openai:gpt-4: {config: ...}}
+            (key, value), = item.items()
+            item = {"id": key, **(value if isinstance(value, Mapping) else {})}
+        label = item.get("label")
+        config = item.get("config") or {}
+        item = item.get("id")
+    if not isinstance(item, str) or not item:
+        raise SelfImproveError("a provider needs an 'id' (e.g. openai:gpt-4.1)", where=where, hint=HINT)
+    model = promptfoo.litellm_model(item)
+    if model is None:
+        issues.add(where, f"provider {item!r} has no litellm equivalent")
+        return None
+    if isinstance(config.get("tools"), str):
+        config = {**config, "tools": _tools(config["tools"], source, path, where)}
+    params, unknown = promptfoo.provider_params(config)
+    for key in unknown:
+        issues.add(where, f"provider config key {key!r} (no litellm equivalent)")
+    return _Provider(model, str(label or model), params)
+
+
+def _providers(doc: Mapping[str, Any], path: str, root: Any, source: Source,
+               issues: promptfoo.Issues) -> list[_Provider]:
+    key = "providers" if "providers" in doc else "targets"
+    raw = doc.get(key)
+    if raw is None:
+        return []
+    if isinstance(raw, str):
+        raw = [raw]
+    elif isinstance(raw, Mapping):
+        raw = [{k: v} for k, v in raw.items()]
+    out = []
+    for index, item in enumerate(raw):
+        found = _one_provider(item, f"{path}:{yaml_line(root, [key, index])}", source, path, issues)
+        if found is not None:
+            out.append(found)
+    if source.model is not None:  # --model replaces the suite's providers
+        return [_Provider(source.model, source.model, {k: v for p in out[:1] for k, v in p.params.items()})]
+    return out
+
+
+def _options(options: Mapping[str, Any], where: str, source: Source, path: str,
+             issues: promptfoo.Issues) -> tuple[str | None, bool]:
+    """(judge model, disable var expansion) from a test's `options`; the rest is unsupported."""
+    judge = None
+    for key, value in options.items():
+        if key == "provider":
+            spec = value.get("id") if isinstance(value, Mapping) else value
+            judge = promptfoo.litellm_model(str(spec)) if spec else None
+            if judge is None:
+                issues.add(where, f"options.provider {spec!r} has no litellm equivalent")
+        elif key in ("disableVarExpansion", "runSerially", "disableConversationVar"):
+            continue
+        elif key in ("transform", "postprocess", "transformVars"):
+            issues.add(where, f"options.{key} (a JavaScript transform)")
+        else:
+            issues.add(where, f"options.{key}")
+    return judge, bool(options.get("disableVarExpansion"))
+
+
+def _vars(values: Mapping[str, Any], test: _Test, source: Source, issues: promptfoo.Issues,
+          key: str = "vars") -> dict[str, Any]:
+    """Vars with `file://` values read (text, or parsed JSON/YAML), as promptfoo loads them."""
+    out: dict[str, Any] = {}
+    for name, value in values.items():
+        if isinstance(value, str) and value.startswith("file://"):
+            where = test.at(key, name)
+            if promptfoo.is_code(value):
+                issues.add(where, f"var {name!r} from a script ({value})")
+                continue
+            out[name] = source.document(value, test.path, where)
+        elif isinstance(value, list) and any(isinstance(v, str) and v.startswith("file://") for v in value):
+            where = test.at(key, name)
+            out[name] = [source.document(v, test.path, where)
+                         if isinstance(v, str) and v.startswith("file://") else v for v in value]
+        else:
+            out[name] = value
+    return out
+
+
+def _expand(tests: Sequence[_Test], default: Mapping[str, Any], config: Mapping[str, Any], path: str,
+            root: Any, prompt: str | None, source: Source, issues: promptfoo.Issues, *,
+            promptfoo_style: bool, doc: Mapping[str, Any] | None = None) -> list[Case]:
+    """Every test × var combination × prompt × provider, as cases (one of each when not promptfoo)."""
+    doc = doc or {}
+    templates = _templates(doc, path, root, source, issues) if promptfoo_style else []
+    providers = _providers(doc, path, root, source, issues) if promptfoo_style else []
+    if promptfoo_style and not templates and "prompts" in doc and not source.skip_unsupported:
+        pass  # every prompt was unsupported: the issues say so
+    default_test = _Test(default, path, root, ["defaultTest"])
+    default_judge, default_no_expand = _options(default.get("options") or {}, default_test.at("options"),
+                                                source, path, issues)
+    default_vars = _vars(default.get("vars") or {}, default_test, source, issues)
+    base_config = {**config}
+    if source.tools and "tools" not in base_config:
+        base_config["tools"] = list(source.tools)
+    cases: list[Case] = []
+    for test in tests:
+        raw = test.raw
+        if "__unsupported__" in raw:
+            issues.add(raw["__where__"], f"tests from {raw['__unsupported__']} (a script or dataset)")
+            continue
+        where = test.where
+        judge, no_expand = _options(raw.get("options") or {}, test.at("options"), source, path, issues)
+        asserts = _assertions([*(default.get("assert") or ())], default_test, "assert", source, issues,
+                              judge or default_judge)
+        asserts += _assertions(list(raw.get("assert") or ()), test, "assert", source, issues,
+                               judge or default_judge)
+        if not asserts:
+            if source.skip_unsupported and (default.get("assert") or raw.get("assert")):
+                continue  # every assertion was unsupported: nothing left to check
+            raise SelfImproveError(f"{json_path(test.location)}: the case has no assertions", where=where,
+                                   hint="add an 'assert:' list to the case or to defaultTest")
+        values = {**default_vars, **_vars(raw.get("vars") or {}, test, source, issues)}
+        messages: tuple[Mapping[str, Any], ...]
+        if "messages" in raw:
+            messages = tuple(dict(m) for m in raw["messages"])
+        elif "input" in raw:
+            messages = ({"role": "user", "content": raw["input"]},)
+        else:
+            messages = ()
+        common = dict(
+            description=str(raw.get("description") or ""),
+            messages=messages,
+            tags=tuple(dict.fromkeys([*(default.get("tags") or ()), *(raw.get("tags") or ())])),
+            threshold=raw.get("threshold", default.get("threshold")),
+            metadata={**(default.get("metadata") or {}), **(raw.get("metadata") or {})},
+        )
+        case_config = {**base_config, **(raw.get("config") or {})}
+        if isinstance(case_config.get("tools"), str):
+            case_config["tools"] = _tools(case_config["tools"], source, path, test.at("config"))
+        base_id = str(raw.get("id") or where)
+        if not promptfoo_style:
+            cases.append(Case(id=base_id, where=where, prompt=raw.get("prompt", prompt), vars=values,
+                              asserts=tuple(asserts), config=case_config, **common))  # type: ignore[arg-type]
+            continue
+        combos = [values] if (no_expand or default_no_expand) else promptfoo.expand(values)
+        listed = [k for k, v in values.items() if isinstance(v, list)] if len(combos) > 1 else []
+        test_providers = providers
+        if "provider" in raw and source.model is None:
+            found = _one_provider(raw["provider"], test.at("provider"), source, path, issues)
+            test_providers = [found] if found else []
+        if not test_providers:
+            test_providers = [_Provider(source.model, source.model or "", {})]
+        for combo in combos:
+            rendered = tuple(_rendered(a, combo) for a in asserts)
+            for template in templates or [None]:
+                for provider in test_providers:
+                    suffix = ""
+                    if listed:
+                        suffix += f" {{{promptfoo.label_of(combo, listed)}}}"
+                    if template is not None and len(templates) > 1:
+                        suffix += f" [{template.label}]"
+                    if len(test_providers) > 1:
+                        suffix += f" @{provider.label}"
+                    tags = common["tags"]
+                    if len(test_providers) > 1:
+                        tags = (*tags, f"provider:{provider.label}")  # type: ignore[misc]
+                    params = {**(template.config if template else {}), **provider.params, **case_config}
+                    cases.append(Case(
+                        id=base_id + suffix, where=where, prompt=None, vars=combo, asserts=rendered,
+                        config=params, provider=provider.id,
+                        template=template.text if template else None,
+                        template_file=template.file if template else None,
+                        template_index=template.index if template else 0,
+                        chat=template.chat if template else False,
+                        **{**common, "tags": tags},  # type: ignore[arg-type]
+                    ))
     return cases
 
 
-def _parse_jsonl(text: str, path: str, default_prompt: str | None) -> list[Case]:
+def _rendered(assertion: Assertion, values: Mapping[str, Any]) -> Assertion:
+    """promptfoo fills a test's vars into its assertion values (not into code)."""
+    if assertion.base_type == "python" or not isinstance(assertion.value, str):
+        return assertion
+    return replace(assertion, value=promptfoo.render(assertion.value, values, assertion.where))
+
+
+def _parse_jsonl(text: str, path: str, default_prompt: str | None, source: Source,
+                 issues: promptfoo.Issues) -> list[Case]:
     import jsonschema
 
     validator = jsonschema.Draft202012Validator(_case_schema())
-    cases = []
+    tests = []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -159,87 +677,107 @@ def _parse_jsonl(text: str, path: str, default_prompt: str | None) -> list[Case]
         if error is not None:
             raise SelfImproveError(f"{json_path(list(error.absolute_path))}: {_describe(error)}",
                                    where=f"{path}:{number}", hint=HINT)
-        cases.append(_build(raw, {}, {}, default_prompt, path, number, "$"))
-    return cases
+        tests.append(_Test(raw, path, None, [], number))
+    return _expand(tests, {}, {}, path, None, default_prompt, source, issues, promptfoo_style=False)
 
 
-def _build(raw: Mapping[str, Any], default: Mapping[str, Any], config: Mapping[str, Any],
-           prompt: str | None, path: str, line: int, json_path: str) -> Case:
-    where = f"{path}:{line}"
-    asserts = tuple(
-        _assertion(a, f"{where}", f"{json_path}.assert")
-        for a in [*(default.get("assert") or ()), *(raw.get("assert") or ())]
-    )
-    if not asserts:
-        raise SelfImproveError(f"{json_path}: the case has no assertions", where=where,
-                               hint="add an 'assert:' list to the case or to defaultTest")
-    messages: tuple[Mapping[str, Any], ...]
-    if "messages" in raw:
-        messages = tuple(dict(m) for m in raw["messages"])
-    elif "input" in raw:
-        messages = ({"role": "user", "content": raw["input"]},)
-    else:
-        messages = ()
-    case_prompt = raw.get("prompt", prompt)
-    return Case(
-        id=str(raw.get("id") or where),
-        where=where,
-        prompt=case_prompt,
-        description=str(raw.get("description") or ""),
-        vars={**(default.get("vars") or {}), **(raw.get("vars") or {})},
-        messages=messages,
-        tags=tuple(dict.fromkeys([*(default.get("tags") or ()), *(raw.get("tags") or ())])),
-        asserts=asserts,
-        threshold=raw.get("threshold", default.get("threshold")),
-        config={**config, **(raw.get("config") or {})},
-        metadata={**(default.get("metadata") or {}), **(raw.get("metadata") or {})},
-    )
+def _assertions(raws: Sequence[Mapping[str, Any]], test: _Test, key: str, source: Source,
+                issues: promptfoo.Issues, judge: str | None) -> list[Assertion]:
+    out = []
+    for index, raw in enumerate(raws):
+        found = _assertion(raw, test, [key, index], source, issues, judge)
+        if found is not None:
+            out.append(found)
+    return out
 
 
-def _assertion(raw: Mapping[str, Any], where: str, json_path: str) -> Assertion:
+def _assertion(raw: Mapping[str, Any], test: _Test, location: list[Any], source: Source,
+               issues: promptfoo.Issues, judge: str | None) -> Assertion | None:
+    where = test.at(*location)
+    case_where = test.where
+    kind = str(raw["type"])
+    base = kind.removeprefix("not-")
+    problems = []
+    if base in promptfoo.UNSUPPORTED_ASSERTIONS:
+        problems.append(f"assertion type {kind!r}" + (" (JavaScript)" if base == "javascript" else ""))
+    for key in ("transform", "contextTransform"):
+        if key in raw:
+            problems.append(f"{key} on a {kind!r} assertion (JavaScript)")
+    value = raw.get("value")
+    if isinstance(value, str) and value.startswith("file://") and promptfoo.is_code(value) and base != "python":
+        problems.append(f"{kind!r} value from a script ({value})")
+    if problems:
+        for problem in problems:
+            issues.add(where, problem)
+        return None
+    source_text, function = None, None
+    if isinstance(value, str) and value.startswith("file://"):
+        if base == "python":
+            ref, _, function = value.removeprefix("file://").partition(":")
+            if not ref.endswith(".py"):  # 'file://a.py:fn' splits; a Windows-free path has no other colon
+                ref, function = value.removeprefix("file://"), ""
+            _, _, source_text = source.text(ref, test.path, where)
+        else:
+            value = source.document(value, test.path, where)
+    elif base == "python":
+        source_text = str(value)
+    provider = raw.get("provider")
+    if isinstance(provider, Mapping):
+        provider = provider.get("id")
+    if provider is not None:
+        mapped = promptfoo.litellm_model(str(provider))
+        if mapped is None:
+            issues.add(where, f"assertion provider {provider!r} has no litellm equivalent")
+            return None
+        provider = mapped
     assertion = Assertion(
-        type=raw["type"], value=raw.get("value"), weight=float(raw.get("weight", 1.0)),
-        threshold=raw.get("threshold"), provider=raw.get("provider"), where=where,
+        type=kind, value=value, weight=float(raw.get("weight", 1.0)), threshold=raw.get("threshold"),
+        provider=provider or judge, where=case_where, metric=raw.get("metric"),
+        script=source_text, function=function or None, config=raw.get("config") or {},
     )
     if assertion.base_type == "regex":
         try:
             re.compile(str(assertion.value))
         except re.error as exc:
-            raise SelfImproveError(f"{json_path}: invalid regex {assertion.value!r}: {exc}", where=where,
-                                   hint="use Python regular expression syntax") from None
-    if assertion.base_type == "is-json" and isinstance(assertion.value, dict):
+            raise SelfImproveError(f"{json_path([*test.location, *location])}: invalid regex {assertion.value!r}: {exc}",
+                                   where=where, hint="use Python regular expression syntax") from None
+    if assertion.base_type in ("is-json", "contains-json") and isinstance(assertion.value, dict):
         import jsonschema
 
         try:
             jsonschema.Draft202012Validator.check_schema(assertion.value)
         except jsonschema.SchemaError as exc:
-            raise SelfImproveError(f"{json_path}: is-json value is not a valid JSON Schema: {exc.message}",
-                                   where=where, hint="give a JSON Schema object, or no value") from None
+            raise SelfImproveError(f"{json_path([*test.location, *location])}: {kind} value is not a valid JSON Schema: "
+                                   f"{exc.message}", where=where,
+                                   hint="give a JSON Schema object, or no value") from None
     return assertion
 
 
-def load_suite(files: Mapping[str, bytes], *, default_prompt: str | None) -> Suite:
+def load_suite(files: Mapping[str, bytes], *, default_prompt: str | None,
+               source: Source | None = None) -> Suite:
     """A suite from suite files' bytes (path → bytes), in path order. Ids must be unique."""
     cases: list[Case] = []
+    skipped: list[str] = []
     for path in sorted(files):
         try:
             text = files[path].decode("utf-8")
         except UnicodeDecodeError:
             raise SelfImproveError("not UTF-8 text", where=path, hint="save the suite as UTF-8") from None
-        cases.extend(parse_suite_file(text, path, default_prompt=default_prompt))
+        cases.extend(parse_suite_file(text, path, default_prompt=default_prompt, source=source,
+                                      skipped=skipped))
     seen: dict[str, str] = {}
     for case in cases:
         if case.id in seen:
             raise SelfImproveError(f"duplicate case id {case.id!r} (first at {seen[case.id]})",
                                    where=case.where, hint="give every case a unique id")
         seen[case.id] = case.where
-        if case.prompt is None:
+        if case.prompt is None and case.template is None and case.template_file is None:
             raise SelfImproveError("no prompt for this case", where=case.where,
                                    hint="set 'prompt:' in the suite, or list a prompt in selfimprove.yaml")
     if not cases:
         raise SelfImproveError("the eval suite has no cases", where=", ".join(sorted(files)) or None,
                                hint="add cases under 'tests:'")
-    return Suite(cases=tuple(cases), files=tuple(sorted(files)))
+    return Suite(cases=tuple(cases), files=tuple(sorted(files)), skipped=tuple(skipped))
 
 
 def suite_files_at(repo: Any, ref: str, suite_path: str) -> dict[str, bytes]:
@@ -288,11 +826,19 @@ def fill(text: str, values: Mapping[str, Any]) -> str:
     return _VAR.sub(sub, text) if "{{" in text else text
 
 
-def render_messages(case: Case, system: str) -> list[dict[str, Any]]:
-    """The messages sent for a case: the rendered prompt as the system message, then the case's own."""
+def render_messages(case: Case, prompt_text: str) -> list[dict[str, Any]]:
+    """The messages sent for a case.
+
+    selfimprove's style: the rendered prompt file as the system message, then the case's own messages.
+    promptfoo's style: `prompt_text` is the case's template (as it is at the side asked), rendered with
+    the vars as nunjucks would and sent as promptfoo sends it, then any messages the case adds.
+    """
     messages: list[dict[str, Any]] = []
-    if system.strip():
-        messages.append({"role": "system", "content": fill(system, case.vars)})
+    if case.template is not None or case.template_file is not None:
+        rendered = promptfoo.render(prompt_text, case.vars, case.where)
+        messages.extend(promptfoo.conversation(rendered, case.chat, case.where))
+    elif prompt_text.strip():
+        messages.append({"role": "system", "content": fill(prompt_text, case.vars)})
     for message in case.messages:
         copy = dict(message)
         if isinstance(copy.get("content"), str):
