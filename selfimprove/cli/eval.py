@@ -21,12 +21,18 @@ MaxCost = Annotated[float | None, typer.Option("--max-cost", min=0.0,
                                                help="Refuse to start above this estimated cost (USD).")]
 Junit = Annotated[Path | None, typer.Option("--junit", help="Write a JUnit XML report here.")]
 Markdown = Annotated[Path | None, typer.Option("--markdown", help="Write a Markdown report here (for a PR).")]
+Suite = Annotated[Path | None, typer.Option("--suite", help="Run this suite file (selfimprove's, or a "
+                                                           "promptfoo config) instead of eval.suite.")]
+SkipUnsupported = Annotated[bool, typer.Option("--skip-unsupported",
+                                               help="Leave out what cannot run here (JavaScript, unsupported "
+                                                    "assertion types) and list it, instead of refusing.")]
 
 
 def command(ref: Ref = None, base: Base = None, repeat: Repeat = None, concurrency: Concurrency = None,
             no_cache: NoCache = False, max_cost: MaxCost = None, model: opt.Model = None,
             offline: opt.Offline = False, json: opt.Json = False, junit: Junit = None,
-            markdown: Markdown = None, repo: opt.Repo = None, config: opt.Config = None,
+            markdown: Markdown = None, suite: Suite = None, skip_unsupported: SkipUnsupported = False,
+            repo: opt.Repo = None, config: opt.Config = None,
             verbose: opt.Verbose = False, debug: opt.Debug = False) -> None:
     """Evaluate a candidate against its base offline and refuse regressions (exit 1)."""
     from selfimprove.cli.render import ProgressBar, emit_json, err_console, progress_enabled
@@ -45,7 +51,9 @@ def command(ref: Ref = None, base: Base = None, repeat: Repeat = None, concurren
     with Repo.open(settings.root) as git_repo, ProgressBar(progress_enabled(json), "evaluating") as bar:
         result = run_eval(settings, git_repo, candidate=ref, base=base, model=model, repeat=repeat,
                           concurrency=concurrency, use_cache=not no_cache, max_cost=max_cost,
-                          progress=bar.update if bar else None, notice=None if json else console.print)
+                          progress=bar.update if bar else None, notice=None if json else console.print,
+                          suite_path=str(suite) if suite is not None else None,
+                          skip_unsupported=skip_unsupported)
     if junit is not None:
         report.write_junit(result, junit)
     if markdown is not None:

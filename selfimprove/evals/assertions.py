@@ -171,7 +171,8 @@ def _tool_called(out: Output, value: Any) -> tuple[bool, str]:
 def _json_values(text: str) -> list[Any]:
     """Every JSON object or array embedded in `text`, in order (promptfoo's contains-json)."""
     decoder = json.JSONDecoder()
-    found, index = [], 0
+    found: list[Any] = []
+    index = 0
     while True:
         starts = [i for i in (text.find("{", index), text.find("[", index)) if i >= 0]
         if not starts:
@@ -338,7 +339,7 @@ MEASURED: dict[str, Measured] = {
 
 # -- python -----------------------------------------------------------------------------------------
 
-_PYTHON_RUNNER = """
+_PYTHON_RUNNER = r"""
 import json, math, re, sys
 request = json.load(sys.stdin)
 code, output, context = request["code"], request["output"], request["context"]
@@ -412,9 +413,10 @@ def _python_result(result: Any, threshold: float | None) -> tuple[bool, float, s
     if isinstance(result, Mapping) and "pass" in result:
         ok = bool(result["pass"])
         score = result.get("score", 1.0 if ok else 0.0)
-        return ok, float(score) if isinstance(score, (int, float)) else float(ok), str(result.get("reason") or
-                                                                                     f"python returned pass={ok}")
-    return False, 0.0, f"python returned {_short(json.dumps(result, default=str))}, not a bool, score or result"
+        reason = str(result.get("reason") or f"python returned pass={ok}")
+        return ok, float(score) if isinstance(score, (int, float)) else float(ok), reason
+    shown = _short(json.dumps(result, default=str))
+    return False, 0.0, f"python returned {shown}, not a bool, a score or a result"
 
 
 # -- grading ----------------------------------------------------------------------------------------

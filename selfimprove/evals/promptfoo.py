@@ -63,7 +63,8 @@ _COLON_OK = ("bedrock/", "ollama/", "ollama_chat/")
 
 # litellm call parameters a promptfoo provider `config` may set, under promptfoo's spelling
 _PARAMS = {
-    "temperature": "temperature", "max_tokens": "max_tokens", "max_completion_tokens": "max_completion_tokens",
+    "temperature": "temperature", "max_tokens": "max_tokens",
+    "max_completion_tokens": "max_completion_tokens",
     "top_p": "top_p", "top_k": "top_k", "frequency_penalty": "frequency_penalty",
     "presence_penalty": "presence_penalty", "seed": "seed", "stop": "stop", "tools": "tools",
     "tool_choice": "tool_choice", "response_format": "response_format",

@@ -491,8 +491,8 @@ def run_eval(
             seen = configs[name] if provider.sees_configs else None
             request = provider.request(messages, case.vars, case.config, seen)
             for r in range(repeats):
-                jobs.append(_Job(case, name, r, messages, dict(case.config), cache_key(provider.name, request, r),
-                                 seen, model_of(case)))
+                key = cache_key(provider.name, request, r)
+                jobs.append(_Job(case, name, r, messages, dict(case.config), key, seen, model_of(case)))
 
     cache = Cache(settings.root / CACHE_DIR, enabled=use_cache)
     todo, cached, estimate = _estimate(jobs, cache)
@@ -541,11 +541,15 @@ def _load(settings: Settings, repo: Repo, side: Side, suite_path: str | None, mo
         assert settings.eval.suite is not None
         return load_suite(suite_files_at(repo, side.sha, settings.eval.suite), default_prompt=default_prompt,
                           source=source)
-    full = Path(suite_path).expanduser().resolve()
+    full = Path(suite_path).expanduser()
+    if not full.is_absolute() and not full.exists():  # not found from here: a path inside the repo
+        full = root / full
+    full = full.resolve()
     inside = full.is_relative_to(root)
     relative = full.relative_to(root).as_posix() if inside else None
     if relative is not None and (repo.read_at(side.sha, relative) is not None or not full.exists()):
-        return load_suite(suite_files_at(repo, side.sha, relative), default_prompt=default_prompt, source=source)
+        files = suite_files_at(repo, side.sha, relative)
+        return load_suite(files, default_prompt=default_prompt, source=source)
     try:
         data = full.read_bytes()
     except OSError as exc:
@@ -556,18 +560,18 @@ def _load(settings: Settings, repo: Repo, side: Side, suite_path: str | None, mo
 
 def _settings_tools(settings: Settings, read: _Reader) -> tuple[Mapping[str, Any], ...]:
     """eval.tools of selfimprove.yaml: inline, or a `file://` JSON/YAML file read at the candidate commit."""
+    from selfimprove.evals.promptfoo import openai_tools
+
     raw = settings.eval.tools
     if raw is None:
         return ()
-    if isinstance(raw, str):
-        doc = Source(read=read).document(raw, "selfimprove.yaml", settings.path.name)
-        if not isinstance(doc, list) or not all(isinstance(t, Mapping) for t in doc):
-            raise SelfImproveError(f"eval.tools {raw} must hold a list of OpenAI function schemas",
-                                   where=settings.path.name, hint="see 'Eval suites' in the README")
-        raw = doc
-    from selfimprove.evals.promptfoo import openai_tools
-
-    return tuple(openai_tools(raw))
+    if not isinstance(raw, str):
+        return tuple(openai_tools(raw))
+    doc = Source(read=read).document(raw, "selfimprove.yaml", settings.path.name)
+    if not isinstance(doc, list) or not all(isinstance(t, Mapping) for t in doc):
+        raise SelfImproveError(f"eval.tools {raw} must hold a list of OpenAI function schemas",
+                               where=settings.path.name, hint="see 'Eval suites' in the README")
+    return tuple(openai_tools(doc))
 
 
 def _require_judge(suite: Suite, judge_model: str | None) -> None:

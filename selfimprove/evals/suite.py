@@ -154,11 +154,12 @@ class Source:
         data = self.read(path)
         if data is None:
             raise SelfImproveError(f"file://{ref.removeprefix('file://')} not found ({path})", where=where,
-                                   hint="paths are relative to the suite file; commit the file with the suite")
+                                   hint="paths are relative to the suite file; commit it with the suite")
         try:
             return path, inside, data.decode("utf-8")
         except UnicodeDecodeError:
-            raise SelfImproveError(f"{path} is not UTF-8 text", where=where, hint="save it as UTF-8") from None
+            raise SelfImproveError(f"{path} is not UTF-8 text", where=where,
+                                   hint="save it as UTF-8") from None
 
     def document(self, ref: str, relative_to: str, where: str) -> Any:
         """A `file://` reference's content: parsed for JSON, JSON Lines and YAML, else the text."""
@@ -268,7 +269,7 @@ def _tools(raw: Any, source: Source, path: str, where: str) -> list[Any] | None:
         raw = source.document(raw, path, where)
     if not isinstance(raw, list) or not all(isinstance(t, Mapping) for t in raw):
         raise SelfImproveError("tools must be a list of OpenAI function schemas", where=where,
-                               hint='e.g. [{"type": "function", "function": {"name": ..., "parameters": ...}}]')
+                               hint='e.g. [{"type": "function", "function": {"name", "parameters"}}]')
     return promptfoo.openai_tools(raw)
 
 
@@ -340,7 +341,8 @@ def _test_file(ref: str, relative_to: str, where: str, source: Source) -> list[_
 
 _CSV_TYPES = ("not-", "contains-any", "contains-all", "icontains-any", "icontains-all", "icontains",
               "contains-json", "contains", "starts-with", "regex", "is-json", "equals", "python",
-              "levenshtein", "llm-rubric", "javascript", "similar", "factuality", "is-valid-openai-tools-call")
+              "levenshtein", "llm-rubric", "javascript", "similar", "factuality",
+              "is-valid-openai-tools-call")
 
 
 def _csv_assert(cell: str) -> dict[str, Any]:
@@ -355,7 +357,8 @@ def _csv_assert(cell: str) -> dict[str, Any]:
         if body == kind or body.startswith(kind + ":"):
             value = body[len(kind) + 1:].strip() if body.startswith(kind + ":") else None
             if value is not None and kind.endswith(("-any", "-all")):
-                return {"type": ("not-" if negated else "") + kind, "value": [v.strip() for v in value.split(",")]}
+                items = [v.strip() for v in value.split(",")]
+                return {"type": ("not-" if negated else "") + kind, "value": items}
             out: dict[str, Any] = {"type": ("not-" if negated else "") + kind}
             if value is not None:
                 out["value"] = value
@@ -425,7 +428,7 @@ def _templates(doc: Mapping[str, Any], path: str, root: Any, source: Source,
     else:
         items = [(item, None, ["prompts", i]) for i, item in enumerate(raw)]
     out: list[_Template] = []
-    for item, label, location in items:
+    for number, (item, label, location) in enumerate(items, start=1):
         where = f"{path}:{yaml_line(root, location)}"
         config: Mapping[str, Any] = {}
         if isinstance(item, Mapping):
@@ -439,10 +442,10 @@ def _templates(doc: Mapping[str, Any], path: str, root: Any, source: Source,
                 raise SelfImproveError("a prompt object needs 'raw' (the text) or 'id' (file://...)",
                                        where=where, hint=HINT)
         if not item.startswith("file://"):
-            out.append(_Template(label or _short_label(item), text=item, config=config))
+            out.append(_Template(label or f"prompt {number}", text=item, config=config))
             continue
         if promptfoo.is_code(item):
-            issues.add(where, f"a prompt function ({item}); promptfoo runs it as code")
+            issues.add(where, f"a prompt function ({item}), which promptfoo runs as code")
             continue
         if any(ch in item for ch in "*?["):
             issues.add(where, f"a glob of prompt files ({item}); list the files")
@@ -452,22 +455,18 @@ def _templates(doc: Mapping[str, Any], path: str, root: Any, source: Source,
         if file.lower().endswith(".jsonl"):  # one chat prompt per line
             for number, line in enumerate(text.splitlines(), start=1):
                 if line.strip():
-                    out.append(_Template(f"{label or file}:{number}", text=line, chat=True, config=config))
+                    name = f"{label or item.removeprefix('file://')}:{number}"
+                    out.append(_Template(name, text=line, chat=True, config=config))
             continue
         parts = split_prompts(text, file)
         for index, part in enumerate(parts):
-            name = label or file
+            name = label or item.removeprefix("file://")
             name = f"{name}#{index + 1}" if len(parts) > 1 else name
             if inside:
                 out.append(_Template(name, file=file, index=index, chat=chat, config=config))
             else:
                 out.append(_Template(name, text=part, chat=chat, config=config))
     return out
-
-
-def _short_label(text: str) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= 40 else text[:39] + "…"
 
 
 @dataclass(frozen=True)
@@ -492,7 +491,8 @@ def _one_provider(item: Any, where: str, source: Source, path: str,
         raise SelfImproveError("a provider needs an 'id' (e.g. openai:gpt-4.1)", where=where, hint=HINT)
     model = promptfoo.litellm_model(item)
     if model is None:
-        issues.add(where, f"provider {item!r} has no litellm equivalent")
+        what = "a script" if promptfoo.is_code(item) else "no litellm equivalent"
+        issues.add(where, f"provider {item!r} ({what})")
         return None
     if isinstance(config.get("tools"), str):
         config = {**config, "tools": _tools(config["tools"], source, path, where)}
@@ -522,11 +522,12 @@ def _providers(doc: Mapping[str, Any], path: str, root: Any, source: Source,
     return out
 
 
-def _options(options: Mapping[str, Any], where: str, source: Source, path: str,
-             issues: promptfoo.Issues) -> tuple[str | None, bool]:
+def _options(test: _Test, issues: promptfoo.Issues) -> tuple[str | None, bool]:
     """(judge model, disable var expansion) from a test's `options`; the rest is unsupported."""
     judge = None
+    options = test.raw.get("options") or {}
     for key, value in options.items():
+        where = test.at("options", key)
         if key == "provider":
             spec = value.get("id") if isinstance(value, Mapping) else value
             judge = promptfoo.litellm_model(str(spec)) if spec else None
@@ -571,8 +572,7 @@ def _expand(tests: Sequence[_Test], default: Mapping[str, Any], config: Mapping[
     if promptfoo_style and not templates and "prompts" in doc and not source.skip_unsupported:
         pass  # every prompt was unsupported: the issues say so
     default_test = _Test(default, path, root, ["defaultTest"])
-    default_judge, default_no_expand = _options(default.get("options") or {}, default_test.at("options"),
-                                                source, path, issues)
+    default_judge, default_no_expand = _options(default_test, issues)
     default_vars = _vars(default.get("vars") or {}, default_test, source, issues)
     base_config = {**config}
     if source.tools and "tools" not in base_config:
@@ -584,14 +584,16 @@ def _expand(tests: Sequence[_Test], default: Mapping[str, Any], config: Mapping[
             issues.add(raw["__where__"], f"tests from {raw['__unsupported__']} (a script or dataset)")
             continue
         where = test.where
-        judge, no_expand = _options(raw.get("options") or {}, test.at("options"), source, path, issues)
+        judge, no_expand = _options(test, issues)
         asserts = _assertions([*(default.get("assert") or ())], default_test, "assert", source, issues,
                               judge or default_judge)
         asserts += _assertions(list(raw.get("assert") or ()), test, "assert", source, issues,
                                judge or default_judge)
         if not asserts:
-            if source.skip_unsupported and (default.get("assert") or raw.get("assert")):
-                continue  # every assertion was unsupported: nothing left to check
+            if default.get("assert") or raw.get("assert"):  # every assertion was unsupported
+                if source.skip_unsupported:
+                    issues.add(where, "the whole case (none of its assertions can run)")
+                continue
             raise SelfImproveError(f"{json_path(test.location)}: the case has no assertions", where=where,
                                    hint="add an 'assert:' list to the case or to defaultTest")
         values = {**default_vars, **_vars(raw.get("vars") or {}, test, source, issues)}
@@ -602,54 +604,52 @@ def _expand(tests: Sequence[_Test], default: Mapping[str, Any], config: Mapping[
             messages = ({"role": "user", "content": raw["input"]},)
         else:
             messages = ()
-        common = dict(
-            description=str(raw.get("description") or ""),
-            messages=messages,
-            tags=tuple(dict.fromkeys([*(default.get("tags") or ()), *(raw.get("tags") or ())])),
-            threshold=raw.get("threshold", default.get("threshold")),
-            metadata={**(default.get("metadata") or {}), **(raw.get("metadata") or {})},
-        )
         case_config = {**base_config, **(raw.get("config") or {})}
         if isinstance(case_config.get("tools"), str):
             case_config["tools"] = _tools(case_config["tools"], source, path, test.at("config"))
-        base_id = str(raw.get("id") or where)
+        shape = Case(
+            id=str(raw.get("id") or where), where=where, prompt=raw.get("prompt", prompt),
+            description=str(raw.get("description") or ""), vars=values, messages=messages,
+            tags=tuple(dict.fromkeys([*(default.get("tags") or ()), *(raw.get("tags") or ())])),
+            asserts=tuple(asserts), threshold=raw.get("threshold", default.get("threshold")),
+            config=case_config, metadata={**(default.get("metadata") or {}), **(raw.get("metadata") or {})},
+        )
         if not promptfoo_style:
-            cases.append(Case(id=base_id, where=where, prompt=raw.get("prompt", prompt), vars=values,
-                              asserts=tuple(asserts), config=case_config, **common))  # type: ignore[arg-type]
+            cases.append(shape)
             continue
-        combos = [values] if (no_expand or default_no_expand) else promptfoo.expand(values)
-        listed = [k for k, v in values.items() if isinstance(v, list)] if len(combos) > 1 else []
         test_providers = providers
         if "provider" in raw and source.model is None:
             found = _one_provider(raw["provider"], test.at("provider"), source, path, issues)
             test_providers = [found] if found else []
-        if not test_providers:
-            test_providers = [_Provider(source.model, source.model or "", {})]
-        for combo in combos:
-            rendered = tuple(_rendered(a, combo) for a in asserts)
-            for template in templates or [None]:
-                for provider in test_providers:
-                    suffix = ""
-                    if listed:
-                        suffix += f" {{{promptfoo.label_of(combo, listed)}}}"
-                    if template is not None and len(templates) > 1:
-                        suffix += f" [{template.label}]"
-                    if len(test_providers) > 1:
-                        suffix += f" @{provider.label}"
-                    tags = common["tags"]
-                    if len(test_providers) > 1:
-                        tags = (*tags, f"provider:{provider.label}")  # type: ignore[misc]
-                    params = {**(template.config if template else {}), **provider.params, **case_config}
-                    cases.append(Case(
-                        id=base_id + suffix, where=where, prompt=None, vars=combo, asserts=rendered,
-                        config=params, provider=provider.id,
-                        template=template.text if template else None,
-                        template_file=template.file if template else None,
-                        template_index=template.index if template else 0,
-                        chat=template.chat if template else False,
-                        **{**common, "tags": tags},  # type: ignore[arg-type]
-                    ))
+        expand = not (no_expand or default_no_expand)
+        cases.extend(_combinations(shape, templates, test_providers or [_Provider(source.model, "")], expand))
     return cases
+
+
+def _combinations(shape: Case, templates: Sequence[_Template], providers: Sequence[_Provider],
+                  expand: bool) -> list[Case]:
+    """One case per var combination × prompt × provider, ids suffixed with what tells them apart."""
+    combos = promptfoo.expand(shape.vars) if expand else [dict(shape.vars)]
+    listed = [k for k, v in shape.vars.items() if isinstance(v, list)] if len(combos) > 1 else []
+    out = []
+    for combo in combos:
+        asserts = tuple(_rendered(a, combo) for a in shape.asserts)
+        for template in templates or [_Template("")]:
+            for provider in providers:
+                suffix, tags = "", shape.tags
+                if listed:
+                    suffix += f" {{{promptfoo.label_of(combo, listed)}}}"
+                if len(templates) > 1:
+                    suffix += f" [{template.label}]"
+                if len(providers) > 1:  # one slice per provider: the gate must hold for each
+                    suffix += f" @{provider.label}"
+                    tags = (*tags, f"provider:{provider.label}")
+                out.append(replace(
+                    shape, id=shape.id + suffix, prompt=None, vars=combo, asserts=asserts, tags=tags,
+                    config={**template.config, **provider.params, **shape.config}, provider=provider.id,
+                    template=template.text, template_file=template.file, template_index=template.index,
+                    chat=template.chat))
+    return out
 
 
 def _rendered(assertion: Assertion, values: Mapping[str, Any]) -> Assertion:
@@ -699,16 +699,18 @@ def _assertion(raw: Mapping[str, Any], test: _Test, location: list[Any], source:
     base = kind.removeprefix("not-")
     problems = []
     if base in promptfoo.UNSUPPORTED_ASSERTIONS:
-        problems.append(f"assertion type {kind!r}" + (" (JavaScript)" if base == "javascript" else ""))
+        problems.append((where, f"assertion type {kind!r}" + (" (JavaScript)" if base == "javascript"
+                                                             else "")))
     for key in ("transform", "contextTransform"):
         if key in raw:
-            problems.append(f"{key} on a {kind!r} assertion (JavaScript)")
+            problems.append((test.at(*location, key), f"{key} on a {kind!r} assertion (JavaScript)"))
     value = raw.get("value")
-    if isinstance(value, str) and value.startswith("file://") and promptfoo.is_code(value) and base != "python":
-        problems.append(f"{kind!r} value from a script ({value})")
+    scripted = isinstance(value, str) and value.startswith("file://") and promptfoo.is_code(value)
+    if scripted and base != "python":
+        problems.append((test.at(*location, "value"), f"{kind!r} value from a script ({value})"))
     if problems:
-        for problem in problems:
-            issues.add(where, problem)
+        for at, problem in problems:
+            issues.add(at, problem)
         return None
     source_text, function = None, None
     if isinstance(value, str) and value.startswith("file://"):
@@ -739,7 +741,8 @@ def _assertion(raw: Mapping[str, Any], test: _Test, location: list[Any], source:
         try:
             re.compile(str(assertion.value))
         except re.error as exc:
-            raise SelfImproveError(f"{json_path([*test.location, *location])}: invalid regex {assertion.value!r}: {exc}",
+            raise SelfImproveError(f"{json_path([*test.location, *location])}: invalid regex "
+                                   f"{assertion.value!r}: {exc}",
                                    where=where, hint="use Python regular expression syntax") from None
     if assertion.base_type in ("is-json", "contains-json") and isinstance(assertion.value, dict):
         import jsonschema
@@ -747,7 +750,8 @@ def _assertion(raw: Mapping[str, Any], test: _Test, location: list[Any], source:
         try:
             jsonschema.Draft202012Validator.check_schema(assertion.value)
         except jsonschema.SchemaError as exc:
-            raise SelfImproveError(f"{json_path([*test.location, *location])}: {kind} value is not a valid JSON Schema: "
+            raise SelfImproveError(f"{json_path([*test.location, *location])}: {kind} value is not a valid "
+                                   "JSON Schema: "
                                    f"{exc.message}", where=where,
                                    hint="give a JSON Schema object, or no value") from None
     return assertion

@@ -1,0 +1,335 @@
+"""promptfoo configs as eval suites, read unchanged from tests/data/evals/promptfoo/; tools, multi-turn
+conversations and vars reaching providers (the stub OpenAI server, and exec: harnesses)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from selfimprove.errors import SelfImproveError
+from selfimprove.evals.promptfoo import litellm_model
+from selfimprove.evals.runner import run_eval
+from selfimprove.llm import LiteLLMCompleter
+from tests.evals.helpers import PROMPT, REFUND_RULE, EvalRepo, git, with_rule
+from tests.stub_openai import Reply, last_user
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "evals" / "promptfoo"
+
+
+def add_config(eval_repo: EvalRepo, name: str) -> str:
+    """Commit tests/data/evals/promptfoo/<name>/ as pf/<name>/ on main; returns the config's path."""
+    shutil.copytree(DATA / name, eval_repo.root / "pf" / name)
+    git(eval_repo.root, "add", "-A")
+    git(eval_repo.root, "commit", "-q", "-m", f"add the {name} promptfoo config")
+    return f"pf/{name}/promptfooconfig.yaml"
+
+
+def evaluate(eval_repo: EvalRepo, candidate: str, **kwargs: Any) -> Any:
+    kwargs.setdefault("completer", LiteLLMCompleter(timeout=10, retries=2, backoff=0.02))
+    with eval_repo.open() as repo:
+        return run_eval(eval_repo.settings(), repo, candidate=candidate, base=None, **kwargs)
+
+
+def unrelated_change(eval_repo: EvalRepo) -> str:
+    return eval_repo.branch("candidate", {"prompts/agent.md": with_rule(PROMPT, REFUND_RULE)})
+
+
+@pytest.mark.parametrize(("promptfoo", "litellm"), [
+    ("openai:gpt-4.1", "openai/gpt-4.1"),
+    ("openai:chat:gpt-4.1-mini", "openai/gpt-4.1-mini"),
+    ("openai:responses:o4-mini", "openai/o4-mini"),
+    ("anthropic:messages:claude-sonnet-4-5", "anthropic/claude-sonnet-4-5"),
+    ("anthropic:claude-3-haiku", "anthropic/claude-3-haiku"),
+    ("azure:chat:my-deployment", "azure/my-deployment"),
+    ("bedrock:anthropic.claude-3-haiku-20240307-v1:0", "bedrock/anthropic.claude-3-haiku-20240307-v1:0"),
+    ("vertex:gemini-1.5-pro", "vertex_ai/gemini-1.5-pro"),
+    ("google:gemini-2.0-flash", "gemini/gemini-2.0-flash"),
+    ("ollama:chat:llama3.1:8b", "ollama_chat/llama3.1:8b"),
+    ("mistral:mistral-large-latest", "mistral/mistral-large-latest"),
+    ("groq:llama-3.1-8b-instant", "groq/llama-3.1-8b-instant"),
+    ("openrouter:meta-llama/llama-3-70b", "openrouter/meta-llama/llama-3-70b"),
+    ("litellm:openai/gpt-4o", "openai/gpt-4o"),
+    ("openai/gpt-4o", "openai/gpt-4o"),
+    ("exec:python agent.py", "exec:python agent.py"),
+    ("openai:embedding:text-embedding-3", None),
+    ("file://provider.js", None),
+    ("python:provider.py", None),
+    ("https://example.com/api", None),
+    ("echo", None),
+])
+def test_promptfoo_provider_ids_map_to_litellm(promptfoo, litellm):
+    assert litellm_model(promptfoo) == litellm
+
+
+def translator(body: dict[str, Any]) -> str:
+    text = last_user(body)
+    for language, answer in (("French", "Bonjour le monde"), ("Spanish", "Hola mundo"),
+                             ("FRENCH", "Bonjour le monde"), ("SPANISH", "Hola mundo"),
+                             ("German", "Guten Morgen"), ("GERMAN", "Guten Morgen!")):
+        if language in text:
+            return answer
+    return "?"
+
+
+def test_a_promptfoo_config_runs_every_prompt_provider_and_var_combination(eval_repo, stub_openai):
+    stub_openai.reply = translator
+    suite = add_config(eval_repo, "translate")
+    unrelated_change(eval_repo)
+    result = evaluate(eval_repo, "candidate", suite_path=str(eval_repo.root / suite))
+    doc = result.to_json()
+    # 3 tests (the first expands into French and Spanish) × 2 prompts × 2 providers
+    assert doc["cases"] == 12 and doc["verdict"] == "pass", doc["reasons"]
+    assert doc["model"] == "openai/stub-large, openai/stub-small"
+    ids = [r.case.id for r in result.cases]
+    where = f"{suite}:26"
+    assert ids[:4] == [f"{where} {{language=French}} [prompt 1] @openai/stub-small",
+                       f"{where} {{language=French}} [prompt 1] @large",
+                       f"{where} {{language=French}} [prompt 2] @openai/stub-small",
+                       f"{where} {{language=French}} [prompt 2] @large"]
+    # one slice per provider; the base and the candidate send the same requests, asked once
+    assert sorted(doc["slices"]) == ["provider:large", "provider:openai/stub-small"]
+    assert doc["slices"]["provider:large"]["cases"] == 6
+    assert doc["calls"] == {"made": 12, "cached": 12}
+    sent = {(r["model"], r["messages"][0]["content"]): r for r in stub_openai.requests}
+    assert all(len(r["messages"]) == 1 and r["messages"][0]["role"] == "user" for r in stub_openai.requests)
+    assert ("stub-small", 'Translate the following text to Spanish: "Hello world"') in sent
+    german_prompt = "You are a translator. Reply with the GERMAN translation only.\nText: Good morning"
+    large = sent[("stub-large", german_prompt)]
+    assert large["temperature"] == 0 and large["max_tokens"] == 128
+    assert "temperature" not in sent[("stub-small", 'Translate the following text to German: "Good morning"')]
+    # '{{expected}}' in an assertion is filled from the vars; levenshtein allows 2 edits (the "!")
+    german = next(r for r in result.cases if r.case.id == f"{suite}:33 [prompt 2] @large")
+    assert german.base[0].grade.passed
+    assert [c.reason for c in german.base[0].grade.checks][1:] == [
+        "output contains 'Guten Morgen' (any case)", "edit distance 1 (max 2)"]
+
+
+def test_model_overrides_the_providers_of_a_promptfoo_config(eval_repo, stub_openai):
+    stub_openai.reply = translator
+    suite = add_config(eval_repo, "translate")
+    unrelated_change(eval_repo)
+    result = evaluate(eval_repo, "candidate", suite_path=str(eval_repo.root / suite), model="openai/other")
+    assert result.to_json()["cases"] == 6 and result.model == "openai/other"
+    assert {r["model"] for r in stub_openai.requests} == {"other"}
+
+
+def support_agent(body: dict[str, Any]) -> str:
+    text = "\n".join(str(m.get("content")) for m in body["messages"])
+    if "as JSON" in text:
+        return 'Here it is: {"order": "48213", "status": "shipped"}'
+    if "30 days" in text:
+        return "Acme Outfitters: returns are accepted within 30 days of delivery."
+    return "Acme Outfitters: let me check."
+
+
+def test_chat_prompt_files_managed_prompts_file_vars_and_python_assertions(eval_repo, stub_openai):
+    stub_openai.reply = support_agent
+    suite = add_config(eval_repo, "support")
+    managed = "pf/support/prompts/support.md"
+    text = (eval_repo.root / managed).read_text()
+    rule = "- Be brief.\n- Returns: 30 days.\n"
+    eval_repo.branch("quote-window", {managed: text.replace("- Be brief.\n", rule)})
+    result = evaluate(eval_repo, "quote-window", suite_path=suite)
+    doc = result.to_json()
+    assert doc["verdict"] == "pass", doc["reasons"]
+    # the managed prompt differs between the sides: its refund case is fixed; the chat prompt's is not
+    assert doc["fixed"] == ["pf/support/tests.yaml:1 [managed]"]
+    assert doc["cases"] == 4 and doc["regressed"] == []
+    assert "+- Returns: 30 days." in result.diff
+    chat = next(r for r in stub_openai.requests if r["messages"][0]["role"] == "system")
+    assert chat["messages"] == [
+        {"role": "system", "content": "You answer for Acme Outfitters. Policy: Refunds are accepted within "
+                                      "30 days of delivery."},
+        {"role": "user", "content": "Can I return shoes I bought 45 days ago?"}]
+    rendered = [r["messages"][0]["content"] for r in stub_openai.requests if len(r["messages"]) == 1]
+    assert all("selfimprove:" not in m and m.startswith("# Acme Outfitters support\n") for m in rendered)
+    checks = {c.type: c for c in result.cases[0].candidate[0].grade.checks}
+    assert checks["python"].passed and checks["icontains"].weight == 2
+    assert result.cases[0].case.asserts[1].metric == "accuracy"
+    json_id = "pf/support/tests.yaml:13 [prompts/support_chat.json]"
+    json_case = next(r for r in result.cases if r.case.id == json_id)
+    assert [c.reason for c in json_case.base[0].grade.checks] == [
+        "python returned True", "output contains JSON matching the schema", "order id"]
+
+
+def test_a_managed_promptfoo_prompt_obeys_the_policy(eval_repo, stub_openai):
+    suite = add_config(eval_repo, "support")
+    managed = "pf/support/prompts/support.md"
+    text = (eval_repo.root / managed).read_text()
+    eval_repo.branch("rewrite", {managed: text.replace("Customer:", "Client:")})
+    result = evaluate(eval_repo, "rewrite", suite_path=suite)
+    assert result.verdict == "fail" and [v.path for v in result.violations] == [managed]
+    assert stub_openai.requests == []
+
+
+def test_javascript_is_refused_in_one_error_naming_every_item(eval_repo, stub_openai):
+    suite = add_config(eval_repo, "unsupported")
+    unrelated_change(eval_repo)
+    with pytest.raises(SelfImproveError) as info:
+        evaluate(eval_repo, "candidate", suite_path=suite)
+    assert info.value.one_line() == (
+        f"6 unsupported items in the suite: {suite}:4: a prompt function (file://prompts/build_prompt.js), "
+        f"which promptfoo runs as code; {suite}:7: provider 'file://providers/custom_provider.js' "
+        "(a script); "
+        f"{suite}:10: options.transform (a JavaScript transform); {suite}:15: assertion type 'javascript' "
+        f"(JavaScript); {suite}:19: transform on a 'icontains' assertion (JavaScript); {suite}:25: assertion "
+        "type 'similar' (hint: rewrite them with supported types (see 'Eval suites' in the README), or pass "
+        "--skip-unsupported to run the rest)")
+    assert stub_openai.requests == []
+
+
+def test_skip_unsupported_runs_the_rest_and_reports_what_it_skipped(eval_repo, stub_openai):
+    stub_openai.reply = lambda body: "Returns are free for 30 days."
+    suite = add_config(eval_repo, "unsupported")
+    unrelated_change(eval_repo)
+    said: list[str] = []
+    result = evaluate(eval_repo, "candidate", suite_path=suite, skip_unsupported=True, notice=said.append)
+    doc = result.to_json()
+    assert [r.case.id for r in result.cases] == [f"{suite}:20"]
+    assert doc["verdict"] == "pass" and len(doc["skipped"]) == 7
+    assert f"{suite}:12: the whole case (none of its assertions can run)" in doc["skipped"]
+    assert said[:2] == [f"skipped (unsupported): {suite}:4: a prompt function "
+                        "(file://prompts/build_prompt.js), which promptfoo runs as code",
+                        f"skipped (unsupported): {suite}:7: provider 'file://providers/custom_provider.js' "
+                        "(a script)"]
+    assert [r["messages"] for r in stub_openai.requests] == [
+        [{"role": "user", "content": "Summarize in one sentence: Returns are free for 30 days.\n"}]]
+
+
+def tool_agent(body: dict[str, Any]) -> Reply:
+    names = [t["function"]["name"] for t in body.get("tools") or []]
+    if "lookup_order" in names:
+        return Reply(content=None, tool_calls=[{"name": "lookup_order", "arguments": {"order_id": "48213"}}])
+    return Reply(content="I cannot look that up.")
+
+
+def test_tools_reach_the_model_and_its_tool_calls_are_graded(eval_repo, stub_openai):
+    stub_openai.reply = tool_agent
+    suite = add_config(eval_repo, "tools")
+    unrelated_change(eval_repo)
+    result = evaluate(eval_repo, "candidate", suite_path=suite)
+    doc = result.to_json()
+    assert doc["verdict"] == "pass" and doc["cases"] == 2
+    agent = next(r for r in stub_openai.requests if r["model"] == "stub-agent")
+    assert agent["tool_choice"] == "auto"
+    assert [t["function"]["name"] for t in agent["tools"]] == ["lookup_order", "cancel_order"]
+    assert agent["tools"][1] == {"type": "function", "function": {
+        "name": "cancel_order", "description": "Cancel an order (Anthropic's tool shape, converted)",
+        "parameters": {"type": "object", "properties": {"order_id": {"type": "string"}},
+                       "required": ["order_id"]}}}
+    checks = result.cases[0].base[0].grade.checks
+    assert [(c.type, c.passed, c.reason) for c in checks] == [
+        ("tool-called", True, 'tool \'lookup_order\' was called with {"order_id": "48213"}'),
+        ("is-valid-openai-tools-call", True, "1 valid tool call(s)")]
+    other = next(r for r in stub_openai.requests if r["model"] == "stub-other")
+    assert "tools" not in other  # that test's own provider declares none
+
+
+HARNESS = r"""
+import json, sys
+case = json.load(sys.stdin)
+print(json.dumps({"output": case["vars"].get("lang", ""),
+                  "tool_calls": [{"name": t["function"]["name"]} for t in case["tools"]],
+                  "cost": 0}))
+"""
+
+VARS_SUITE = """\
+prompt: prompts/agent.md
+tests:
+  - id: spanish
+    vars: {lang: es}
+    input: "Translate: good night"
+    assert: [{type: equals, value: es}]
+  - id: french
+    vars: {lang: fr}
+    input: "Translate: good night"
+    assert: [{type: equals, value: fr}]
+"""
+
+
+@pytest.mark.parametrize("use_cache", [True, False])
+def test_two_cases_differing_only_in_vars_reach_an_exec_harness_separately(eval_repo, use_cache):
+    (eval_repo.root / "harness.py").write_text(HARNESS)
+    eval_repo.branch("candidate", {"evals/support.yaml": VARS_SUITE,
+                                   "prompts/agent.md": with_rule(PROMPT, REFUND_RULE)})
+    model = f"exec:{sys.executable} harness.py"
+    result = evaluate(eval_repo, "candidate", model=model, use_cache=use_cache, completer=None)
+    outputs = {r.case.id: (r.base[0].output.text, r.candidate[0].output.text) for r in result.cases}
+    assert outputs == {"spanish": ("es", "es"), "french": ("fr", "fr")}
+    assert result.to_json()["calls"] == {"made": 4, "cached": 0}
+
+
+MULTI_TURN = """\
+prompt: prompts/agent.md
+tools: file://../agent/tools.yaml
+tests:
+  - id: after-a-tool-result
+    messages:
+      - {role: user, content: "Where is order 48213?"}
+      - role: assistant
+        content: null
+        tool_calls:
+          - {id: call_1, type: function, function: {name: lookup_order, arguments: '{"order_id": "48213"}'}}
+      - {role: tool, tool_call_id: call_1, content: '{"status": "shipped"}'}
+      - {role: user, content: "And when will it arrive?"}
+    assert: [{type: tool-called, value: lookup_order}]
+"""
+
+TOOLS = """\
+- type: function
+  function:
+    name: lookup_order
+    parameters: {type: object, properties: {order_id: {type: string}}, required: [order_id]}
+"""
+
+
+def test_multi_turn_conversations_and_tools_reach_a_model(eval_repo, stub_openai):
+    stub_openai.reply = tool_agent
+    eval_repo.branch("candidate", {"evals/support.yaml": MULTI_TURN, "agent/tools.yaml": TOOLS,
+                                   "prompts/agent.md": with_rule(PROMPT, REFUND_RULE)})
+    result = evaluate(eval_repo, "candidate")
+    assert result.verdict == "pass", result.gate.reasons
+    request = stub_openai.requests[0]
+    assert [m["role"] for m in request["messages"]] == ["system", "user", "assistant", "tool", "user"]
+    assert request["messages"][2]["tool_calls"][0]["function"]["name"] == "lookup_order"
+    assert request["messages"][3] == {"role": "tool", "tool_call_id": "call_1",
+                                      "content": '{"status": "shipped"}'}
+    assert [t["function"]["name"] for t in request["tools"]] == ["lookup_order"]
+
+
+ECHO = r"""
+import json, sys
+case = json.load(sys.stdin)
+print(json.dumps({"output": json.dumps([m["role"] for m in case["messages"]]),
+                  "tool_calls": [{"name": t["function"]["name"]} for t in case["tools"]]}))
+"""
+
+
+def test_multi_turn_conversations_and_settings_tools_reach_an_exec_harness(eval_repo):
+    (eval_repo.root / "harness.py").write_text(ECHO)
+    (eval_repo.root / "tools.yaml").write_text(TOOLS)
+    settings = eval_repo.root / "selfimprove.yaml"
+    settings.write_text(settings.read_text().replace("eval:\n", "eval:\n  tools: file://tools.yaml\n"))
+    git(eval_repo.root, "add", "-A")
+    git(eval_repo.root, "commit", "-q", "-m", "declare the tools")
+    suite = MULTI_TURN.replace("tools: file://../agent/tools.yaml\n", "")
+    eval_repo.branch("candidate", {"evals/support.yaml": suite,
+                                   "prompts/agent.md": with_rule(PROMPT, REFUND_RULE)})
+    result = evaluate(eval_repo, "candidate", model=f"exec:{sys.executable} harness.py", completer=None)
+    assert result.verdict == "pass", result.gate.reasons
+    assert json.loads(result.cases[0].base[0].output.text) == ["user", "assistant", "tool", "user"]
+
+
+def test_a_promptfoo_config_outside_the_repo_is_read_from_disk(eval_repo, stub_openai, tmp_path):
+    stub_openai.reply = translator
+    outside = tmp_path / "elsewhere"
+    shutil.copytree(DATA / "translate", outside)
+    unrelated_change(eval_repo)
+    result = evaluate(eval_repo, "candidate", suite_path=str(outside / "promptfooconfig.yaml"))
+    assert result.to_json()["cases"] == 12
+    assert result.cases[0].case.where == f"{(outside / 'promptfooconfig.yaml').as_posix()}:26"
