@@ -333,3 +333,105 @@ def test_a_promptfoo_config_outside_the_repo_is_read_from_disk(eval_repo, stub_o
     result = evaluate(eval_repo, "candidate", suite_path=str(outside / "promptfooconfig.yaml"))
     assert result.to_json()["cases"] == 12
     assert result.cases[0].case.where == f"{(outside / 'promptfooconfig.yaml').as_posix()}:26"
+
+
+# -- reading configs (no calls) ---------------------------------------------------------------------
+
+def load(name: str, **kwargs: Any) -> Any:
+    from selfimprove.evals.suite import Source, load_suite
+
+    root = DATA / name
+
+    def read(path: str) -> bytes | None:
+        file = root / path
+        return file.read_bytes() if file.is_file() else None
+
+    config = (root / "promptfooconfig.yaml").read_bytes()
+    return load_suite({"promptfooconfig.yaml": config}, default_prompt=None, source=Source(read=read, **kwargs))
+
+
+def test_csv_tests_map_prompt_forms_and_txt_files_holding_several_prompts():
+    from selfimprove.evals.suite import render_messages
+
+    suite = load("csv")
+    assert len(suite.cases) == 9  # 3 CSV rows × (2 prompts of the .txt file + 1 of the .jsonl file)
+    first = suite.cases[0]
+    assert first.id == "tests.csv:2 [plain#1]" and first.description == "arithmetic"
+    assert first.metadata == {"area": "math"} and first.provider == "openai/stub-small"
+    assert first.config == {"temperature": 0.2}
+    assert [(a.type, a.value) for a in first.asserts] == [("contains", "4"), ("not-icontains", "five")]
+    colours = suite.cases[3]
+    assert [(a.type, a.value) for a in colours.asserts] == [("icontains-any", ["red", "blue"]),
+                                                           ("llm-rubric", "names a colour")]
+    assert [(a.type, a.value) for a in suite.cases[6].asserts] == [("equals", "hi")]
+    assert [c.id for c in suite.cases[:3]] == ["tests.csv:2 [plain#1]", "tests.csv:2 [plain#2]",
+                                               "tests.csv:2 [chat:1]"]
+    second_prompt = (DATA / "csv" / "prompts" / "questions.txt").read_text().split("---\n")[1]
+    assert render_messages(suite.cases[1], second_prompt) == [
+        {"role": "user", "content": "You are terse. What is 2+2?\n"}]
+    assert render_messages(suite.cases[2], suite.cases[2].template or "") == [
+        {"role": "system", "content": "Answer as a clerk."}, {"role": "user", "content": "What is 2+2?"}]
+
+
+def test_nunjucks_templates_render_with_jinja2():
+    from selfimprove.evals.promptfoo import conversation, render
+
+    values = {"name": "Ada", "order": {"id": 7, "items": ["a", "b"]}, "premium": True}
+    assert render("Hi {{name}}{{missing}}!", values, "s:1") == "Hi Ada!"  # undefined renders as nothing
+    assert render("{{ order | dump }}", values, "s:1") == '{"id": 7, "items": ["a", "b"]}'
+    assert render("{{ order }}", values, "s:1") == '{"id": 7, "items": ["a", "b"]}'
+    assert render("{% if premium %}VIP {% endif %}{{ name | upper }}", values, "s:1") == "VIP ADA"
+    with pytest.raises(SelfImproveError) as info:
+        render("{% if %}", values, "pf.yaml:4")
+    assert info.value.one_line().startswith("pf.yaml:4: template error: ")
+    chat = '[{"role": "system", "content": "x"}, {"role": "user", "content": "y"}]'
+    assert conversation(chat, False, "s:1") == [{"role": "system", "content": "x"},
+                                                {"role": "user", "content": "y"}]
+    assert conversation("[not json", False, "s:1") == [{"role": "user", "content": "[not json"}]
+    assert conversation("- role: user\n  content: hi\n", True, "s:1") == [{"role": "user", "content": "hi"}]
+
+
+def test_a_selfimprove_suite_error_points_at_the_line_of_the_unknown_key():
+    from selfimprove.evals.suite import parse_suite_file
+
+    text = "# suite\n\nprompt: prompts/a.md\n\ntests:\n  - {input: hi, assert: [{type: contains, value: x}]}\n" \
+           "promt: oops\n"
+    with pytest.raises(SelfImproveError) as info:
+        parse_suite_file(text, "evals/s.yaml", default_prompt=None)
+    assert info.value.one_line().startswith("evals/s.yaml:7: $: unknown key 'promt'")
+
+
+def test_unknown_providers_and_options_are_listed_with_their_lines():
+    from selfimprove.evals.suite import parse_suite_file
+
+    text = """\
+prompts: ['Q: {{q}}']
+providers:
+  - echo
+  - id: openai:gpt-4.1
+    config: {temperature: 0, showThinking: true}
+tests:
+  - vars: {q: hi}
+    options: {rubricPrompt: grade it}
+    assert: [{type: contains, value: hi}]
+"""
+    with pytest.raises(SelfImproveError) as info:
+        parse_suite_file(text, "pf.yaml", default_prompt=None)
+    assert info.value.message == ("3 unsupported items in the suite: pf.yaml:3: provider 'echo' (no litellm "
+                                  "equivalent); pf.yaml:4: provider config key 'showThinking' (no litellm "
+                                  "equivalent); pf.yaml:8: options.rubricPrompt")
+
+
+def test_cli_eval_suite_refuses_then_skips_unsupported_items(eval_repo, stub_openai, run):
+    stub_openai.reply = lambda body: "Returns are free for 30 days."
+    suite = add_config(eval_repo, "unsupported")
+    unrelated_change(eval_repo)
+    refused = run("eval", "candidate", "--suite", suite, cwd=eval_repo.root)
+    assert refused.exit_code == 2
+    assert refused.stderr.startswith(f"error: 6 unsupported items in the suite: {suite}:4: ")
+    assert stub_openai.requests == []
+    skipped = run("eval", "candidate", "--suite", suite, "--skip-unsupported", "--json", cwd=eval_repo.root)
+    assert skipped.exit_code == 0, skipped.stderr
+    doc = json.loads(skipped.stdout)
+    assert doc["cases"] == 1 and len(doc["skipped"]) == 7
+    assert doc["skipped"][-1] == f"{suite}:25: assertion type 'similar'"
