@@ -347,7 +347,8 @@ def load(name: str, **kwargs: Any) -> Any:
         return file.read_bytes() if file.is_file() else None
 
     config = (root / "promptfooconfig.yaml").read_bytes()
-    return load_suite({"promptfooconfig.yaml": config}, default_prompt=None, source=Source(read=read, **kwargs))
+    source = Source(read=read, **kwargs)
+    return load_suite({"promptfooconfig.yaml": config}, default_prompt=None, source=source)
 
 
 def test_csv_tests_map_prompt_forms_and_txt_files_holding_several_prompts():
@@ -394,8 +395,8 @@ def test_nunjucks_templates_render_with_jinja2():
 def test_a_selfimprove_suite_error_points_at_the_line_of_the_unknown_key():
     from selfimprove.evals.suite import parse_suite_file
 
-    text = "# suite\n\nprompt: prompts/a.md\n\ntests:\n  - {input: hi, assert: [{type: contains, value: x}]}\n" \
-           "promt: oops\n"
+    text = ("# suite\n\nprompt: prompts/a.md\n\ntests:\n"
+            "  - {input: hi, assert: [{type: contains, value: x}]}\npromt: oops\n")
     with pytest.raises(SelfImproveError) as info:
         parse_suite_file(text, "evals/s.yaml", default_prompt=None)
     assert info.value.one_line().startswith("evals/s.yaml:7: $: unknown key 'promt'")
