@@ -361,6 +361,17 @@ else:
     print(json.dumps({"result": result}, default=str))
 """
 PYTHON_TIMEOUT = 60.0
+_PYTHON_AT_ONCE = 4  # processes started together: a suite of hundreds of cases must not fork hundreds
+_python_limits: dict[int, asyncio.Semaphore] = {}
+
+
+def _python_limit() -> asyncio.Semaphore:
+    """One limit per event loop (each eval run has its own loop)."""
+    loop = asyncio.get_running_loop()
+    if id(loop) not in _python_limits:
+        _python_limits.clear()  # the runs before this one are over
+        _python_limits[id(loop)] = asyncio.Semaphore(_PYTHON_AT_ONCE)
+    return _python_limits[id(loop)]
 
 
 def _python_output(out: Output) -> Any:
@@ -383,15 +394,22 @@ async def _python(out: Output, assertion: Assertion, case: Case,
     request = json.dumps({"code": assertion.script or "", "output": _python_output(out), "context": context,
                           "file": str(assertion.value).removeprefix("file://") if from_file else None,
                           "function": assertion.function}, ensure_ascii=False, default=str)
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-I", "-c", _PYTHON_RUNNER, stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    try:
-        stdout, stderr = await asyncio.wait_for(process.communicate(request.encode("utf-8")), PYTHON_TIMEOUT)
-    except asyncio.TimeoutError:
-        process.kill()
-        await process.wait()
-        return False, 0.0, f"python assertion timed out after {PYTHON_TIMEOUT:g}s"
+    async with _python_limit():
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-I", "-c", _PYTHON_RUNNER, stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        try:
+            stdout, stderr = await asyncio.wait_for(process.communicate(request.encode("utf-8")),
+                                                    PYTHON_TIMEOUT)
+        except asyncio.TimeoutError:
+            process.kill()
+            await process.wait()
+            return False, 0.0, f"python assertion timed out after {PYTHON_TIMEOUT:g}s"
+        except BaseException:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+            raise
     try:
         answer = json.loads(stdout.decode("utf-8", "replace").strip().splitlines()[-1])
     except (ValueError, IndexError):

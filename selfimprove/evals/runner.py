@@ -534,8 +534,13 @@ def _load(settings: Settings, repo: Repo, side: Side, suite_path: str | None, mo
                 return None
         return repo.read_at(side.sha, path)
 
+    def listing(directory: str) -> list[str]:
+        if directory.startswith("/"):
+            return sorted(p.as_posix() for p in Path(directory).rglob("*") if p.is_file())
+        return repo.list_at(side.sha, directory)
+
     source = Source(read=read, root=root.as_posix(), skip_unsupported=skip_unsupported, model=model,
-                    tools=_settings_tools(settings, read))
+                    tools=_settings_tools(settings, read), files=listing)
     default_prompt = settings.prompts[0] if settings.prompts else None
     if suite_path is None:
         assert settings.eval.suite is not None

@@ -129,6 +129,7 @@ class Source:
     skip_unsupported: bool = False
     model: str | None = None  # --model: replaces every provider a suite names
     tools: tuple[Mapping[str, Any], ...] = ()  # selfimprove.yaml's eval.tools, the default of every case
+    files: Callable[[str], list[str]] | None = None  # the files under a directory, for globs
 
     def locate(self, ref: str, relative_to: str, where: str) -> tuple[str, bool]:
         """(path, inside the repo) of `file://ref` written in the file `relative_to`."""
@@ -147,6 +148,22 @@ class Source:
                                        hint="keep the suite's files inside the prompt repo")
             return posixpath.normpath(posixpath.join(self.root, full)), False
         return full, True
+
+    def glob(self, ref: str, relative_to: str, where: str) -> list[str]:
+        """The `file://` references a glob (`prompts/*.txt`, `tests/**/*.yaml`) matches, sorted; a
+        plain reference as it is."""
+        if not any(ch in ref for ch in "*?["):
+            return [ref]
+        pattern, _ = self.locate(ref, relative_to, where)
+        fixed = re.split(r"[*?\[]", pattern, maxsplit=1)[0]
+        directory = fixed.rsplit("/", 1)[0] if "/" in fixed else ""
+        matcher = re.compile(_glob_regex(pattern))
+        found = sorted(p for p in (self.files(directory) if self.files else []) if matcher.fullmatch(p))
+        if not found:
+            raise SelfImproveError(f"{ref} matches no file", where=where,
+                                   hint="paths are relative to the suite file; commit the files with it")
+        base = posixpath.dirname(relative_to)
+        return [f"file://{p if posixpath.isabs(p) else posixpath.relpath(p, base or '.')}" for p in found]
 
     def text(self, ref: str, relative_to: str, where: str) -> tuple[str, bool, str]:
         """(path, inside the repo, UTF-8 text) of a `file://` reference."""
@@ -185,6 +202,28 @@ def _structured(text: str, path: str, where: str) -> Any:
 
 
 _NO_FILES = Source(read=lambda path: None)
+
+
+def _glob_regex(pattern: str) -> str:
+    """A glob as a regex over whole paths: `**/` any directories, `*` and `?` within one name."""
+    out, index = [], 0
+    while index < len(pattern):
+        if pattern.startswith("**/", index):
+            out.append("(?:.*/)?")
+            index += 3
+        elif pattern.startswith("**", index):
+            out.append(".*")
+            index += 2
+        elif pattern[index] == "*":
+            out.append("[^/]*")
+            index += 1
+        elif pattern[index] == "?":
+            out.append("[^/]")
+            index += 1
+        else:
+            out.append(re.escape(pattern[index]))
+            index += 1
+    return "".join(out)
 
 
 def parse_suite_file(text: str, path: str, *, default_prompt: str | None,
@@ -303,14 +342,17 @@ def _tests(raw: Any, path: str, root: Any, source: Source) -> list[_Test]:
     import jsonschema
 
     if isinstance(raw, str):
-        return _test_file(raw, path, f"{path}:{yaml_line(root, ['tests'])}", source)
+        where = f"{path}:{yaml_line(root, ['tests'])}"
+        return [t for ref in source.glob(raw, path, where) for t in _test_file(ref, path, where, source)]
     out: list[_Test] = []
     case_validator = jsonschema.Draft202012Validator(_case_schema())
     for index, item in enumerate(raw):
         if isinstance(item, str):
-            for test in _test_file(item, path, f"{path}:{yaml_line(root, ['tests', index])}", source):
-                _check(case_validator, test.raw, test.root, test.path, test.location)
-                out.append(test)
+            where = f"{path}:{yaml_line(root, ['tests', index])}"
+            for ref in source.glob(item, path, where):
+                for test in _test_file(ref, path, where, source):
+                    _check(case_validator, test.raw, test.root, test.path, test.location)
+                    out.append(test)
         else:
             out.append(_Test(item, path, root, ["tests", index]))
     return out
@@ -447,25 +489,29 @@ def _templates(doc: Mapping[str, Any], path: str, root: Any, source: Source,
         if promptfoo.is_code(item):
             issues.add(where, f"a prompt function ({item}), which promptfoo runs as code")
             continue
-        if any(ch in item for ch in "*?["):
-            issues.add(where, f"a glob of prompt files ({item}); list the files")
-            continue
-        file, inside, text = source.text(item, path, where)
-        chat = file.lower().endswith(promptfoo.CHAT_SUFFIXES)
-        if file.lower().endswith(".jsonl"):  # one chat prompt per line
-            for number, line in enumerate(text.splitlines(), start=1):
-                if line.strip():
-                    name = f"{label or item.removeprefix('file://')}:{number}"
-                    out.append(_Template(name, text=line, chat=True, config=config))
-            continue
-        parts = split_prompts(text, file)
-        for index, part in enumerate(parts):
-            name = label or item.removeprefix("file://")
-            name = f"{name}#{index + 1}" if len(parts) > 1 else name
-            if inside:
-                out.append(_Template(name, file=file, index=index, chat=chat, config=config))
-            else:
-                out.append(_Template(name, text=part, chat=chat, config=config))
+        refs = source.glob(item, path, where)
+        for ref in refs:  # a label names one file; a glob's files are named by their paths
+            out.extend(_file_templates(ref, label if len(refs) == 1 else None, config, path, where, source))
+    return out
+
+
+def _file_templates(ref: str, label: str | None, config: Mapping[str, Any], path: str, where: str,
+                    source: Source) -> list[_Template]:
+    """The prompts of one prompt file: one, a chat prompt per JSON line, or a `.txt` file's `---` parts."""
+    file, inside, text = source.text(ref, path, where)
+    name = label or ref.removeprefix("file://")
+    if file.lower().endswith(".jsonl"):  # one chat prompt per line
+        return [_Template(f"{name}:{number}", text=line, chat=True, config=config)
+                for number, line in enumerate(text.splitlines(), start=1) if line.strip()]
+    chat = file.lower().endswith(promptfoo.CHAT_SUFFIXES)
+    parts = split_prompts(text, file)
+    out = []
+    for index, part in enumerate(parts):
+        numbered = f"{name}#{index + 1}" if len(parts) > 1 else name
+        if inside:  # a managed prompt: read again at each side's commit
+            out.append(_Template(numbered, file=file, index=index, chat=chat, config=config))
+        else:
+            out.append(_Template(numbered, text=part, chat=chat, config=config))
     return out
 
 
@@ -703,7 +749,9 @@ def _assertion(raw: Mapping[str, Any], test: _Test, location: list[Any], source:
                                                              else "")))
     for key in ("transform", "contextTransform"):
         if key in raw:
-            problems.append((test.at(*location, key), f"{key} on a {kind!r} assertion (JavaScript)"))
+            python = str(raw[key]).startswith("file://") and ".py" in str(raw[key])
+            language = "Python" if python else "JavaScript"
+            problems.append((test.at(*location, key), f"{key} on a {kind!r} assertion ({language})"))
     value = raw.get("value")
     scripted = isinstance(value, str) and value.startswith("file://") and promptfoo.is_code(value)
     if scripted and base != "python":

@@ -436,3 +436,17 @@ def test_cli_eval_suite_refuses_then_skips_unsupported_items(eval_repo, stub_ope
     doc = json.loads(skipped.stdout)
     assert doc["cases"] == 1 and len(doc["skipped"]) == 7
     assert doc["skipped"][-1] == f"{suite}:25: assertion type 'similar'"
+
+
+def test_globs_of_prompt_and_test_files(eval_repo, stub_openai):
+    stub_openai.reply = lambda body: last_user(body)
+    suite = add_config(eval_repo, "globs")
+    unrelated_change(eval_repo)
+    result = evaluate(eval_repo, "candidate", suite_path=suite)
+    assert [r.case.id for r in result.cases] == [
+        "pf/globs/tests/first.yaml:1 [prompts/a.txt]", "pf/globs/tests/first.yaml:1 [prompts/b.txt]",
+        "pf/globs/tests/more/second.yaml:1 [prompts/a.txt]",
+        "pf/globs/tests/more/second.yaml:1 [prompts/b.txt]"]
+    assert result.verdict == "pass" and all(r.base[0].grade.passed for r in result.cases)
+    assert sorted(r["messages"][0]["content"] for r in stub_openai.requests) == [
+        "Long answer: one\n", "Long answer: two\n", "Short answer: one\n", "Short answer: two\n"]
