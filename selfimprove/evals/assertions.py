@@ -20,7 +20,7 @@ import json
 import re
 import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from selfimprove.evals.suite import Assertion, Case
@@ -443,6 +443,12 @@ async def grade(case: Case, output: Output, messages: Sequence[Mapping[str, Any]
                 judge: Judge | None) -> Grade:
     """Every assertion of `case` on `output`, then the case's verdict (weight/threshold as promptfoo)."""
     checks: list[Check] = []
+    textual = output
+    promptfoo_style = case.template is not None or case.template_file is not None
+    if promptfoo_style and not output.text and output.tool_calls:
+        # promptfoo's output for a reply made only of tool calls is those calls as JSON: its configs
+        # grade them with is-json, equals, contains and the like
+        textual = replace(output, text=json.dumps(_python_output(output), ensure_ascii=False))
     for assertion in case.asserts:
         if assertion.base_type in JUDGED:
             if judge is None:
@@ -459,9 +465,9 @@ async def grade(case: Case, output: Output, messages: Sequence[Mapping[str, Any]
         elif assertion.base_type == "python":
             passed, score, reason = await _python(output, assertion, case, messages)
         elif assertion.base_type in MEASURED:
-            passed, score, reason = MEASURED[assertion.base_type](output, assertion, case)
+            passed, score, reason = MEASURED[assertion.base_type](textual, assertion, case)
         else:
-            passed, reason = REGISTRY[assertion.base_type](output, assertion.value)
+            passed, reason = REGISTRY[assertion.base_type](textual, assertion.value)
             score = 1.0 if passed else 0.0
         if assertion.negated:
             passed, score = not passed, 1.0 - score

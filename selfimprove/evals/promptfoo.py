@@ -254,11 +254,17 @@ class Issues:
     """Every unsupported item found while reading a suite, with its file:line."""
 
     items: list[tuple[str, str]]
+    notes: list[tuple[str, str]]  # left out whatever the options: nothing to run
 
     def add(self, where: str, what: str) -> None:
         self.items.append((where, what))
 
+    def note(self, where: str, what: str) -> None:
+        self.notes.append((where, what))
+
     def raise_if_any(self, skip: bool, record: Callable[[str], None]) -> None:
+        for where, what in self.notes:
+            record(f"{where}: {what}")
         if not self.items:
             return
         lines = [f"{where}: {what}" for where, what in self.items]

@@ -231,7 +231,7 @@ def parse_suite_file(text: str, path: str, *, default_prompt: str | None,
     """The cases of one suite file (YAML, or JSON Lines for `.jsonl`). Unsupported items are one
     error, or — with `source.skip_unsupported` — left out and listed in `skipped`."""
     source = source or _NO_FILES
-    issues = promptfoo.Issues([])
+    issues = promptfoo.Issues([], [])
     if path.endswith(".jsonl"):
         cases = _parse_jsonl(text, path, default_prompt, source, issues)
     else:
@@ -568,10 +568,12 @@ def _providers(doc: Mapping[str, Any], path: str, root: Any, source: Source,
     return out
 
 
-def _options(test: _Test, issues: promptfoo.Issues) -> tuple[str | None, bool]:
-    """(judge model, disable var expansion) from a test's `options`; the rest is unsupported."""
+def _options(test: _Test, issues: promptfoo.Issues) -> tuple[str | None, bool, bool]:
+    """(judge model, disable var expansion, runnable) from a test's `options`; the rest is unsupported.
+    A test whose output is transformed first is not runnable: its assertions grade the transform's result."""
     judge = None
     options = test.raw.get("options") or {}
+    runnable = not any(k in options for k in ("transform", "postprocess", "transformVars"))
     for key, value in options.items():
         where = test.at("options", key)
         if key == "provider":
@@ -585,7 +587,7 @@ def _options(test: _Test, issues: promptfoo.Issues) -> tuple[str | None, bool]:
             issues.add(where, f"options.{key} (a JavaScript transform)")
         else:
             issues.add(where, f"options.{key}")
-    return judge, bool(options.get("disableVarExpansion"))
+    return judge, bool(options.get("disableVarExpansion")), runnable
 
 
 def _vars(values: Mapping[str, Any], test: _Test, source: Source, issues: promptfoo.Issues,
@@ -618,7 +620,7 @@ def _expand(tests: Sequence[_Test], default: Mapping[str, Any], config: Mapping[
     if promptfoo_style and not templates and "prompts" in doc and not source.skip_unsupported:
         pass  # every prompt was unsupported: the issues say so
     default_test = _Test(default, path, root, ["defaultTest"])
-    default_judge, default_no_expand = _options(default_test, issues)
+    default_judge, default_no_expand, default_runnable = _options(default_test, issues)
     default_vars = _vars(default.get("vars") or {}, default_test, source, issues)
     base_config = {**config}
     if source.tools and "tools" not in base_config:
@@ -630,15 +632,22 @@ def _expand(tests: Sequence[_Test], default: Mapping[str, Any], config: Mapping[
             issues.add(raw["__where__"], f"tests from {raw['__unsupported__']} (a script or dataset)")
             continue
         where = test.where
-        judge, no_expand = _options(test, issues)
+        judge, no_expand, runnable = _options(test, issues)
         asserts = _assertions([*(default.get("assert") or ())], default_test, "assert", source, issues,
                               judge or default_judge)
         asserts += _assertions(list(raw.get("assert") or ()), test, "assert", source, issues,
                                judge or default_judge)
+        if not (runnable and default_runnable):
+            if source.skip_unsupported:
+                issues.add(where, "the whole case (its output is transformed before grading)")
+            continue
         if not asserts:
             if default.get("assert") or raw.get("assert"):  # every assertion was unsupported
                 if source.skip_unsupported:
                     issues.add(where, "the whole case (none of its assertions can run)")
+                continue
+            if promptfoo_style:  # promptfoo runs it only to show the output: nothing to grade here
+                issues.note(where, "a case with no assertions (nothing to grade)")
                 continue
             raise SelfImproveError(f"{json_path(test.location)}: the case has no assertions", where=where,
                                    hint="add an 'assert:' list to the case or to defaultTest")

@@ -450,3 +450,25 @@ def test_globs_of_prompt_and_test_files(eval_repo, stub_openai):
     assert result.verdict == "pass" and all(r.base[0].grade.passed for r in result.cases)
     assert sorted(r["messages"][0]["content"] for r in stub_openai.requests) == [
         "Long answer: one\n", "Long answer: two\n", "Short answer: one\n", "Short answer: two\n"]
+
+
+def test_a_tool_call_reply_is_graded_as_promptfoo_grades_it(eval_repo, stub_openai):
+    stub_openai.reply = lambda body: Reply(content=None, tool_calls=[
+        {"name": "lookup_order", "arguments": {"order_id": last_user(body).split()[-1].rstrip(".")}}])
+    suite = add_config(eval_repo, "toolcalls")
+    unrelated_change(eval_repo)
+    with pytest.raises(SelfImproveError) as info:
+        evaluate(eval_repo, "candidate", suite_path=suite)
+    assert [item.split(": ", 1)[1] for item in info.value.message.split(": ", 1)[1].split("; ")] == [
+        "provider config key 'verbosity' (no litellm equivalent)",
+        "assertion type 'javascript' (JavaScript)", "options.transform (a JavaScript transform)",
+        "assertion type 'similar'", "transform on a 'similar' assertion (JavaScript)"]
+    result = evaluate(eval_repo, "candidate", suite_path=suite, skip_unsupported=True)
+    assert [r.case.id for r in result.cases] == [f"{suite}:23", f"{suite}:41"]
+    assert result.verdict == "pass" and all(r.base[0].grade.passed for r in result.cases)
+    assert [c.reason for c in result.cases[0].base[0].grade.checks] == [
+        "output is JSON", "1 valid tool call(s)", "output contains 'lookup_order'"]
+    skipped = result.to_json()["skipped"]
+    assert f"{suite}:33: the whole case (its output is transformed before grading)" in skipped
+    assert skipped[0] == f"{suite}:50: a case with no assertions (nothing to grade)"
+    assert "verbosity" not in stub_openai.requests[0]
