@@ -176,8 +176,8 @@ def test_javascript_is_refused_in_one_error_naming_every_item(eval_repo, stub_op
         f"6 unsupported items in the suite: {suite}:4: a prompt function (file://prompts/build_prompt.js), "
         f"which promptfoo runs as code; {suite}:7: provider 'file://providers/custom_provider.js' "
         "(a script); "
-        f"{suite}:10: options.transform (a JavaScript transform); {suite}:15: assertion type 'javascript' "
-        f"(JavaScript); {suite}:19: transform on a 'icontains' assertion (JavaScript); {suite}:25: assertion "
+        f"{suite}:15: options.transform (a JavaScript transform); {suite}:17: assertion type 'javascript' "
+        f"(JavaScript); {suite}:21: transform on a 'icontains' assertion (JavaScript); {suite}:27: assertion "
         "type 'similar' (hint: rewrite them with supported types (see 'Eval suites' in the README), or pass "
         "--skip-unsupported to run the rest)")
     assert stub_openai.requests == []
@@ -190,9 +190,9 @@ def test_skip_unsupported_runs_the_rest_and_reports_what_it_skipped(eval_repo, s
     said: list[str] = []
     result = evaluate(eval_repo, "candidate", suite_path=suite, skip_unsupported=True, notice=said.append)
     doc = result.to_json()
-    assert [r.case.id for r in result.cases] == [f"{suite}:20"]
+    assert [r.case.id for r in result.cases] == [f"{suite}:22"]
     assert doc["verdict"] == "pass" and len(doc["skipped"]) == 7
-    assert f"{suite}:12: the whole case (none of its assertions can run)" in doc["skipped"]
+    assert f"{suite}:12: the whole case (its output is transformed before grading)" in doc["skipped"]
     assert said[:2] == [f"skipped (unsupported): {suite}:4: a prompt function "
                         "(file://prompts/build_prompt.js), which promptfoo runs as code",
                         f"skipped (unsupported): {suite}:7: provider 'file://providers/custom_provider.js' "
@@ -435,7 +435,7 @@ def test_cli_eval_suite_refuses_then_skips_unsupported_items(eval_repo, stub_ope
     assert skipped.exit_code == 0, skipped.stderr
     doc = json.loads(skipped.stdout)
     assert doc["cases"] == 1 and len(doc["skipped"]) == 7
-    assert doc["skipped"][-1] == f"{suite}:25: assertion type 'similar'"
+    assert doc["skipped"][-1] == f"{suite}:27: assertion type 'similar'"
 
 
 def test_globs_of_prompt_and_test_files(eval_repo, stub_openai):
