@@ -816,16 +816,41 @@ def _assertion(raw: Mapping[str, Any], test: _Test, location: list[Any], source:
 
 def load_suite(files: Mapping[str, bytes], *, default_prompt: str | None,
                source: Source | None = None) -> Suite:
-    """A suite from suite files' bytes (path → bytes), in path order. Ids must be unique."""
+    """A suite from suite files' bytes (path → bytes), in path order. Ids must be unique.
+
+    A file that another suite file names by `file://` (a promptfoo config's `tests.yaml`, a tools
+    file) is part of that suite, not a suite of its own, even when it sits in the same directory."""
+    source = source or _NO_FILES
+    parsed: dict[str, tuple[list[Case], list[str]] | SelfImproveError] = {}
+    referenced: set[str] = set()
+    for path in sorted(files):
+        reads: list[str] = []
+
+        def read(name: str, _reads: list[str] = reads) -> bytes | None:
+            _reads.append(name)
+            return source.read(name)
+
+        skipped_here: list[str] = []
+        try:
+            try:
+                text = files[path].decode("utf-8")
+            except UnicodeDecodeError:
+                raise SelfImproveError("not UTF-8 text", where=path, hint="save the suite as UTF-8") from None
+            found = parse_suite_file(text, path, default_prompt=default_prompt,
+                                     source=replace(source, read=read), skipped=skipped_here)
+            parsed[path] = (found, skipped_here)
+        except SelfImproveError as exc:  # raised below unless another file turns out to include this one
+            parsed[path] = exc
+        referenced.update(name for name in reads if name != path)
     cases: list[Case] = []
     skipped: list[str] = []
-    for path in sorted(files):
-        try:
-            text = files[path].decode("utf-8")
-        except UnicodeDecodeError:
-            raise SelfImproveError("not UTF-8 text", where=path, hint="save the suite as UTF-8") from None
-        cases.extend(parse_suite_file(text, path, default_prompt=default_prompt, source=source,
-                                      skipped=skipped))
+    for path, outcome in parsed.items():
+        if path in referenced:
+            continue
+        if isinstance(outcome, SelfImproveError):
+            raise outcome
+        cases.extend(outcome[0])
+        skipped.extend(outcome[1])
     seen: dict[str, str] = {}
     for case in cases:
         if case.id in seen:
@@ -838,7 +863,8 @@ def load_suite(files: Mapping[str, bytes], *, default_prompt: str | None,
     if not cases:
         raise SelfImproveError("the eval suite has no cases", where=", ".join(sorted(files)) or None,
                                hint="add cases under 'tests:'")
-    return Suite(cases=tuple(cases), files=tuple(sorted(files)), skipped=tuple(skipped))
+    kept = tuple(sorted(p for p in files if p not in referenced))
+    return Suite(cases=tuple(cases), files=kept, skipped=tuple(skipped))
 
 
 def suite_files_at(repo: Any, ref: str, suite_path: str) -> dict[str, bytes]:

@@ -472,3 +472,17 @@ def test_a_tool_call_reply_is_graded_as_promptfoo_grades_it(eval_repo, stub_open
     assert f"{suite}:33: the whole case (its output is transformed before grading)" in skipped
     assert skipped[0] == f"{suite}:50: a case with no assertions (nothing to grade)"
     assert "verbosity" not in stub_openai.requests[0]
+
+
+def test_a_directory_suite_does_not_run_the_files_a_config_includes_on_their_own(eval_repo, stub_openai):
+    stub_openai.reply = support_agent
+    add_config(eval_repo, "support")
+    settings = eval_repo.root / "selfimprove.yaml"
+    settings.write_text(settings.read_text().replace("suite: evals/", "suite: pf/support/"))
+    git(eval_repo.root, "commit", "-qam", "the promptfoo config's directory is the suite")
+    unrelated_change(eval_repo)
+    result = evaluate(eval_repo, "candidate")
+    # tests.yaml is read through the config (× 2 prompts), not also as a suite of its own
+    assert len(result.cases) == 4
+    assert {r.case.id.split(" ")[0] for r in result.cases} == {"pf/support/tests.yaml:1",
+                                                              "pf/support/tests.yaml:13"}
