@@ -563,8 +563,9 @@ def _providers(doc: Mapping[str, Any], path: str, root: Any, source: Source,
         found = _one_provider(item, f"{path}:{yaml_line(root, [key, index])}", source, path, issues)
         if found is not None:
             out.append(found)
-    if source.model is not None:  # --model replaces the suite's providers
-        return [_Provider(source.model, source.model, {k: v for p in out[:1] for k, v in p.params.items()})]
+    if source.model is not None:  # --model replaces the suite's providers, keeps the first one's settings
+        kept = {k: v for p in out[:1] for k, v in p.params.items() if k not in ("api_base", "api_key")}
+        return [_Provider(source.model, source.model, kept)]
     return out
 
 
@@ -695,7 +696,7 @@ def _combinations(shape: Case, templates: Sequence[_Template], providers: Sequen
                 if listed:
                     suffix += f" {{{promptfoo.label_of(combo, listed)}}}"
                 if len(templates) > 1:
-                    suffix += f" [{template.label}]"
+                    suffix += f" ({template.label})"  # not [..]: rich would read it as markup
                 if len(providers) > 1:  # one slice per provider: the gate must hold for each
                     suffix += f" @{provider.label}"
                     tags = (*tags, f"provider:{provider.label}")

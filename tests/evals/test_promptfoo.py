@@ -87,10 +87,10 @@ def test_a_promptfoo_config_runs_every_prompt_provider_and_var_combination(eval_
     assert doc["model"] == "openai/stub-large, openai/stub-small"
     ids = [r.case.id for r in result.cases]
     where = f"{suite}:26"
-    assert ids[:4] == [f"{where} {{language=French}} [prompt 1] @openai/stub-small",
-                       f"{where} {{language=French}} [prompt 1] @large",
-                       f"{where} {{language=French}} [prompt 2] @openai/stub-small",
-                       f"{where} {{language=French}} [prompt 2] @large"]
+    assert ids[:4] == [f"{where} {{language=French}} (prompt 1) @openai/stub-small",
+                       f"{where} {{language=French}} (prompt 1) @large",
+                       f"{where} {{language=French}} (prompt 2) @openai/stub-small",
+                       f"{where} {{language=French}} (prompt 2) @large"]
     # one slice per provider; the base and the candidate send the same requests, asked once
     assert sorted(doc["slices"]) == ["provider:large", "provider:openai/stub-small"]
     assert doc["slices"]["provider:large"]["cases"] == 6
@@ -103,7 +103,7 @@ def test_a_promptfoo_config_runs_every_prompt_provider_and_var_combination(eval_
     assert large["temperature"] == 0 and large["max_tokens"] == 128
     assert "temperature" not in sent[("stub-small", 'Translate the following text to German: "Good morning"')]
     # '{{expected}}' in an assertion is filled from the vars; levenshtein allows 2 edits (the "!")
-    german = next(r for r in result.cases if r.case.id == f"{suite}:33 [prompt 2] @large")
+    german = next(r for r in result.cases if r.case.id == f"{suite}:33 (prompt 2) @large")
     assert german.base[0].grade.passed
     assert [c.reason for c in german.base[0].grade.checks][1:] == [
         "output contains 'Guten Morgen' (any case)", "edit distance 1 (max 2)"]
@@ -138,7 +138,7 @@ def test_chat_prompt_files_managed_prompts_file_vars_and_python_assertions(eval_
     doc = result.to_json()
     assert doc["verdict"] == "pass", doc["reasons"]
     # the managed prompt differs between the sides: its refund case is fixed; the chat prompt's is not
-    assert doc["fixed"] == ["pf/support/tests.yaml:1 [managed]"]
+    assert doc["fixed"] == ["pf/support/tests.yaml:1 (managed)"]
     assert doc["cases"] == 4 and doc["regressed"] == []
     assert "+- Returns: 30 days." in result.diff
     chat = next(r for r in stub_openai.requests if r["messages"][0]["role"] == "system")
@@ -151,7 +151,7 @@ def test_chat_prompt_files_managed_prompts_file_vars_and_python_assertions(eval_
     checks = {c.type: c for c in result.cases[0].candidate[0].grade.checks}
     assert checks["python"].passed and checks["icontains"].weight == 2
     assert result.cases[0].case.asserts[1].metric == "accuracy"
-    json_id = "pf/support/tests.yaml:13 [prompts/support_chat.json]"
+    json_id = "pf/support/tests.yaml:13 (prompts/support_chat.json)"
     json_case = next(r for r in result.cases if r.case.id == json_id)
     assert [c.reason for c in json_case.base[0].grade.checks] == [
         "python returned True", "output contains JSON matching the schema", "order id"]
@@ -357,7 +357,7 @@ def test_csv_tests_map_prompt_forms_and_txt_files_holding_several_prompts():
     suite = load("csv")
     assert len(suite.cases) == 9  # 3 CSV rows × (2 prompts of the .txt file + 1 of the .jsonl file)
     first = suite.cases[0]
-    assert first.id == "tests.csv:2 [plain#1]" and first.description == "arithmetic"
+    assert first.id == "tests.csv:2 (plain#1)" and first.description == "arithmetic"
     assert first.metadata == {"area": "math"} and first.provider == "openai/stub-small"
     assert first.config == {"temperature": 0.2}
     assert [(a.type, a.value) for a in first.asserts] == [("contains", "4"), ("not-icontains", "five")]
@@ -365,8 +365,8 @@ def test_csv_tests_map_prompt_forms_and_txt_files_holding_several_prompts():
     assert [(a.type, a.value) for a in colours.asserts] == [("icontains-any", ["red", "blue"]),
                                                            ("llm-rubric", "names a colour")]
     assert [(a.type, a.value) for a in suite.cases[6].asserts] == [("equals", "hi")]
-    assert [c.id for c in suite.cases[:3]] == ["tests.csv:2 [plain#1]", "tests.csv:2 [plain#2]",
-                                               "tests.csv:2 [chat:1]"]
+    assert [c.id for c in suite.cases[:3]] == ["tests.csv:2 (plain#1)", "tests.csv:2 (plain#2)",
+                                               "tests.csv:2 (chat:1)"]
     second_prompt = (DATA / "csv" / "prompts" / "questions.txt").read_text().split("---\n")[1]
     assert render_messages(suite.cases[1], second_prompt) == [
         {"role": "user", "content": "You are terse. What is 2+2?\n"}]
@@ -444,9 +444,9 @@ def test_globs_of_prompt_and_test_files(eval_repo, stub_openai):
     unrelated_change(eval_repo)
     result = evaluate(eval_repo, "candidate", suite_path=suite)
     assert [r.case.id for r in result.cases] == [
-        "pf/globs/tests/first.yaml:1 [prompts/a.txt]", "pf/globs/tests/first.yaml:1 [prompts/b.txt]",
-        "pf/globs/tests/more/second.yaml:1 [prompts/a.txt]",
-        "pf/globs/tests/more/second.yaml:1 [prompts/b.txt]"]
+        "pf/globs/tests/first.yaml:1 (prompts/a.txt)", "pf/globs/tests/first.yaml:1 (prompts/b.txt)",
+        "pf/globs/tests/more/second.yaml:1 (prompts/a.txt)",
+        "pf/globs/tests/more/second.yaml:1 (prompts/b.txt)"]
     assert result.verdict == "pass" and all(r.base[0].grade.passed for r in result.cases)
     assert sorted(r["messages"][0]["content"] for r in stub_openai.requests) == [
         "Long answer: one\n", "Long answer: two\n", "Short answer: one\n", "Short answer: two\n"]
