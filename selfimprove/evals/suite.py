@@ -917,7 +917,8 @@ def fill(text: str, values: Mapping[str, Any]) -> str:
 def render_messages(case: Case, prompt_text: str) -> list[dict[str, Any]]:
     """The messages sent for a case.
 
-    selfimprove's style: the rendered prompt file as the system message, then the case's own messages.
+    selfimprove's style: the rendered prompt file as the system message, then the case's own messages
+    (the prompt alone, for a case with none, is the user turn).
     promptfoo's style: `prompt_text` is the case's template (as it is at the side asked), rendered with
     the vars as nunjucks would and sent as promptfoo sends it, then any messages the case adds.
     """
@@ -926,7 +927,10 @@ def render_messages(case: Case, prompt_text: str) -> list[dict[str, Any]]:
         rendered = promptfoo.render(prompt_text, case.vars, case.where)
         messages.extend(promptfoo.conversation(rendered, case.chat, case.where))
     elif prompt_text.strip():
-        messages.append({"role": "system", "content": fill(prompt_text, case.vars)})
+        # with no conversation of its own the prompt is the question, as promptfoo sends it: a request
+        # holding only a system message asks nothing (and some providers refuse it)
+        role = "system" if case.messages else "user"
+        messages.append({"role": role, "content": fill(prompt_text, case.vars)})
     for message in case.messages:
         copy = dict(message)
         if isinstance(copy.get("content"), str):

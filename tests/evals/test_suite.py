@@ -130,3 +130,11 @@ def test_cases_exported_by_analyze_load_unchanged():
 def test_fill_leaves_unknown_placeholders_and_serialises_values():
     assert fill("{{ a }} {{b.c}} {{missing}} {{n}}", {"a": "x", "b": {"c": "y"}, "n": [1, 2]}) == (
         "x y {{missing}} [1, 2]")
+
+
+def test_a_case_without_a_conversation_sends_the_prompt_as_the_user_turn():
+    only_vars, = parse_suite_file("prompt: prompts/q.md\ntests:\n  - vars: {city: Paris}\n"
+                                  "    assert: [{type: icontains, value: France}]\n",
+                                  "evals/s.yaml", default_prompt=None)
+    assert render_messages(only_vars, "Which country is {{city}} in?") == [
+        {"role": "user", "content": "Which country is Paris in?"}]
