@@ -4,8 +4,9 @@ Owns: mapping promptfoo provider ids (`openai:chat:gpt-4.1`) and their `config` 
 strings and call parameters, telling which prompt files are chat conversations, rendering a template
 with a case's vars (jinja2, the closest Python match to nunjucks), turning a rendered prompt into the
 conversation promptfoo would send (a chat list as written, anything else one user turn), expanding
-list-valued vars into one case per combination, and the list of promptfoo features that cannot run
-here (JavaScript in any form, and the assertion types no Python check implements).
+list-valued vars into one case per combination, reading CSV test files, and the list of promptfoo
+features that cannot run here (JavaScript in any form, and the assertion types no Python check
+implements).
 
 Must never: run JavaScript, guess a provider that has no litellm equivalent, or drop an unsupported
 item silently: the suite loader collects every one into a single error, or — asked to skip them —
@@ -247,6 +248,64 @@ def label_of(values: Mapping[str, Any], keys: Sequence[str]) -> str:
         text = " ".join(text.split())
         parts.append(f"{key}={text[:24]}")
     return ",".join(parts)
+
+
+# -- CSV tests --------------------------------------------------------------------------------------
+
+_CSV_TYPES = ("not-", "contains-any", "contains-all", "icontains-any", "icontains-all", "icontains",
+              "contains-json", "contains", "starts-with", "regex", "is-json", "equals", "python",
+              "levenshtein", "llm-rubric", "javascript", "similar", "factuality",
+              "is-valid-openai-tools-call")
+
+
+def _csv_assert(cell: str) -> dict[str, Any]:
+    """One `__expected` cell, as promptfoo reads it: `type: value` for a known type, else equals."""
+    text = cell.strip()
+    for prefix, kind in (("grade:", "llm-rubric"), ("fn:", "javascript"), ("eval:", "javascript")):
+        if text.startswith(prefix):
+            return {"type": kind, "value": text[len(prefix):].strip()}
+    negated = text.startswith("not-")
+    body = text.removeprefix("not-")
+    for kind in _CSV_TYPES[1:]:
+        if body == kind or body.startswith(kind + ":"):
+            value = body[len(kind) + 1:].strip() if body.startswith(kind + ":") else None
+            if value is not None and kind.endswith(("-any", "-all")):
+                items = [v.strip() for v in value.split(",")]
+                return {"type": ("not-" if negated else "") + kind, "value": items}
+            out: dict[str, Any] = {"type": ("not-" if negated else "") + kind}
+            if value is not None:
+                out["value"] = value
+            return out
+    return {"type": "equals", "value": text}
+
+
+def csv_tests(text: str) -> list[tuple[dict[str, Any], int]]:
+    """promptfoo's CSV tests: a column per var, `__expected*` assertions, `__description`, `__metadata:*`."""
+    import csv
+    import io
+
+    rows = list(csv.reader(io.StringIO(text)))
+    if not rows:
+        return []
+    header, out = rows[0], []
+    for number, row in enumerate(rows[1:], start=2):
+        if not any(cell.strip() for cell in row):
+            continue
+        test: dict[str, Any] = {"vars": {}, "assert": []}
+        for name, cell in zip(header, row, strict=False):
+            if name.startswith("__expected"):
+                if cell.strip():
+                    test["assert"].append(_csv_assert(cell))
+            elif name == "__description":
+                test["description"] = cell
+            elif name.startswith("__metadata:"):
+                test.setdefault("metadata", {})[name.removeprefix("__metadata:")] = cell
+            elif name == "__threshold":
+                test["threshold"] = float(cell)
+            elif not name.startswith("__"):
+                test["vars"][name] = cell
+        out.append((test, number))
+    return out
 
 
 @dataclass(frozen=True)

@@ -1,15 +1,21 @@
-"""Eval suites (DESIGN §6): promptfoo-style YAML files or JSONL (one case a line) → frozen `Case`s.
+"""Eval suites (DESIGN §6): selfimprove's YAML or JSONL suites, and promptfoo configs read unchanged,
+→ frozen `Case`s.
 
-Owns: reading suite files (from git objects at a commit, or from text), validating them against
-`schemas/suite.schema.json` with errors that name the file, line and JSON path, merging `defaultTest`
-into each case, checking what a schema cannot (regexes compile, is-json schemas are schemas, ids are
-unique), and filling `{{var}}` placeholders.
+Owns: reading suite files (from git objects at a commit, or from text) and the files they name by
+`file://` (through a `Source`: prompts, tests, vars, tools, python assertions), validating them against
+`schemas/suite.schema.json` with errors that name the file, line and JSON path of the offending key,
+merging `defaultTest` into each case, expanding a promptfoo config into one case per test × var
+combination × prompt × provider, collecting every unsupported item into one error (or, asked to,
+into the suite's `skipped` list), checking what a schema cannot (regexes compile, is-json schemas are
+schemas, ids are unique), and rendering a case's messages.
 
-Must never: read the working tree (the caller hands over bytes read at a commit), guess at a malformed
-case, or let a case without assertions pass silently.
+Must never: read the working tree itself (the caller's `Source` reads at a commit; only a suite given
+outside the repo is read from disk), guess at a malformed case, or let a case without assertions pass
+silently.
 
 Case ids: a case's `id` when it has one, else `file:line` of the case, so every regressed or fixed case
-in a report points at the line to open.
+in a report points at the line to open; an expanded promptfoo case adds what tells it apart:
+`{var=value}`, `(prompt label)`, `@provider`.
 """
 
 from __future__ import annotations
@@ -365,7 +371,7 @@ def _test_file(ref: str, relative_to: str, where: str, source: Source) -> list[_
         return [_Test({"__unsupported__": ref, "__where__": where}, relative_to, None, [])]
     path, _, text = source.text(ref, relative_to, where)
     if path.lower().endswith(".csv"):
-        return [_Test(raw, path, None, [], line) for raw, line in _csv_tests(text, path)]
+        return [_Test(raw, path, None, [], line) for raw, line in promptfoo.csv_tests(text)]
     if path.lower().endswith((".yaml", ".yml")):
         doc, root = _load_yaml(text, path)
     else:
@@ -379,62 +385,6 @@ def _test_file(ref: str, relative_to: str, where: str, source: Source) -> list[_
         _check(validator, raw, root, path, [index])
         tests.append(test)
     return tests
-
-
-_CSV_TYPES = ("not-", "contains-any", "contains-all", "icontains-any", "icontains-all", "icontains",
-              "contains-json", "contains", "starts-with", "regex", "is-json", "equals", "python",
-              "levenshtein", "llm-rubric", "javascript", "similar", "factuality",
-              "is-valid-openai-tools-call")
-
-
-def _csv_assert(cell: str) -> dict[str, Any]:
-    """One `__expected` cell, as promptfoo reads it: `type: value` for a known type, else equals."""
-    text = cell.strip()
-    for prefix, kind in (("grade:", "llm-rubric"), ("fn:", "javascript"), ("eval:", "javascript")):
-        if text.startswith(prefix):
-            return {"type": kind, "value": text[len(prefix):].strip()}
-    negated = text.startswith("not-")
-    body = text.removeprefix("not-")
-    for kind in _CSV_TYPES[1:]:
-        if body == kind or body.startswith(kind + ":"):
-            value = body[len(kind) + 1:].strip() if body.startswith(kind + ":") else None
-            if value is not None and kind.endswith(("-any", "-all")):
-                items = [v.strip() for v in value.split(",")]
-                return {"type": ("not-" if negated else "") + kind, "value": items}
-            out: dict[str, Any] = {"type": ("not-" if negated else "") + kind}
-            if value is not None:
-                out["value"] = value
-            return out
-    return {"type": "equals", "value": text}
-
-
-def _csv_tests(text: str, path: str) -> list[tuple[dict[str, Any], int]]:
-    """promptfoo's CSV tests: a column per var, `__expected*` assertions, `__description`, `__metadata:*`."""
-    import csv
-    import io
-
-    rows = list(csv.reader(io.StringIO(text)))
-    if not rows:
-        return []
-    header, out = rows[0], []
-    for number, row in enumerate(rows[1:], start=2):
-        if not any(cell.strip() for cell in row):
-            continue
-        test: dict[str, Any] = {"vars": {}, "assert": []}
-        for name, cell in zip(header, row, strict=False):
-            if name.startswith("__expected"):
-                if cell.strip():
-                    test["assert"].append(_csv_assert(cell))
-            elif name == "__description":
-                test["description"] = cell
-            elif name.startswith("__metadata:"):
-                test.setdefault("metadata", {})[name.removeprefix("__metadata:")] = cell
-            elif name == "__threshold":
-                test["threshold"] = float(cell)
-            elif not name.startswith("__"):
-                test["vars"][name] = cell
-        out.append((test, number))
-    return out
 
 
 @dataclass(frozen=True)
@@ -618,8 +568,10 @@ def _expand(tests: Sequence[_Test], default: Mapping[str, Any], config: Mapping[
     doc = doc or {}
     templates = _templates(doc, path, root, source, issues) if promptfoo_style else []
     providers = _providers(doc, path, root, source, issues) if promptfoo_style else []
-    if promptfoo_style and not templates and "prompts" in doc and not source.skip_unsupported:
-        pass  # every prompt was unsupported: the issues say so
+    if promptfoo_style and not templates and doc.get("prompts") and source.skip_unsupported:
+        raise SelfImproveError("every prompt of the suite is unsupported: nothing left to run",
+                               where=f"{path}:{yaml_line(root, ['prompts'])}",
+                               hint="give at least one text or chat prompt (see 'Eval suites' in the README)")
     default_test = _Test(default, path, root, ["defaultTest"])
     default_judge, default_no_expand, default_runnable = _options(default_test, issues)
     default_vars = _vars(default.get("vars") or {}, default_test, source, issues)
