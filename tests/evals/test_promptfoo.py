@@ -486,3 +486,25 @@ def test_a_directory_suite_does_not_run_the_files_a_config_includes_on_their_own
     assert len(result.cases) == 4
     assert {r.case.id.split(" ")[0] for r in result.cases} == {"pf/support/tests.yaml:1",
                                                               "pf/support/tests.yaml:13"}
+
+
+def test_the_judge_comes_from_the_assertion_then_the_test_options_then_default_test():
+    from selfimprove.evals.suite import parse_suite_file
+
+    text = """\
+prompts: ['Q: {{q}}']
+providers: [openai:gpt-4.1-mini]
+defaultTest:
+  options: {provider: anthropic:messages:claude-judge}
+tests:
+  - vars: {q: a}
+    assert: [{type: llm-rubric, value: polite}]
+  - vars: {q: b}
+    options: {provider: {id: openai:chat:gpt-judge}}
+    assert:
+      - {type: llm-rubric, value: polite}
+      - {type: llm-rubric, value: short, provider: google:gemini-judge}
+"""
+    first, second = parse_suite_file(text, "pf.yaml", default_prompt=None)
+    assert [a.provider for a in first.asserts] == ["anthropic/claude-judge"]
+    assert [a.provider for a in second.asserts] == ["openai/gpt-judge", "gemini/gemini-judge"]
