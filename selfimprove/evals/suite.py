@@ -543,7 +543,13 @@ def _options(test: _Test, issues: promptfoo.Issues) -> tuple[str | None, bool, b
 
 def _vars(values: Mapping[str, Any], test: _Test, source: Source, issues: promptfoo.Issues,
           key: str = "vars") -> dict[str, Any]:
-    """Vars with `file://` values read (text, or parsed JSON/YAML), as promptfoo loads them."""
+    """Vars with `file://` values read (text, or parsed JSON/YAML), as promptfoo loads them; all the
+    vars from one `file://` JSON/YAML file when `values` is such a reference."""
+    if isinstance(values, str):
+        loaded = source.document(values, test.path, test.at(key))
+        if not isinstance(loaded, Mapping):
+            raise SelfImproveError(f"{values} must hold a mapping of vars", where=test.at(key), hint=HINT)
+        values = loaded
     out: dict[str, Any] = {}
     for name, value in values.items():
         if isinstance(value, str) and value.startswith("file://"):

@@ -508,3 +508,17 @@ tests:
     first, second = parse_suite_file(text, "pf.yaml", default_prompt=None)
     assert [a.provider for a in first.asserts] == ["anthropic/claude-judge"]
     assert [a.provider for a in second.asserts] == ["openai/gpt-judge", "gemini/gemini-judge"]
+
+
+def test_a_tests_vars_may_come_from_a_file(tmp_path):
+    from selfimprove.evals.suite import Source, parse_suite_file
+
+    files = {"vars/paris.yaml": b"city: Paris\nfacts: [old, big]\n"}
+    text = ("prompts: ['{{city}}?']\ntests:\n  - vars: file://vars/paris.yaml\n"
+            "    assert: [{type: contains, value: x}]\n")
+    cases = parse_suite_file(text, "pf.yaml", default_prompt=None, source=Source(read=files.get))
+    assert [c.vars for c in cases] == [{"city": "Paris", "facts": "old"}, {"city": "Paris", "facts": "big"}]
+    with pytest.raises(SelfImproveError) as info:
+        parse_suite_file(text.replace("paris", "rome"), "pf.yaml", default_prompt=None,
+                         source=Source(read=files.get))
+    assert info.value.one_line().startswith("pf.yaml:3: file://vars/rome.yaml not found (vars/rome.yaml)")
