@@ -47,6 +47,8 @@ class EvalSpec:
     judge_model: str | None = None
     timeout: float = 60.0
     holdout: float = 0.0  # share of cases held out of search (by a stable hash of the case id)
+    # the agent's tools as OpenAI function schemas (inline), or a `file://` JSON/YAML file of them
+    tools: str | tuple[Any, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -211,6 +213,7 @@ def _freeze(data: dict[str, Any], *, root: Path, path: Path) -> Settings:
             judge_model=eval_data.get("judge_model"),
             timeout=float(eval_data.get("timeout", 60.0)),
             holdout=float(eval_data.get("holdout", 0.0)),
+            tools=_tools(eval_data.get("tools")),
         ),
         reflection_model=(data.get("reflection") or {}).get("model"),
         reflection_timeout=float((data.get("reflection") or {}).get("timeout", 60.0)),
@@ -231,6 +234,10 @@ def _freeze(data: dict[str, Any], *, root: Path, path: Path) -> Settings:
             max_cost=(data.get("budget") or {}).get("max_cost"),
         ),
     )
+
+
+def _tools(raw: Any) -> str | tuple[Any, ...] | None:
+    return tuple(raw) if isinstance(raw, list) else raw
 
 
 def _display(path: Path, root: Path) -> str:

@@ -205,6 +205,66 @@ def test_eval_suite_has_tagged_cases_with_known_assertions() -> None:
     assert f"{len(cases)} eval cases" in readme
 
 
+def test_the_declared_tools_cover_every_tool_the_prompt_documents_and_the_suites_assert() -> None:
+    import jsonschema
+
+    tools = json.loads((EXAMPLE / "agent" / "tools.json").read_text(encoding="utf-8"))
+    declared = {t["function"]["name"]: t["function"]["parameters"] for t in tools}
+    prompt = (EXAMPLE / "prompts" / "support_agent.md").read_text(encoding="utf-8")
+    assert set(declared) == set(re.findall(r"^- ([a-z_]+)\(", prompt, re.M))
+    for schema in declared.values():
+        jsonschema.Draft202012Validator.check_schema(schema)
+    asserted = 0
+    for name, case in _cases():
+        for check in case["assert"]:
+            if check["type"].removeprefix("not-") != "tool-called":
+                continue
+            value = check["value"]
+            tool = value if isinstance(value, str) else value["name"]
+            assert tool in declared, (name, check)
+            for argument in (value.get("arguments") or {}) if isinstance(value, dict) else {}:
+                assert argument in declared[tool]["properties"], (name, check)
+            asserted += 1
+    assert asserted >= 20
+
+
+def test_a_real_model_is_sent_the_tools_and_its_calls_are_graded(tmp_path: Path, stub_openai: Any) -> None:
+    """`eval.model` changed to a model (here the stub server): every request carries the five tools, and
+    a model that calls lookup_order with the digits passes the cases that ask for exactly that."""
+    from selfimprove.config import load_settings
+    from selfimprove.evals.runner import run_eval
+    from selfimprove.gitrepo import Repo
+    from tests.evals.helpers import git
+    from tests.stub_openai import Reply, last_user
+
+    def model(body: dict[str, Any]) -> Reply:
+        digits = re.search(r"\b(\d{5})\b", last_user(body))
+        if digits and any(t["function"]["name"] == "lookup_order" for t in body.get("tools") or []):
+            return Reply(content=None, tool_calls=[{"name": "lookup_order",
+                                                    "arguments": {"order_id": digits.group(1)}}])
+        return Reply(content="Could you give me your order number?")
+
+    stub_openai.reply = model
+    repo = tmp_path / "acme"
+    shutil.copytree(EXAMPLE, repo, ignore=shutil.ignore_patterns("logs"))
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "example")
+    git(repo, "commit", "-q", "--allow-empty", "-m", "candidate")
+    with Repo.open(repo) as handle:
+        result = run_eval(load_settings(repo), handle, candidate="main", base="main~1", model="openai/stub")
+    assert stub_openai.requests and all(
+        [t["function"]["name"] for t in r["tools"]] == ["lookup_order", "search_help", "update_address",
+                                                       "cancel_order", "escalate_to_human"]
+        for r in stub_openai.requests)
+    lookups = [r for r in result.cases if any(a.type == "tool-called" and isinstance(a.value, dict)
+                                              and a.value.get("name") == "lookup_order"
+                                              and a.value.get("arguments") for a in r.case.asserts)]
+    passed = [r.case.id for r in lookups if all(c.passed for c in r.base[0].grade.checks
+                                                if c.type == "tool-called")]
+    assert lookups and passed, [r.base[0].grade.failures for r in lookups]
+
+
 # --- the logs -----------------------------------------------------------------------------------
 
 

@@ -21,6 +21,11 @@ Junit = Annotated[Path | None, typer.Option("--junit", help="Write a JUnit XML r
 AllowNoEffect = Annotated[bool, typer.Option("--allow-no-effect",
                                              help="Pass a change with no measured effect (a refactor).")]
 Markdown = Annotated[Path | None, typer.Option("--markdown", help="Write a Markdown report here (for a PR).")]
+Suite = Annotated[Path | None, typer.Option("--suite", help="Run this suite file (selfimprove's, or a "
+                                                           "promptfoo config) instead of eval.suite.")]
+SkipUnsupported = Annotated[bool, typer.Option("--skip-unsupported",
+                                               help="Leave out what cannot run here (JavaScript, unsupported "
+                                                    "assertion types) and list it, instead of refusing.")]
 
 
 def command(ref: Ref = None, base: Base = None, repeat: Repeat = None, concurrency: Concurrency = None,
@@ -28,7 +33,8 @@ def command(ref: Ref = None, base: Base = None, repeat: Repeat = None, concurren
             allow_no_effect: AllowNoEffect = False,
             model: opt.Model = None,
             offline: opt.Offline = False, json: opt.Json = False, junit: Junit = None,
-            markdown: Markdown = None, repo: opt.Repo = None, config: opt.Config = None,
+            markdown: Markdown = None, suite: Suite = None, skip_unsupported: SkipUnsupported = False,
+            repo: opt.Repo = None, config: opt.Config = None,
             verbose: opt.Verbose = False, debug: opt.Debug = False) -> None:
     """Evaluate a candidate against its base offline and refuse regressions (exit 1)."""
     from selfimprove.cli.render import ProgressBar, emit_json, err_console, out_console, progress_enabled
@@ -49,7 +55,9 @@ def command(ref: Ref = None, base: Base = None, repeat: Repeat = None, concurren
                           concurrency=concurrency, use_cache=not no_cache, max_cost=max_cost,
                           allow_no_effect=allow_no_effect,
                           budget=opt.budget(settings, max_calls, max_cost),
-                          progress=bar.update if bar else None, notice=None if json else console.print)
+                          progress=bar.update if bar else None, notice=None if json else console.print,
+                          suite_path=str(suite) if suite is not None else None,
+                          skip_unsupported=skip_unsupported)
     if junit is not None:
         report.write_junit(result, junit)
     if markdown is not None:

@@ -1,13 +1,17 @@
 """Providers: who answers a case. Any litellm model string, or `exec:COMMAND` (the user's own harness).
 
 Owns: the provider registry (`make_provider`), the exec protocol of DESIGN §6 — the case as JSON on
-stdin (`{"system", "messages", "vars", "configs"}`), `{"output", "tool_calls"?, "cost"?}` on stdout —
-with a timeout, and each provider's cache identity.
+stdin (`{"system", "messages", "vars", "configs", "tools"}`), `{"output", "tool_calls"?, "cost"?}` on
+stdout — with a timeout, and each provider's cache identity: its name, and `request()`, exactly what it
+receives for a case (the cache key hashes that, so two cases differing in anything a provider sees —
+vars for a harness, tools, parameters — are never answered from one another's entry).
 
 `configs` maps the repo-relative path of every structured config listed in selfimprove.yaml to its
 parsed document at the commit of the side being asked (null when absent there), so a harness can
-honour a proposal that changes a config value. A litellm model only ever sees messages: it gets no
-configs (`sees_configs` is False), and its cache keys do not depend on them.
+honour a proposal that changes a config value. `tools` are the agent's tools as OpenAI function
+schemas ([] when the suite declares none). A litellm model sees the messages and the call parameters
+(tools among them): it gets no vars and no configs (`sees_configs` is False), and its cache keys do
+not depend on them.
 
 Must never: import litellm (calls go through `selfimprove.llm`), run an exec command through a shell
 (it is split with shlex), or turn a failing harness into a traceback: a command that fails, times out
@@ -29,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from selfimprove.errors import SelfImproveError
 from selfimprove.evals.assertions import Output
+from selfimprove.evals.promptfoo import SECRET_PARAMS
 from selfimprove.traces.model import ToolCall
 
 if TYPE_CHECKING:
@@ -37,8 +42,13 @@ if TYPE_CHECKING:
 
 class Provider(Protocol):
     name: str  # the cache identity: model string, or exec command plus a hash of its files
-    sees_configs: bool  # True when `configs` reach the provider (and so belong in the cache key)
+    sees_configs: bool  # True when `configs` reach the provider
     charged: bool  # True when its completer already takes every attempt from the run's budget
+
+    def request(self, messages: Sequence[Mapping[str, Any]], vars: Mapping[str, Any],
+                params: Mapping[str, Any], configs: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Everything this provider receives for a case: what the cache key is made of."""
+        ...
 
     async def call(self, messages: Sequence[Mapping[str, Any]], vars: Mapping[str, Any],
                    params: Mapping[str, Any], configs: Mapping[str, Any] | None = None) -> Output: ...
@@ -55,6 +65,11 @@ class LiteLLMProvider:
         self.name = model
         self.model = model
         self.completer = completer
+
+    def request(self, messages: Sequence[Mapping[str, Any]], vars: Mapping[str, Any],
+                params: Mapping[str, Any], configs: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        return {"messages": list(messages),
+                "params": {k: v for k, v in params.items() if k not in SECRET_PARAMS}}
 
     async def call(self, messages: Sequence[Mapping[str, Any]], vars: Mapping[str, Any],
                    params: Mapping[str, Any], configs: Mapping[str, Any] | None = None) -> Output:
@@ -99,17 +114,21 @@ class ExecProvider:
     def _fail(self, what: str) -> SelfImproveError:
         return SelfImproveError(f"exec provider '{self.command}' {what}",
                                 hint="run the command by hand with a case as JSON on stdin "
-                                     '({"system", "messages", "vars", "configs"}); it must print '
+                                     '({"system", "messages", "vars", "configs", "tools"}); it must print '
                                      '{"output": ...} on stdout')
 
-    async def call(self, messages: Sequence[Mapping[str, Any]], vars: Mapping[str, Any],
-                   params: Mapping[str, Any], configs: Mapping[str, Any] | None = None) -> Output:
+    def request(self, messages: Sequence[Mapping[str, Any]], vars: Mapping[str, Any],
+                params: Mapping[str, Any], configs: Mapping[str, Any] | None = None) -> dict[str, Any]:
         system = ""
         rest = list(messages)
         if rest and rest[0].get("role") == "system":
             system = str(rest.pop(0).get("content") or "")
-        payload = json.dumps({"system": system, "messages": rest, "vars": dict(vars),
-                              "configs": dict(configs or {})},
+        return {"system": system, "messages": rest, "vars": dict(vars), "configs": dict(configs or {}),
+                "tools": list(params.get("tools") or [])}
+
+    async def call(self, messages: Sequence[Mapping[str, Any]], vars: Mapping[str, Any],
+                   params: Mapping[str, Any], configs: Mapping[str, Any] | None = None) -> Output:
+        payload = json.dumps(self.request(messages, vars, params, configs),
                              ensure_ascii=False, default=str).encode("utf-8")
         try:
             process = await asyncio.create_subprocess_exec(

@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from selfimprove.errors import SelfImproveError
@@ -41,7 +42,16 @@ from selfimprove.evals.assertions import (
 from selfimprove.evals.cache import CACHE_DIR, Cache, cache_key
 from selfimprove.evals.gate import CaseOutcome, GateResult, decide, refuse_policy
 from selfimprove.evals.providers import Provider, make_provider
-from selfimprove.evals.suite import Assertion, Case, Suite, load_suite, render_messages, suite_files_at
+from selfimprove.evals.suite import (
+    Assertion,
+    Case,
+    Source,
+    Suite,
+    load_suite,
+    render_messages,
+    split_prompts,
+    suite_files_at,
+)
 
 if TYPE_CHECKING:
     from selfimprove.config import Settings
@@ -112,6 +122,7 @@ class EvalResult:
     diff: str = ""
     holdout: float = 0.0  # the split's share; the gate judged the held-out cases when above 0
     split: Mapping[str, Any] | None = None  # dev and held-out pass rates, and the gap between them
+    skipped: tuple[str, ...] = ()  # unsupported suite items left out (--skip-unsupported)
 
     @property
     def verdict(self) -> str:
@@ -156,6 +167,7 @@ class EvalResult:
             "cases": len(self.cases),
             "violations": [v.to_json() for v in self.violations],
             **({"split": dict(self.split)} if self.split is not None else {}),
+            "skipped": list(self.skipped),
             "flipped": [
                 {"id": r.case.id, "status": status, "description": r.case.description, "where": r.case.where,
                  "base": trials(r.base), "candidate": trials(r.candidate)}
@@ -205,7 +217,8 @@ def _read_managed(repo: Repo, sha: str, paths: Sequence[str]) -> dict[str, bytes
 # -- the run ----------------------------------------------------------------------------------------
 
 class _Prompts:
-    """System prompts rendered from a prompt file's bytes at a commit (markers stripped)."""
+    """Prompt text at a commit: a managed prompt file with its markers stripped (selfimprove's system
+    prompt, or a promptfoo prompt file inside the repo), or a case's inline promptfoo template."""
 
     def __init__(self, repo: Repo) -> None:
         self.repo = repo
@@ -228,6 +241,18 @@ class _Prompts:
                 raise SelfImproveError(f"prompt {path} at {side.ref} is not UTF-8 text") from None
             self._memo[key] = parse_prompt(text, path).render()
         return self._memo[key]
+
+    def text(self, side: Side, case: Case) -> str:
+        if case.template is not None:
+            return case.template
+        if case.template_file is None:
+            return self.system(side, case.prompt or "", case.where)
+        parts = split_prompts(self.system(side, case.template_file, case.where), case.template_file)
+        if case.template_index >= len(parts):
+            raise SelfImproveError(f"prompt {case.template_file} at {side.ref} has {len(parts)} prompts, "
+                                   f"not {case.template_index + 1}", where=case.where,
+                                   hint="a '---' line separates prompts in a .txt prompt file")
+        return parts[case.template_index]
 
 
 def _configs_at(repo: Repo, settings: Settings, side: Side) -> dict[str, Any]:
@@ -262,6 +287,7 @@ class _Job:
     params: Mapping[str, Any]
     key: str
     configs: Mapping[str, Any] | None = None  # only for providers that see them
+    model: str = ""  # the provider answering this job (the suite's, --model, or eval.model)
 
 
 class _Stopped(Exception):
@@ -321,6 +347,7 @@ class _Engine:
 
 
 _JudgeFn = Callable[[Assertion, Output, Sequence[Mapping[str, Any]]], Awaitable[Verdict]]
+_Reader = Callable[[str], bytes | None]
 
 
 def _judge_for(engine: _Engine, completer: Completer, default_model: str | None, repeat: int) -> _JudgeFn:
@@ -340,7 +367,7 @@ def _judge_for(engine: _Engine, completer: Completer, default_model: str | None,
                 return Output(text=completion.text, input_tokens=completion.input_tokens,
                               output_tokens=completion.output_tokens, cost_usd=completion.cost_usd)
 
-            key = cache_key(f"judge:{model}", asked, {"temperature": 0}, repeat)
+            key = cache_key(f"judge:{model}", {"messages": asked, "params": {"temperature": 0}}, repeat)
             reply, _ = await engine.answer(key, call)
             try:
                 return parse_verdict(parse_json(reply.text, JUDGE_SCHEMA))
@@ -355,7 +382,7 @@ def _judge_for(engine: _Engine, completer: Completer, default_model: str | None,
     return judge
 
 
-def _estimate(model: str, jobs: Sequence[_Job], cache: Cache) -> tuple[int, int, float | None]:
+def _estimate(jobs: Sequence[_Job], cache: Cache) -> tuple[int, int, float | None]:
     """(calls to make, calls cached, estimated USD or None when the price is unknown)."""
     todo: dict[str, _Job] = {}
     cached = 0
@@ -368,14 +395,20 @@ def _estimate(model: str, jobs: Sequence[_Job], cache: Cache) -> tuple[int, int,
             todo[job.key] = job
     if not todo:
         return 0, cached, 0.0  # nothing to ask: no need to load price tables
-    if model.startswith("exec:"):
+    if any(j.model.startswith("exec:") for j in todo.values()):
         return len(todo), cached, None
     from selfimprove.llm import estimate_cost
 
-    input_tokens = sum(len(json.dumps(j.messages, ensure_ascii=False)) // 4 for j in todo.values())
-    output_tokens = sum(int(j.params.get("max_tokens") or _DEFAULT_OUTPUT_TOKENS) for j in todo.values())
-    cost = estimate_cost(model, input_tokens, output_tokens)
-    return len(todo), cached, cost
+    total = 0.0
+    for model in sorted({j.model for j in todo.values()}):
+        mine = [j for j in todo.values() if j.model == model]
+        input_tokens = sum(len(json.dumps(j.messages, ensure_ascii=False, default=str)) // 4 for j in mine)
+        output_tokens = sum(int(j.params.get("max_tokens") or _DEFAULT_OUTPUT_TOKENS) for j in mine)
+        cost = estimate_cost(model, input_tokens, output_tokens)
+        if cost is None:
+            return len(todo), cached, None
+        total += cost
+    return len(todo), cached, total
 
 
 def run_eval(
@@ -396,21 +429,23 @@ def run_eval(
     allow_no_effect: bool = False,
     cases: str = "auto",
     budget: Budget | None = None,
+    suite_path: str | None = None,
+    skip_unsupported: bool = False,
 ) -> EvalResult:
     """Evaluate `candidate` against `base` and apply the gate; the verdict is also noted on the candidate.
 
     `cases`: "auto" runs every case and, when `eval.holdout` sets a split, gates on the held-out ones
     (the dev → held-out gap is reported); "dev" runs the dev cases only (what a search may see); "all"
-    gates on every case. `budget` is charged for every call made (cached answers are free)."""
+    gates on every case. `budget` is charged for every call made (cached answers are free).
+    `suite_path` (`--suite`) replaces eval.suite: a path inside the repo is read at the candidate
+    commit like eval.suite; a file that is not committed there (or lies outside the repo) is read from
+    disk, and so are the files it names outside the repo."""
     spec = settings.eval
-    model = model or spec.model
-    if not model:
-        raise SelfImproveError("no model configured for eval",
-                               hint="set eval.model in selfimprove.yaml or pass --model "
-                                    "(a litellm model string, or exec:COMMAND)")
-    if not spec.suite:
+    override = model
+    if not (suite_path or spec.suite):
         raise SelfImproveError("no eval suite configured", where=str(settings.path.name),
-                               hint="set eval.suite in selfimprove.yaml (a YAML/JSONL file or a directory)")
+                               hint="set eval.suite in selfimprove.yaml (a YAML/JSONL file or a directory), "
+                                    "or pass --suite FILE")
     repeats = repeat if repeat is not None else spec.repeats
     limit = concurrency if concurrency is not None else spec.concurrency
     if repeats < 1:
@@ -420,6 +455,17 @@ def run_eval(
     say = notice or (lambda text: None)
 
     base_side, cand_side = choose_commits(repo, candidate, base)
+    suite = _load(settings, repo, cand_side, suite_path, override, skip_unsupported)
+    models = sorted({override or c.provider or spec.model or "" for c in suite.cases})
+    if "" in models:
+        raise SelfImproveError("no model configured for eval",
+                               hint="set eval.model in selfimprove.yaml, 'providers:' in the suite, or pass "
+                                    "--model (a litellm model string, or exec:COMMAND)")
+    model = ", ".join(models)
+    for line in suite.skipped:
+        say(f"skipped (unsupported): {line}")
+    if suite.template_files:  # promptfoo prompt files in the repo are managed prompts too
+        settings = replace(settings, prompts=tuple(dict.fromkeys([*settings.prompts, *suite.template_files])))
     managed = settings.managed_paths()
 
     from selfimprove.prompts.policy import check
@@ -429,38 +475,44 @@ def run_eval(
     diff = repo.diff(base_side.sha, cand_side.sha, managed) if managed else ""
     if violations:
         result = EvalResult(base_side, cand_side, model, repeats, spec.gate.alpha, refuse_policy(violations),
-                            violations=tuple(violations), diff=diff)
+                            violations=tuple(violations), diff=diff, skipped=suite.skipped)
         if write_note:
             repo.note_add(cand_side.sha, json.dumps(result.to_json(), ensure_ascii=False))
         return result
 
-    default_prompt = settings.prompts[0] if settings.prompts else None
-    suite = load_suite(suite_files_at(repo, cand_side.sha, spec.suite), default_prompt=default_prompt)
     from selfimprove.evals.split import split
 
     dev_cases, held_cases = split(suite.cases, spec.holdout)
     chosen = dev_cases if cases == "dev" else list(suite.cases)
     gated = {c.id for c in (held_cases if cases == "auto" and spec.holdout > 0 and held_cases else chosen)}
-    judge_model = spec.judge_model or (None if model.startswith("exec:") else model)
-    _require_judge(suite, judge_model)
-    provider = make_provider(model, root=settings.root, timeout=spec.timeout, completer=completer,
-                             budget=budget)
+
+    def model_of(case: Case) -> str:
+        return override or case.provider or spec.model or ""
+
+    judges = {m: spec.judge_model or (None if m.startswith("exec:") else m) for m in models}
+    for m in models:
+        _require_judge(Suite(tuple(c for c in suite.cases if model_of(c) == m), suite.files), judges[m])
+    providers = {m: make_provider(m, root=settings.root, timeout=spec.timeout, completer=completer,
+                                  budget=budget)
+                 for m in models}
     prompts = _Prompts(repo)
+    sides = (("base", base_side), ("candidate", cand_side))
     configs: dict[str, dict[str, Any] | None] = {
-        name: _configs_at(repo, settings, side) if provider.sees_configs else None
-        for name, side in (("base", base_side), ("candidate", cand_side))}
+        name: _configs_at(repo, settings, side) if any(p.sees_configs for p in providers.values()) else None
+        for name, side in sides}
     jobs = []
     for case in chosen:
-        for name, side in (("base", base_side), ("candidate", cand_side)):
-            system = prompts.system(side, case.prompt or "", case.where)
-            messages = render_messages(case, system)
+        provider = providers[model_of(case)]
+        for name, side in sides:
+            messages = render_messages(case, prompts.text(side, case))
+            seen = configs[name] if provider.sees_configs else None
+            request = provider.request(messages, case.vars, case.config, seen)
             for r in range(repeats):
-                jobs.append(_Job(case, name, r, messages, dict(case.config),
-                                 cache_key(provider.name, messages, case.config, r, configs[name]),
-                                 configs[name]))
+                key = cache_key(provider.name, request, r)
+                jobs.append(_Job(case, name, r, messages, dict(case.config), key, seen, model_of(case)))
 
     cache = Cache(settings.root / CACHE_DIR, enabled=use_cache)
-    todo, cached, estimate = _estimate(model, jobs, cache)
+    todo, cached, estimate = _estimate(jobs, cache)
     price = "unknown (no price for this model)" if estimate is None else f"${estimate:.4f}"
     say(f"{len(chosen)} cases × {repeats} repeat{'s' if repeats != 1 else ''} × base and candidate: "
         f"{todo} calls to make, {cached} cached; estimated cost {price}")
@@ -471,7 +523,7 @@ def run_eval(
         budget.refuse(todo, estimate, f"this eval ({len(chosen)} cases)")
 
     usage = Usage()
-    trials = asyncio.run(_run_jobs(jobs, provider, cache, usage, limit, completer, judge_model, spec.timeout,
+    trials = asyncio.run(_run_jobs(jobs, providers, cache, usage, limit, completer, judges, spec.timeout,
                                    progress, budget))
     results = []
     for case in chosen:
@@ -482,7 +534,8 @@ def run_eval(
                   allow_no_effect=allow_no_effect)
     report = _split_report(results, gated, spec.holdout) if cases == "auto" and spec.holdout > 0 else None
     result = EvalResult(base_side, cand_side, model, repeats, spec.gate.alpha, gate, tuple(results),
-                        usage=usage, estimate_usd=estimate, diff=diff, holdout=spec.holdout, split=report)
+                        usage=usage, estimate_usd=estimate, diff=diff, holdout=spec.holdout, split=report,
+                        skipped=suite.skipped)
     if write_note:
         repo.note_add(cand_side.sha, json.dumps(result.to_json(), ensure_ascii=False))
     return result
@@ -506,6 +559,66 @@ def _split_report(results: Sequence[CaseResult], held: set[str], share: float) -
     return {"holdout": share, "dev": dev, "held_out": out, "gap": gap}
 
 
+def _load(settings: Settings, repo: Repo, side: Side, suite_path: str | None, model: str | None,
+          skip_unsupported: bool) -> Suite:
+    """The suite at the candidate commit (or, for `--suite` naming a file not committed there, on disk)."""
+    from pathlib import Path
+
+    root = settings.root.resolve()
+
+    def read(path: str) -> bytes | None:
+        if path.startswith("/"):
+            try:
+                return Path(path).read_bytes()
+            except OSError:
+                return None
+        return repo.read_at(side.sha, path)
+
+    def listing(directory: str) -> list[str]:
+        if directory.startswith("/"):
+            return sorted(p.as_posix() for p in Path(directory).rglob("*") if p.is_file())
+        return repo.list_at(side.sha, directory)
+
+    source = Source(read=read, root=root.as_posix(), skip_unsupported=skip_unsupported, model=model,
+                    tools=_settings_tools(settings, read), files=listing)
+    default_prompt = settings.prompts[0] if settings.prompts else None
+    if suite_path is None:
+        assert settings.eval.suite is not None
+        return load_suite(suite_files_at(repo, side.sha, settings.eval.suite), default_prompt=default_prompt,
+                          source=source)
+    full = Path(suite_path).expanduser()
+    if not full.is_absolute() and not full.exists():  # not found from here: a path inside the repo
+        full = root / full
+    full = full.resolve()
+    inside = full.is_relative_to(root)
+    relative = full.relative_to(root).as_posix() if inside else None
+    if relative is not None and (repo.read_at(side.sha, relative) is not None or not full.exists()):
+        files = suite_files_at(repo, side.sha, relative)
+        return load_suite(files, default_prompt=default_prompt, source=source)
+    try:
+        data = full.read_bytes()
+    except OSError as exc:
+        raise SelfImproveError(f"cannot read the suite {suite_path}: {exc.strerror or exc}",
+                               hint="pass --suite a YAML or JSONL suite file") from None
+    return load_suite({relative or full.as_posix(): data}, default_prompt=default_prompt, source=source)
+
+
+def _settings_tools(settings: Settings, read: _Reader) -> tuple[Mapping[str, Any], ...]:
+    """eval.tools of selfimprove.yaml: inline, or a `file://` JSON/YAML file read at the candidate commit."""
+    from selfimprove.evals.promptfoo import openai_tools
+
+    raw = settings.eval.tools
+    if raw is None:
+        return ()
+    if not isinstance(raw, str):
+        return tuple(openai_tools(raw))
+    doc = Source(read=read).document(raw, "selfimprove.yaml", settings.path.name)
+    if not isinstance(doc, list) or not all(isinstance(t, Mapping) for t in doc):
+        raise SelfImproveError(f"eval.tools {raw} must hold a list of OpenAI function schemas",
+                               where=settings.path.name, hint="see 'Eval suites' in the README")
+    return tuple(openai_tools(doc))
+
+
 def _require_judge(suite: Suite, judge_model: str | None) -> None:
     if judge_model is not None:
         return
@@ -518,8 +631,8 @@ def _require_judge(suite: Suite, judge_model: str | None) -> None:
                                             "the assertion")
 
 
-async def _run_jobs(jobs: Sequence[_Job], provider: Provider, cache: Cache, usage: Usage, limit: int,
-                    completer: Completer | None, judge_model: str | None, timeout: float,
+async def _run_jobs(jobs: Sequence[_Job], providers: Mapping[str, Provider], cache: Cache, usage: Usage,
+                    limit: int, completer: Completer | None, judges: Mapping[str, str | None], timeout: float,
                     progress: Callable[[int, int], None] | None,
                     budget: Budget | None = None) -> dict[tuple[str, str], list[Trial]]:
     from selfimprove.llm import with_budget
@@ -540,15 +653,17 @@ async def _run_jobs(jobs: Sequence[_Job], provider: Provider, cache: Cache, usag
         nonlocal done
 
         async def call() -> Output:
+            provider = providers[job.model]
             if budget is not None and not provider.charged:
                 budget.take("eval call")
+            started = time.perf_counter()
             output = await provider.call(job.messages, job.case.vars, job.params, job.configs)
             if budget is not None and not provider.charged:
                 budget.spend(output.input_tokens, output.output_tokens, output.cost_usd)
-            return output
+            return replace(output, latency_ms=(time.perf_counter() - started) * 1000)
 
         output, was_cached = await engine.answer(job.key, call)
-        judge = _judge_for(engine, judge_completer, judge_model, job.repeat)
+        judge = _judge_for(engine, judge_completer, judges[job.model], job.repeat)
         graded = await grade(job.case, output, job.messages, judge)
         results.setdefault((job.case.id, job.side), []).append(Trial(job.repeat, output, graded, was_cached))
         done += 1

@@ -119,10 +119,12 @@ def test_junit_and_markdown_reports(eval_repo, stub_openai, run, tmp_path):
 def test_no_model_exits_2_with_a_clear_message(eval_repo, run):
     settings = eval_repo.root / "selfimprove.yaml"
     settings.write_text(settings.read_text().replace("  model: openai/stub-model\n", ""))
-    result = run("eval", "main", cwd=eval_repo.root)
+    eval_repo.branch("fix-refunds", {"prompts/agent.md": with_rule(PROMPT, REFUND_RULE)})
+    result = run("eval", "fix-refunds", cwd=eval_repo.root)
     assert result.exit_code == 2
-    assert result.stderr == ("error: no model configured for eval (hint: set eval.model in selfimprove.yaml "
-                             "or pass --model (a litellm model string, or exec:COMMAND))\n")
+    assert result.stderr == ("error: no model configured for eval (hint: set eval.model in selfimprove.yaml, "
+                             "'providers:' in the suite, or pass --model (a litellm model string, or "
+                             "exec:COMMAND))\n")
 
 
 def test_model_flag_max_cost_and_offline(eval_repo, stub_openai, run):

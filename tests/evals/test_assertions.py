@@ -134,3 +134,86 @@ def test_llm_rubric_fails_closed_when_undecided():
         assert result.passed is False
         assert result.failures == [f"{kind}: judge failed: unparsable judge reply (not JSON)"]
     assert run(case(Assertion("not-llm-rubric", "x")), judge=None).passed is False
+
+
+# -- the assertions promptfoo configs bring --------------------------------------------------------
+
+def checked(assertion: Assertion, output: Output = OUT, **fields) -> tuple[bool, float, str]:
+    graded = run(Case(id="c", where="s.yaml:1", prompt="p.md", asserts=(assertion,), **fields), output)
+    only = graded.checks[0]
+    return only.passed, only.score, only.reason
+
+
+@pytest.mark.parametrize(("code", "expected"), [
+    ("'refund' in output", (True, 1.0, "python returned True")),
+    ("len(output) > 1000", (False, 0.0, "python returned False")),
+    ("0.25", (True, 0.25, "python scored 0.25")),  # a score passes above 0 without a threshold
+    ("0", (False, 0.0, "python scored 0")),
+    ("context['vars']['tier'] == 'gold' and context['prompt'] == 'refund?'",
+     (True, 1.0, "python returned True")),
+    ("if 'refund' in output:\n    return {'pass': True, 'score': 0.5, 'reason': 'mentions refunds'}\n"
+     "return False\n", (True, 0.5, "mentions refunds")),
+    ("json.loads(output[output.index('{'):])['x'] == 1", (True, 1.0, "python returned True")),
+    ("1 / 0", (False, 0.0, "python assertion raised ZeroDivisionError: division by zero")),
+    ("'text'", (False, 0.0, "python returned \"text\", not a bool, a score or a result")),
+])
+def test_python_assertions_run_as_promptfoo_runs_them(code, expected):
+    assert checked(Assertion("python", code, script=code), vars={"tier": "gold"}) == expected
+
+
+def test_a_python_file_assertion_calls_get_assert_or_the_named_function():
+    source = "def get_assert(output, context):\n    return len(output)\n\ndef short(output, context):\n" \
+             "    return {'pass': len(output) < 10, 'reason': 'length %d' % len(output)}\n"
+    assert checked(Assertion("python", "file://checks.py", script=source, threshold=10)) == (
+        True, float(len(OUT.text)), f"python scored {len(OUT.text)}")
+    assert checked(Assertion("python", "file://checks.py:short", script=source, function="short")) == (
+        False, 0.0, f"length {len(OUT.text)}")
+
+
+def test_a_python_assertion_sees_tool_calls_when_there_is_no_text():
+    calls_only = Output("", (ToolCall("lookup_order", {"order_id": "1"}, "c1"),))
+    code = "output[0]['function']['name'] == 'lookup_order'"
+    assert checked(Assertion("python", code, script=code), calls_only)[0]
+
+
+@pytest.mark.parametrize(("assertion", "output", "expected"), [
+    (Assertion("levenshtein", "hello world"), Output("helo world"), (True, 1.0, "edit distance 1 (max 5)")),
+    (Assertion("levenshtein", "hello", threshold=0), Output("hallo"),
+     (False, 0.0, "edit distance 1 (max 0)")),
+    (Assertion("latency", threshold=500), Output("x", latency_ms=120.4),
+     (True, 1.0, "answered in 120 ms (max 500 ms)")),
+    (Assertion("latency", threshold=100), Output("x", latency_ms=120.4),
+     (False, 0.0, "answered in 120 ms (max 100 ms)")),
+    (Assertion("cost", threshold=0.01), Output("x", cost_usd=0.002),
+     (True, 1.0, "cost $0.002000 (max $0.01)")),
+    (Assertion("cost", threshold=0.001), Output("x", cost_usd=0.002),
+     (False, 0.0, "cost $0.002000 (max $0.001)")),
+    (Assertion("contains-json"), Output('The answer: {"a": [1, 2]} and more'),
+     (True, 1.0, "output contains JSON")),
+    (Assertion("contains-json"), Output("no {json here"), (False, 0.0, "output contains no JSON")),
+    (Assertion("contains-json", {"type": "object", "required": ["b"]}), Output('x {"a": 1} y {"b": 2}'),
+     (True, 1.0, "output contains JSON matching the schema")),
+    (Assertion("contains-json", {"type": "object", "required": ["b"]}), Output('x {"a": 1}'),
+     (False, 0.0, "no JSON in the output matches the schema ($: 'b' is a required property)")),
+])
+def test_measured_and_json_assertions(assertion, output, expected):
+    assert checked(assertion, output) == expected
+
+
+TOOLS = [{"type": "function", "function": {"name": "lookup_order", "parameters": {
+    "type": "object", "properties": {"order_id": {"type": "string"}}, "required": ["order_id"]}}}]
+
+
+@pytest.mark.parametrize(("calls", "tools", "expected"), [
+    ((ToolCall("lookup_order", '{"order_id": "1"}'),), TOOLS, (True, "1 valid tool call(s)")),
+    ((ToolCall("lookup_order", {"id": 1}),), TOOLS,
+     (False, "tool 'lookup_order': $: 'order_id' is a required property")),
+    ((ToolCall("refund", {}),), TOOLS, (False, "tool 'refund' is not declared (declared: lookup_order)")),
+    ((), TOOLS, (False, "the output has no tool calls")),
+    ((ToolCall("lookup_order", {"order_id": "1"}),), [],
+     (False, "no tools are declared for this case (tools: in the suite or selfimprove.yaml)")),
+])
+def test_is_valid_openai_tools_call_checks_calls_against_the_declared_tools(calls, tools, expected):
+    passed, _, reason = checked(Assertion("is-valid-openai-tools-call"), Output("", calls),
+                                config={"tools": tools})
+    assert (passed, reason) == expected

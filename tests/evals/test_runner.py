@@ -162,8 +162,9 @@ def test_no_model_is_a_clear_error(eval_repo):
     eval_repo.branch("fix-refunds", {"prompts/agent.md": with_rule(PROMPT, REFUND_RULE)})
     with pytest.raises(SelfImproveError) as info:
         evaluate(eval_repo, "fix-refunds")
-    assert info.value.one_line() == ("no model configured for eval (hint: set eval.model in selfimprove.yaml "
-                                     "or pass --model (a litellm model string, or exec:COMMAND))")
+    assert info.value.one_line() == ("no model configured for eval (hint: set eval.model in "
+                                     "selfimprove.yaml, 'providers:' in the suite, or pass --model (a "
+                                     "litellm model string, or exec:COMMAND))")
 
 
 def test_base_from_the_selfimprove_base_trailer_then_merge_base(eval_repo, stub_openai):
@@ -327,8 +328,9 @@ def test_exec_harness_receives_each_sides_configs_and_they_key_the_cache(eval_re
     result = evaluate(eval_repo, "raise-timeout", model=model, completer=None)
     base = {"config/agent.yaml": {"greeting": "Hello", "tools": {"lookup": {"timeout_s": 2.0}}}}
     candidate = {"config/agent.yaml": {"greeting": "Hello", "tools": {"lookup": {"timeout_s": 3.0}}}}
-    assert seen(result, "base") == [{"keys": ["configs", "messages", "system", "vars"], "configs": base}] * 5
-    assert seen(result, "candidate") == [{"keys": ["configs", "messages", "system", "vars"],
+    assert seen(result, "base") == [{"keys": ["configs", "messages", "system", "tools", "vars"],
+                                     "configs": base}] * 5
+    assert seen(result, "candidate") == [{"keys": ["configs", "messages", "system", "tools", "vars"],
                                           "configs": candidate}] * 5
     # same prompt on both sides, different configs: nothing is shared
     assert result.to_json()["calls"] == {"made": 10, "cached": 0}

@@ -84,7 +84,7 @@ def test_jsonl_one_case_a_line():
     ("tests:\n  - input: hi\n    assert:\n      - {type: sentiment, value: x}\n",
      "evals/s.yaml:4: $.tests[0].assert[0].type: unknown assertion type 'sentiment' (hint: "),
     ("tests:\n  - input: hi\n    asert: []\n",
-     "evals/s.yaml:2: $.tests[0]: unknown key 'asert' (did you mean 'assert'?)"),
+     "evals/s.yaml:3: $.tests[0]: unknown key 'asert' (did you mean 'assert'?)"),
     ("tests:\n  - input: hi\n    assert:\n      - {type: contains-any, value: x}\n",
      "evals/s.yaml:4: $.tests[0].assert[0].value: expected array, got str"),
     ("tests:\n  - input: hi\n    assert:\n      - {type: icontains}\n",
@@ -95,9 +95,9 @@ def test_jsonl_one_case_a_line():
      "evals/s.yaml:1: $.prompt: '/etc/passwd' must be a path relative to the repo root, inside it"),
     ("tests:\n  - input: hi\n", "evals/s.yaml:2: $.tests[0]: the case has no assertions"),
     ("tests:\n  - input: hi\n    assert: [{type: regex, value: '(unclosed'}]\n",
-     "evals/s.yaml:2: $.tests[0].assert: invalid regex '(unclosed'"),
+     "evals/s.yaml:3: $.tests[0].assert[0]: invalid regex '(unclosed'"),
     ("tests:\n  - input: hi\n    assert: [{type: is-json, value: {type: 12}}]\n",
-     "evals/s.yaml:2: $.tests[0].assert: is-json value is not a valid JSON Schema"),
+     "evals/s.yaml:3: $.tests[0].assert[0]: is-json value is not a valid JSON Schema"),
     ("tests:\n  - input: hi\n    assert: [{type: tool-called, value: {arguments: {}}}]\n",
      "evals/s.yaml:3: $.tests[0].assert[0].value: tool-called takes a tool name or {name, arguments}"),
     ("tests: [\n", "evals/s.yaml:2: invalid YAML"),
@@ -136,3 +136,11 @@ def test_cases_exported_by_analyze_load_unchanged():
 def test_fill_leaves_unknown_placeholders_and_serialises_values():
     assert fill("{{ a }} {{b.c}} {{missing}} {{n}}", {"a": "x", "b": {"c": "y"}, "n": [1, 2]}) == (
         "x y {{missing}} [1, 2]")
+
+
+def test_a_case_without_a_conversation_sends_the_prompt_as_the_user_turn():
+    only_vars, = parse_suite_file("prompt: prompts/q.md\ntests:\n  - vars: {city: Paris}\n"
+                                  "    assert: [{type: icontains, value: France}]\n",
+                                  "evals/s.yaml", default_prompt=None)
+    assert render_messages(only_vars, "Which country is {{city}} in?") == [
+        {"role": "user", "content": "Which country is Paris in?"}]

@@ -6,7 +6,7 @@ propose, eval, rollback) runs offline, with no API key, and gives the same answe
 
 Protocol (selfimprove's `exec:` provider): one JSON object on stdin,
     {"system": "<rendered system prompt>", "messages": [{"role", "content"}, ...], "vars": {...},
-     "configs": {"config/agent.yaml": {...parsed settings...}}}
+     "configs": {"config/agent.yaml": {...parsed settings...}}, "tools": [...OpenAI schemas...]}
 and one JSON object on stdout,
     {"output": "<the agent's reply>", "tool_calls": [{"name", "arguments", "error"?}, ...]}
 ("error" is set on a tool call that failed, with the message the production logs show).

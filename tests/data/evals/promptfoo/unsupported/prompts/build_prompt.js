@@ -1,0 +1,1 @@
+module.exports = ({ vars }) => `Summarize: ${vars.article}`;
