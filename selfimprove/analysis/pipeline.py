@@ -94,6 +94,9 @@ class Collected:
     demos: list[Demo] = field(default_factory=list)
     filtered: int = 0  # traces outside --since/--until
     undated: int = 0  # traces without a timestamp while a time filter was given (kept)
+    # one trace once (traces.read): repeats of a trace read before, not analysed; their sources by id
+    duplicates: int = 0
+    also: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def first_user(view: TraceView) -> str:
@@ -323,6 +326,7 @@ def analyze(paths: Sequence[Path], *, format: str = "auto", since: datetime | No
     if col is None:
         col = collect(stream, since=since, until=until)
         reports = list(stream.sources)
+        col.duplicates, col.also = stream.duplicates, stream.also
     sources = tuple(_source_info(r) for r in reports)
     if sum(s.traces for s in sources) == 0:
         first = _first_problem(sources)
@@ -347,6 +351,7 @@ def analyze(paths: Sequence[Path], *, format: str = "auto", since: datetime | No
         outcomes=tuple(outcomes), patterns=tuple(patterns), sources=sources, fit=fit,
         versions=versions(col.summaries, outcomes), filtered=col.filtered, undated=col.undated,
         reflection=reflection, inputs=tuple(str(p) for p in paths), format=format,
+        duplicates=col.duplicates, also=col.also,
     )
 
 

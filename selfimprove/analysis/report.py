@@ -16,7 +16,7 @@ import os
 import re
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,11 +47,13 @@ class Analysis:
     reflection: Mapping[str, Any] | None = None
     inputs: tuple[str, ...] = ()
     format: str = "auto"
+    duplicates: int = 0  # traces read again (identical content), counted once
+    also: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # trace id → its repeats' sources
 
     @property
     def counts(self) -> dict[str, int]:
         c = {"total": len(self.outcomes), "failure": 0, "success": 0, "unknown": 0,
-             "skipped": sum(s.skipped for s in self.sources)}
+             "skipped": sum(s.skipped for s in self.sources), "duplicates": self.duplicates}
         for o in self.outcomes:
             c[o.outcome] += 1
         return c
@@ -119,6 +121,8 @@ def outcome_lines(analysis: Analysis) -> Iterator[str]:
     for o in analysis.outcomes:
         doc = o.to_json()
         doc["signals"] = redacted(doc["signals"])
+        if o.trace_id in analysis.also:  # the same trace read from more places than `source`
+            doc["duplicate_sources"] = list(analysis.also[o.trace_id])
         yield json.dumps(doc, ensure_ascii=False) + "\n"
 
 
@@ -145,6 +149,8 @@ def render(analysis: Analysis, console: Console, *, verbose: bool = False) -> No
                   soft_wrap=True)
     if analysis.filtered:
         console.print(f"{analysis.filtered} traces outside --since/--until left out")
+    if analysis.duplicates:
+        console.print(_duplicates_line(analysis.duplicates))
     for s in analysis.sources:
         if verbose:
             state = f"{s.status}: {s.reason}" if s.reason else s.status
@@ -190,6 +196,10 @@ def render(analysis: Analysis, console: Console, *, verbose: bool = False) -> No
         r = analysis.reflection
         console.print(f"reflection by {r.get('model')}: {r.get('calls')} call(s), "
                       f"${float(r.get('cost_usd') or 0):.4f}")
+
+
+def _duplicates_line(n: int) -> str:
+    return f"{n} duplicate{'s' if n != 1 else ''} merged (the same trace read more than once is counted once)"
 
 
 def _fit_line(fit: Fit) -> str:
@@ -238,6 +248,8 @@ def markdown(analysis: Analysis) -> str:
     rate = f" ({_pct(c['failure'] / decided)} of decided traces)" if decided else ""
     out.append(f"{c['total']} traces: **{c['failure']} failed**{rate}, {c['success']} succeeded, "
                f"{c['unknown']} unknown; {c['skipped']} records skipped.")
+    if analysis.duplicates:
+        out += ["", _duplicates_line(analysis.duplicates) + "."]
     out.append("")
     out.append(_fit_line(analysis.fit) + ".")
     out.append("")

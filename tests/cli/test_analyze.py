@@ -16,7 +16,8 @@ def test_json_output_is_one_document_per_design(run) -> None:  # type: ignore[no
     assert result.exit_code == 0, result.stderr
     doc = result.json()
     assert doc["schema"] == "selfimprove.analysis/v1"
-    assert doc["traces"] == {"total": 12, "failure": 6, "success": 4, "unknown": 2, "skipped": 0}
+    assert doc["traces"] == {"total": 12, "failure": 6, "success": 4, "unknown": 2, "skipped": 0,
+                             "duplicates": 0}
     assert doc["sources"] == [{"path": "support.jsonl", "format": "openai", "traces": 12, "skipped": 0,
                                "errors": []}]
     assert [p["count"] for p in doc["patterns"]] == [2, 1, 1, 1, 1]

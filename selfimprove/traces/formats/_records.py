@@ -355,7 +355,7 @@ def _per_line_traces(path: Path, report: SourceReport, fmt: str,
             for r in records:
                 feedback.extend(feedback_from_record(r, [k for k in OUTCOME_KEYS if k != "status"]))
             meta: dict[str, Any] = {"messages_key": "lines"}
-            return Trace(id=key if key and len(key) >= 6 else f"{stem}:{key or n}",
+            return Trace(id=key or f"{stem}:{n}",
                          source=f"{report.path}:{line}", messages=messages, feedback=tuple(feedback),
                          started_at=_first_message_time(records), prompt_version=next(
                              (v for v in map(prompt_version_of, records) if v), None),
