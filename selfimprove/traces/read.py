@@ -417,12 +417,15 @@ def identity(trace: Trace) -> bytes:
     as analysis reads them (roles, texts, tool calls and results), the explicit labels and the start
     time, as a 16-byte digest."""
     view = view_of(trace)
-    parts = (view.roles, view.texts, view.calls, view.results, trace.feedback, trace.started_at)
+    # the texts joined (a unit separator between them: no chat text holds one) and the rest as JSON;
+    # tool results' texts are among the texts, their error flags are added
+    digest = hashlib.sha1("\x1f".join(view.texts).encode("utf-8", "surrogatepass"), usedforsecurity=False)
+    rest = (view.roles, view.calls, [r[2] for r in view.results], trace.feedback, trace.started_at)
     try:
-        data = orjson.dumps(parts, option=orjson.OPT_NON_STR_KEYS)
-    except TypeError:  # what JSON cannot hold (integers beyond 64 bits, lone surrogates)
-        data = repr(parts).encode("utf-8", "backslashreplace")
-    return hashlib.sha1(data, usedforsecurity=False).digest()[:16]  # not for security: the fastest here
+        digest.update(orjson.dumps(rest, option=orjson.OPT_NON_STR_KEYS))
+    except TypeError:  # what JSON cannot hold (integers beyond 64 bits)
+        digest.update(repr(rest).encode("utf-8", "surrogatepass"))
+    return digest.digest()[:16]  # SHA-1 for speed: telling runs apart needs no collision resistance
 
 
 def read_traces(paths: Sequence[Path], *, format: str = "auto", strict: bool = False,

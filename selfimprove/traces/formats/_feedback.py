@@ -195,13 +195,12 @@ def nested_feedback(record: Mapping[str, Any]) -> tuple[Feedback, ...]:
         deeper: list[Mapping[str, Any]] = []
         for container in level:
             for key, value in container.items():
-                kind = value.__class__
-                if kind in _SCALARS or key in _NOT_RESULTS or not (kind is dict or _is_map(value)):
+                if key in _NOT_RESULTS or not _is_map(value):
                     continue
                 labelled = not value.keys().isdisjoint(_NESTED_SET)
                 parent = False
                 for inner in value.values():
-                    if inner.__class__ not in _SCALARS and _is_map(inner):
+                    if _is_map(inner):
                         parent = True
                         break
                 if not (labelled or parent) or _opaque(value):
@@ -217,7 +216,6 @@ def nested_feedback(record: Mapping[str, Any]) -> tuple[Feedback, ...]:
 
 
 _NESTED_SET = frozenset(NESTED_KEYS)
-_SCALARS = frozenset({str, int, float, bool, list, type(None)})  # what JSON gives that is not an object
 
 
 def _opaque(value: Mapping[str, Any]) -> bool:

@@ -17,8 +17,13 @@ from typing import Any, TypeGuard
 
 
 def _is_map(value: Any) -> TypeGuard[Mapping[str, Any]]:
-    """isinstance(value, Mapping), fast for the dicts JSON parsing produces."""
-    return value.__class__ is dict or isinstance(value, Mapping)
+    """isinstance(value, Mapping), fast for what JSON parsing produces (the ABC check is slow, and
+    absent keys, strings and lists are asked about far more often than other mappings)."""
+    kind = value.__class__
+    return kind is dict or (kind not in _NOT_MAPS and isinstance(value, Mapping))
+
+
+_NOT_MAPS = frozenset({type(None), str, int, float, bool, list})
 
 
 # --------------------------------------------------------------------------------------------------
