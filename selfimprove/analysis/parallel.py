@@ -205,9 +205,11 @@ def merge(parts: Sequence[Collected], order: dict[str, int], shards: Sequence[Sh
             else shard.outside[n]
         twin = first.setdefault(shard.identities[DIGEST * n:DIGEST * (n + 1)], (k, n))
         if twin != (k, n):  # read by an earlier shard: a repeat
-            out.duplicates += 1
-            out.filtered -= i < 0
-            out.undated -= n in shard.undated
+            out.duplicates += 1  # and no longer one left out of the window, or kept undated
+            if i < 0:
+                out.filtered -= 1
+            elif n in shard.undated:
+                out.undated -= 1
             also.setdefault(twin, []).extend([source, *shard.repeats.get(n, ())])
             continue
         if n in shard.repeats:
