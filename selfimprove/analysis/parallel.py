@@ -194,43 +194,44 @@ def merge(parts: Sequence[Collected], order: dict[str, int], shards: Sequence[Sh
     out.filtered = sum(p.filtered for p in parts)
     out.undated = sum(p.undated for p in parts)
     out.duplicates = sum(shard.duplicates for shard in shards)
-    first: dict[bytes, tuple[int, int]] = {}  # identity → (shard, position) of the trace kept
-    also: dict[tuple[int, int], list[str]] = {}
-    ids: dict[tuple[int, int], str] = {}
+    first: dict[bytes, int] = {}  # identity → place of the trace kept with it among `kept`
+    kept: list[str] = []  # the ids of the traces kept, in stream order
+    also: dict[int, list[str]] = {}
     seen: set[str] = set()
-    new: dict[tuple[int, int], int] = {}  # (shard, summary index) → index in the merged summaries
+    new = [[-1] * len(part.summaries) for part in parts]  # [shard][summary] → merged index, -1: a repeat
     for place, k, n, i in entries:
         shard = shards[k]
         source, given = (parts[k].summaries[i].source, parts[k].summaries[i].id) if i >= 0 \
             else shard.outside[n]
-        twin = first.setdefault(shard.identities[DIGEST * n:DIGEST * (n + 1)], (k, n))
-        if twin != (k, n):  # read by an earlier shard: a repeat
+        m = first.setdefault(shard.identities[DIGEST * n:DIGEST * (n + 1)], len(kept))
+        if m < len(kept):  # read earlier by another shard: a repeat
             out.duplicates += 1  # and no longer one left out of the window, or kept undated
             if i < 0:
                 out.filtered -= 1
             elif n in shard.undated:
                 out.undated -= 1
-            also.setdefault(twin, []).extend([source, *shard.repeats.get(n, ())])
+            also.setdefault(m, []).extend([source, *shard.repeats.get(n, ())])
             continue
         if n in shard.repeats:
-            also.setdefault((k, n), []).extend(shard.repeats[n])
-        stem = file_stem(Path(names.get(place[0], source.rpartition(":")[0])))
-        ids[(k, n)] = unique_id(given, seen, stem)
+            also.setdefault(m, []).extend(shard.repeats[n])
+        kept.append(unique_id(given, seen, file_stem(Path(names.get(place[0], source.rpartition(":")[0])))))
         if i >= 0:
             summary = parts[k].summaries[i]
-            summary.id = ids[(k, n)]
-            new[(k, i)] = len(out.summaries)
+            summary.id = kept[m]
+            new[k][i] = len(out.summaries)
             out.summaries.append(summary)
-    out.also = {ids[kn]: tuple(sorted(sources, key=lambda s: _position(s, order)))
-                for kn, sources in also.items()}
+    del entries, first
+    out.also = {kept[m]: tuple(sorted(sources, key=lambda s: _position(s, order)))
+                for m, sources in also.items()}
     evidence: dict[str, KeyEvidence] = {}
     for k, part in enumerate(parts):
+        at = new[k]
         for key, ev in part.evidence.items():
             into = evidence.setdefault(key, KeyEvidence())
-            into.examples.extend((new[(k, i)], text, user) for i, text, user in ev.examples if (k, i) in new)
-            into.samples.extend((new[(k, i)], text) for i, text in ev.samples if (k, i) in new)
-            into.phrases.extend((new[(k, i)], text) for i, text in ev.phrases if (k, i) in new)
-            into.arguments.extend((new[(k, i)], text) for i, text in ev.arguments if (k, i) in new)
+            into.examples.extend((at[i], text, user) for i, text, user in ev.examples if at[i] >= 0)
+            into.samples.extend((at[i], text) for i, text in ev.samples if at[i] >= 0)
+            into.phrases.extend((at[i], text) for i, text in ev.phrases if at[i] >= 0)
+            into.arguments.extend((at[i], text) for i, text in ev.arguments if at[i] >= 0)
     for key in [key for key, ev in evidence.items() if not ev.examples]:
         del evidence[key]  # only repeats gave it (the trace that opens a key always leaves an example)
     for ev in evidence.values():
@@ -241,8 +242,8 @@ def merge(parts: Sequence[Collected], order: dict[str, int], shards: Sequence[Sh
     first_seen = sorted(evidence, key=lambda key: (evidence[key].examples[0][0] if evidence[key].examples
                                                    else len(out.summaries), key))
     out.evidence = {key: evidence[key] for key in first_seen[:MAX_KEYS]}
-    demos = sorted((new[(k, d.index)], d) for k, part in enumerate(parts) for d in part.demos
-                   if (k, d.index) in new)
+    demos = sorted((new[k][d.index], d) for k, part in enumerate(parts) for d in part.demos
+                   if new[k][d.index] >= 0)
     out.demos = [Demo(out.summaries[n].id, d.user, d.assistant, d.tools, n, d.calls)
                  for n, d in demos[:MAX_DEMO_POOL]]
     return out
