@@ -148,7 +148,8 @@ def merge_pools(parts: Sequence[tuple[JudgePool, Callable[[int], int]]]) -> Judg
     if not parts:
         return None
     pool = JudgePool(parts[0][0].capacity)
-    moved = [replace(c, index=renumber(c.index)) for part, renumber in parts for c in part.candidates()]
+    moved = [replace(c, index=renumber(c.index)) for part, renumber in parts for c in part.candidates()
+             if renumber(c.index) >= 0]  # a repeat of a trace another shard read is not a candidate
     for c in sorted(moved, key=lambda c: c.index):
         pool.add(c)
     return pool

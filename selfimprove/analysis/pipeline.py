@@ -115,6 +115,9 @@ class Collected:
     filtered: int = 0  # traces outside --since/--until
     undated: int = 0  # traces without a timestamp while a time filter was given (kept)
     pool: JudgePool | None = None  # candidates for the LLM judge, only when one is configured
+    # one trace once (traces.read): repeats of a trace read before, not analysed; their sources by id
+    duplicates: int = 0
+    also: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def first_user(view: TraceView) -> str:
@@ -466,6 +469,7 @@ def analyze(paths: Sequence[Path], *, format: str = "auto", since: datetime | No
     if col is None:
         col = collect(stream, since=since, until=until, col=new_collected(pool_size))
         reports = list(stream.sources)
+        col.duplicates, col.also = stream.duplicates, stream.also
     sources = tuple(_source_info(r) for r in reports)
     if sum(s.traces for s in sources) == 0:
         first = _first_problem(sources)
@@ -498,6 +502,7 @@ def analyze(paths: Sequence[Path], *, format: str = "auto", since: datetime | No
         outcomes=tuple(outcomes), patterns=tuple(patterns), sources=sources, fit=fit,
         versions=versions(col.summaries, outcomes), filtered=col.filtered, undated=col.undated,
         reflection=reflection, inputs=tuple(str(p) for p in paths), format=format, judge=judge_report,
+        duplicates=col.duplicates, also=col.also,
     )
 
 

@@ -16,7 +16,7 @@ import os
 import re
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -49,11 +49,13 @@ class Analysis:
     inputs: tuple[str, ...] = ()
     format: str = "auto"
     judge: Mapping[str, Any] | None = None  # what the LLM judge labelled and spent, when one ran
+    duplicates: int = 0  # traces read again (identical content), counted once
+    also: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # trace id → its repeats' sources
 
     @property
     def counts(self) -> dict[str, int]:
         c = {"total": len(self.outcomes), "failure": 0, "success": 0, "unknown": 0,
-             "skipped": sum(s.skipped for s in self.sources)}
+             "skipped": sum(s.skipped for s in self.sources), "duplicates": self.duplicates}
         for o in self.outcomes:
             c[o.outcome] += 1
         return c
@@ -125,6 +127,8 @@ def outcome_lines(analysis: Analysis) -> Iterator[str]:
         doc["signals"] = redacted(doc["signals"])
         if "blame" in doc:  # its reason quotes the trace (an error message, a worker's output)
             doc["blame"] = redacted(doc["blame"])
+        if o.trace_id in analysis.also:  # the same trace read from more places than `source`
+            doc["duplicate_sources"] = list(analysis.also[o.trace_id])
         yield json.dumps(doc, ensure_ascii=False) + "\n"
 
 
@@ -151,6 +155,8 @@ def render(analysis: Analysis, console: Console, *, verbose: bool = False) -> No
                        f"{c['unknown']} unknown; {skipped}", style="bold"), soft_wrap=True)
     if analysis.filtered:
         console.print(f"{analysis.filtered} traces outside --since/--until left out")
+    if analysis.duplicates:
+        console.print(_duplicates_line(analysis.duplicates))
     named = 0
     for s in analysis.sources:
         if verbose:
@@ -224,6 +230,10 @@ def judge_lines(j: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def _duplicates_line(n: int) -> str:
+    return f"{n} duplicate{'s' if n != 1 else ''} merged (the same trace read more than once is counted once)"
+
+
 def _fit_line(fit: Fit) -> str:
     # say plainly when the weights were not fitted to this agent's labels
     parts = ["signal weights: learned" if fit.method == "learned" else
@@ -281,6 +291,8 @@ def markdown(analysis: Analysis) -> str:
     rate = f" ({_pct(c['failure'] / decided)} of decided traces)" if decided else ""
     out.append(f"{c['total']} traces: **{c['failure']} failed**{rate}, {c['success']} succeeded, "
                f"{c['unknown']} unknown; {c['skipped']} records skipped.")
+    if analysis.duplicates:
+        out += ["", _duplicates_line(analysis.duplicates) + "."]
     out.append("")
     out.append(_fit_line(analysis.fit) + ".")
     out.append("")

@@ -92,10 +92,16 @@ class TraceView:
 
 
 def view_of(trace: Trace) -> TraceView:
-    """The columns of a trace's messages (the reader's own when it built them from raw records)."""
+    """The columns of a trace's messages (the reader's own when it built them from raw records).
+    Built once per trace: the stream reads them to tell repeats apart, analysis to detect signals."""
     view = getattr(trace, "view", None)
     if view is not None:
         return view  # type: ignore[no-any-return]
+    view = trace.__dict__["view"] = _columns(trace)  # a frozen trace's messages never change
+    return view
+
+
+def _columns(trace: Trace) -> TraceView:
     roles: list[str] = []
     texts: list[str] = []
     calls: list[Call] = []

@@ -2,8 +2,18 @@
 
 Owns: walking the given paths (directories recursively, in sorted order; hidden directories and
 files skipped; symlink loops cut), choosing a reader per file (`formats.choose`, or the one forced
-with `format=`), keeping one `SourceReport` per file, making trace ids unique across the stream, and
-turning every problem with a file into a counted, reported skip.
+with `format=`), keeping one `SourceReport` per file, reading one trace once, making trace ids unique
+across the stream, and turning every problem with a file into a counted, reported skip.
+
+One trace once: the same run is often logged twice (a "failed runs" export beside the full one, an
+overlapping re-export). A trace whose content (`identity`: its messages as analysis reads them, its
+explicit labels and its start time; not its id, file or metadata) was already read is not yielded
+again: it is counted in `duplicates` and its source is kept in `repeats`, beside the first one's.
+Only a 16-byte digest per trace is kept, never the trace.
+
+Ids: a record's own id is kept as given; only a later trace whose id an earlier one already has gets
+a new one (`unique_id`: the file stem in front, then a counter), so the names are the same on every
+run over the same input.
 
 Must never: let a traceback out for anything a file contains (binary data, bad encodings, truncated
 gzip, absurd nesting, huge lines, unreadable files: each becomes a skip with file:line and reason),
@@ -18,18 +28,21 @@ README, and the run should say so without calling it a failure.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+import orjson
 
 from selfimprove.errors import SelfImproveError
 from selfimprove.traces.formats import _fields, _io, _messages
 from selfimprove.traces.formats._io import SourceReport
-from selfimprove.traces.model import Trace
+from selfimprove.traces.model import Trace, view_of
 
 if TYPE_CHECKING:
     from selfimprove.traces.formats import Reader
@@ -107,7 +120,12 @@ class TraceStream:
     SourceReport per file seen so far and `skipped` the number of skipped records/files.
 
     `total_bytes` is the on-disk size of all files, for a progress bar fed by `progress(n)` calls
-    (n = bytes newly consumed). Iterating again re-reads the files."""
+    (n = bytes newly consumed). Iterating again re-reads the files.
+
+    `duplicates` counts the traces not yielded because an identical one was (see the module
+    docstring); `repeats` maps the position of a yielded trace (0, 1, … in yield order) to the
+    sources of its repeats, and `also` the same by trace id. A source report's `traces` counts every
+    trace its file held, repeats included."""
 
     def __init__(self, paths: Sequence[Path], *, format: str = "auto", strict: bool = False,
                  progress: Callable[[int], None] | None = None, shard: tuple[int, int] | None = None,
@@ -126,6 +144,10 @@ class TraceStream:
         self.views = views
         self.files = list_files(paths)
         self.sources: list[SourceReport] = []
+        self.duplicates = 0
+        self.repeats: dict[int, list[str]] = {}
+        self._first: dict[bytes, int] = {}  # identity → position of the trace yielded with it
+        self._ids: list[str] = []  # id of each yielded trace, by position
         self._plan = [self._span(i, p) for i, (p, _, _) in enumerate(self.files)]
         self.total_bytes = sum(end - start for span in self._plan if span for start, end in [span])
 
@@ -137,8 +159,21 @@ class TraceStream:
     def traces(self) -> int:
         return sum(s.traces for s in self.sources)
 
+    @property
+    def also(self) -> dict[str, tuple[str, ...]]:
+        """The sources of each repeated trace's repeats, by the id it was yielded with."""
+        return {self._ids[n]: tuple(sources) for n, sources in self.repeats.items()}
+
+    def identities(self) -> list[bytes]:
+        """The identity of each yielded trace, in yield order (for merging shards)."""
+        return list(self._first)
+
     def __iter__(self) -> Iterator[Trace]:
         self.sources = []
+        self.duplicates = 0
+        self.repeats = {}
+        first = self._first = {}
+        ids = self._ids = []
         seen_ids: set[str] = set()
         for (path, display, explicit), span in zip(self.files, self._plan, strict=True):
             if span is None:
@@ -146,9 +181,22 @@ class TraceStream:
             report = SourceReport(path=display, strict=self.strict)
             self.sources.append(report)
             whole = span == (0, _io.file_size(path))
+            stem = _fields.file_stem(path)
             for trace in self._read_file(path, report, explicit, None if whole else span):
-                trace = _unique(trace, seen_ids, path)
                 report.traces += 1
+                key = identity(trace)
+                earlier = first.get(key)
+                if earlier is not None:
+                    self.duplicates += 1
+                    self.repeats.setdefault(earlier, []).append(trace.source)
+                    continue
+                first[key] = len(ids)
+                if self.shard is None:  # a shard's ids are made unique where the shards are merged
+                    given = trace.id
+                    new_id = unique_id(given, seen_ids, stem)
+                    if new_id != given:
+                        trace = replace(trace, id=new_id)
+                ids.append(trace.id)
                 yield trace
 
     def _span(self, index: int, path: Path) -> tuple[int, int] | None:
@@ -349,19 +397,35 @@ def _splittable(path: Path) -> bool:
         "sessionId" not in record and _messages.find_message_list(record) is not None
 
 
-def _unique(trace: Trace, seen: set[str], path: Path) -> Trace:
-    if trace.id not in seen:
-        seen.add(trace.id)
-        return trace
-    from dataclasses import replace
-
-    candidate = f"{_fields.file_stem(path)}:{trace.id}"
+def unique_id(given: str, seen: set[str], stem: str) -> str:
+    """`given` when no earlier trace has that id, else `stem:given`, else `given~2`, `given~3`, …
+    (stem: the file's name without its extensions). `seen` gets the id chosen."""
+    if given not in seen:
+        seen.add(given)
+        return given
+    candidate = f"{stem}:{given}"
     n = 2
     while candidate in seen:
-        candidate = f"{trace.id}~{n}"
+        candidate = f"{given}~{n}"
         n += 1
     seen.add(candidate)
-    return replace(trace, id=candidate)
+    return candidate
+
+
+def identity(trace: Trace) -> bytes:
+    """What makes two traces the same run, whatever file, reader or id they came with: the messages
+    as analysis reads them (roles, texts, tool calls and results), the explicit labels and the start
+    time, as a 16-byte digest."""
+    view = view_of(trace)
+    # the texts joined (a unit separator between them: no chat text holds one) and the rest as JSON;
+    # tool results' texts are among the texts, their error flags are added
+    digest = hashlib.sha1("\x1f".join(view.texts).encode("utf-8", "surrogatepass"), usedforsecurity=False)
+    rest = (view.roles, view.calls, [r[2] for r in view.results], trace.feedback, trace.started_at)
+    try:
+        digest.update(orjson.dumps(rest, option=orjson.OPT_NON_STR_KEYS))
+    except TypeError:  # what JSON cannot hold (integers beyond 64 bits)
+        digest.update(repr(rest).encode("utf-8", "surrogatepass"))
+    return digest.digest()[:16]  # SHA-1 for speed: telling runs apart needs no collision resistance
 
 
 def read_traces(paths: Sequence[Path], *, format: str = "auto", strict: bool = False,
@@ -373,8 +437,9 @@ def read_traces(paths: Sequence[Path], *, format: str = "auto", strict: bool = F
     `shard=(k, n)` reads only the k-th of n disjoint parts of the input, so that n processes can read
     one input together: big plain JSONL files of one trace per line are split into byte ranges at
     line boundaries, other files are dealt out whole (file i to shard i mod n). Together the shards
-    yield exactly the traces of the unsharded stream, with the same ids and sources (ids are made
-    unique within each shard only).
+    yield the traces of the unsharded stream with the same sources, and also the repeats of a trace
+    read by another shard; their ids are left as read. `analysis.parallel` merges the shards: it
+    drops those repeats and makes the ids unique, as the unsharded stream does.
 
     `views=True` (for analysis) lets readers hand out traces that carry their `TraceView` and build
     their messages only when asked: equal to the others in every field, cheaper to read."""

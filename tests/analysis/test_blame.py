@@ -221,7 +221,7 @@ def test_a_routine_error_is_no_cause_and_a_weak_signal_beats_a_catch_all() -> No
 
 def test_the_report_names_the_responsible_agent_of_multi_agent_logs(run: Callable[..., Any],
                                                                      tmp_path: Path) -> None:
-    steps = [("user", "Find the year Apple first closed above $50."),
+    steps = [("user", "Find the year Apple first closed above ${}."),
              ("Orchestrator (-> WebSurfer)", "Search the stock history on a finance site."),
              ("WebSurfer", "I typed 'apple stock history' into the search box."),
              ("Orchestrator (-> FileSurfer)", "Open the downloaded file."),
@@ -229,7 +229,8 @@ def test_the_report_names_the_responsible_agent_of_multi_agent_logs(run: Callabl
              ("Orchestrator (thought)", "Request satisfied.")]
     log = tmp_path / "team.jsonl"
     log.write_text("".join(json.dumps({"id": f"run-{n}", "outcome": "failure", "messages": [
-        {"role": role, "content": text} for role, text in steps]}) + "\n" for n in range(3)))
+        {"role": role, "content": text.replace("{}", str(50 + n))} for role, text in steps]}) + "\n"
+        for n in range(3)))  # three different runs (identical ones would count once)
     result = run("analyze", str(log), "--outcomes", str(tmp_path / "out.jsonl"), "--json")
     assert result.exit_code == 0, result.stderr
     (pattern,) = json.loads(result.stdout)["patterns"]

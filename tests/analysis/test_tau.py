@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from dataclasses import replace
 from pathlib import Path
@@ -53,3 +54,28 @@ def test_without_rewards_the_score_still_ranks_failures_first_and_learning_helps
         gains.append(after - before)
     assert sum(gains) / len(gains) > 0.01  # measured +0.02 on average
     assert sum(g > 0 for g in gains) >= 6
+
+
+def test_the_shared_folder_reads_each_run_once(shared_traces: Path) -> None:
+    from selfimprove.analysis.pipeline import analyze
+
+    folder = shared_traces / "agentrx/tau_retail"  # 100 runs, and 29 failed runs of which 27 repeat them
+    one = analyze([folder], workers=1)
+    assert one.to_json()["traces"] == {"total": 102, "failure": 29, "success": 73, "unknown": 0, "skipped": 0,
+                                       "duplicates": 27}
+    assert [(Path(s.path).name, s.traces) for s in one.sources] == [("tau_dataset_failed.json", 29),
+                                                                     ("tau_dataset_full.json", 100)]
+    ids = [o.trace_id for o in one.outcomes]
+    # ids as the files give them (task id / trial), none renamed: every repeat was merged
+    assert len(set(ids)) == 102 and all(i == f"{i.split('/')[0]}/{i.split('/')[0]}" for i in ids)
+    assert {"104/104", "105/105"} <= set(ids)
+    full = f"{folder}/tau_dataset_full.json:1"
+    assert len(one.also) == 27 and all(sources == (full,) for sources in one.also.values())
+    for p in one.patterns:  # evidence names each task once
+        tasks = [e["trace_id"] for e in p.examples]
+        assert len(tasks) == len(set(tasks)) and len(p.trace_ids) == len(set(p.trace_ids)) == p.count
+    assert sum(p.count for p in one.patterns) <= 29
+    two = analyze([folder], workers=2)  # each file read by another process
+    assert json.dumps(two.to_json(), sort_keys=True) == json.dumps(one.to_json(), sort_keys=True)
+    assert [o.to_json() for o in two.outcomes] == [o.to_json() for o in one.outcomes]
+    assert dict(two.also) == dict(one.also)

@@ -16,7 +16,8 @@ def test_json_output_is_one_document_per_design(run) -> None:  # type: ignore[no
     assert result.exit_code == 0, result.stderr
     doc = result.json()
     assert doc["schema"] == "selfimprove.analysis/v1"
-    assert doc["traces"] == {"total": 12, "failure": 6, "success": 4, "unknown": 2, "skipped": 0}
+    assert doc["traces"] == {"total": 12, "failure": 6, "success": 4, "unknown": 2, "skipped": 0,
+                             "duplicates": 0}
     assert doc["sources"] == [{"path": "support.jsonl", "format": "openai", "traces": 12, "skipped": 0,
                                "errors": []}]
     assert [p["count"] for p in doc["patterns"]] == [2, 1, 1, 1, 1]
@@ -192,3 +193,25 @@ def test_bad_records_are_named_by_default(run, tmp_path: Path) -> None:  # type:
     assert "  … and 1 more: -v names them, as does --json (sources[].errors)" in lines
     verbose = run("analyze", str(tmp_path), "-v").stdout
     assert f"  skipped {tmp_path}/log6.jsonl:3: " in verbose and "… and" not in verbose
+
+
+def test_the_same_traces_in_two_files_are_counted_once(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    shutil.copy(FIXTURE, logs / "a.jsonl")
+    lines = FIXTURE.read_text(encoding="utf-8").splitlines(keepends=True)
+    (logs / "b.jsonl").write_text("".join(lines[:3]))  # three runs exported again
+    out, md = tmp_path / "o.jsonl", tmp_path / "r.md"
+    result = run("analyze", str(logs), "--outcomes", str(out), "--markdown", str(md))
+    assert result.exit_code == 0, result.stderr
+    report = result.stdout.splitlines()
+    assert report[:2] == [
+        "12 traces: 6 failed (60% of decided), 4 succeeded, 2 unknown; 0 bad records skipped",
+        "3 duplicates merged (the same trace read more than once is counted once)"]
+    assert "3 duplicates merged (the same trace read more than once is counted once)." in md.read_text()
+    outcomes = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(o["trace_id"], o.get("duplicate_sources")) for o in outcomes[:4]] == [
+        ("timeout-1", [f"{logs}/b.jsonl:1"]), ("timeout-2", [f"{logs}/b.jsonl:2"]),
+        ("timeout-3", [f"{logs}/b.jsonl:3"]), ("colour-1", None)]
+    doc = run("analyze", str(logs), "--json").json()
+    assert doc["traces"]["duplicates"] == 3 and [s["traces"] for s in doc["sources"]] == [12, 3]

@@ -73,7 +73,7 @@ def test_offline_proposal_from_the_logs_leaves_the_users_work_alone(run, tmp_pat
     assert trailers[1:3] == [f"Selfimprove-Base: {head}", "Selfimprove-Proposer: offline/tool-error-rule"]
     body = git(repo, "log", "-1", "--format=%b", branch)
     assert "Seen in 8 failing traces (100% of failures)." in body
-    assert "Trace ids: support:t-001, support:t-002, support:t-004" in body
+    assert "Trace ids: t-001, t-002, t-004" in body
     assert f"created {branch}" in result.stdout
     assert f"next: selfimprove eval {branch}" in result.stderr
 

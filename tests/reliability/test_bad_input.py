@@ -16,13 +16,13 @@ from typing import Any
 import pytest
 
 
-def good(i: int) -> str:
+def good(i: int) -> str:  # distinct conversations (an identical one would be read once)
     return (
         json.dumps(
             {
                 "id": f"good-{i:04d}",
                 "messages": [
-                    {"role": "user", "content": "Where is my order 48213?"},
+                    {"role": "user", "content": f"Where is my order {48213 + i}?"},
                     {"role": "assistant", "content": "It ships tomorrow."},
                 ],
             }

@@ -22,8 +22,12 @@ GOOD = {
 }
 
 
+def said(i: int) -> list[dict[str, str]]:  # distinct conversations: an identical one is read once
+    return [{"role": "user", "content": f"hi {i}"}, {"role": "assistant", "content": "yo"}]
+
+
 def good(i: int = 1) -> bytes:
-    return json.dumps({**GOOD, "id": f"good-{i:06d}"}).encode() + b"\n"
+    return json.dumps({**GOOD, "id": f"good-{i:06d}", "messages": said(i)}).encode() + b"\n"
 
 
 def read_one(path: Path, **kw: object) -> tuple[list[str], SourceReport]:
@@ -206,7 +210,7 @@ def test_truncated_json_document(tmp_path: Path) -> None:
 
 def test_big_arrays_are_streamed_with_element_lines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_io, "STREAM_ARRAY_MIN_BYTES", 100)
-    records = [{**GOOD, "id": f"arr-{i:06d}"} for i in range(50)]
+    records = [{**GOOD, "id": f"arr-{i:06d}", "messages": said(i)} for i in range(50)]
     path = tmp_path / "t.json"
     path.write_text(json.dumps(records, indent=2))
     ids, report = read_one(path)
@@ -222,7 +226,8 @@ def test_big_arrays_are_streamed_with_element_lines(tmp_path: Path, monkeypatch:
 
 
 def test_streamed_array_reads_in_small_chunks(tmp_path: Path) -> None:
-    records = [{**GOOD, "id": f"arr-{i:06d}", "pad": "é" * (i * 37 % 300)} for i in range(40)]
+    records = [{**GOOD, "id": f"arr-{i:06d}", "messages": said(i), "pad": "é" * (i * 37 % 300)}
+               for i in range(40)]
     path = tmp_path / "t.json"
     path.write_text(json.dumps(records, indent=1), encoding="utf-8")
     report = SourceReport(path=str(path))
@@ -313,7 +318,7 @@ def test_json_lines_with_records_longer_than_the_sniffed_head(tmp_path: Path) ->
 
 def test_big_gzipped_array_is_streamed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_io, "STREAM_ARRAY_MIN_BYTES", 1000)
-    records = [{**GOOD, "id": f"arr-{i:06d}"} for i in range(200)]
+    records = [{**GOOD, "id": f"arr-{i:06d}", "messages": said(i)} for i in range(200)]
     path = tmp_path / "t.json.gz"
     path.write_bytes(gzip.compress(json.dumps(records, indent=1).encode()))
     calls: list[Path] = []
@@ -329,14 +334,15 @@ def test_kinds_and_roles_of_the_wrong_type_lose_that_message_only(tmp_path: Path
     records = [
         {"id": "openai", "messages": [{"role": "user", "content": "hi"},
                                       {"role": {"name": "x"}, "content": "?"},
-                                      {"role": "assistant", "content": "hello"}]},
+                                      {"role": "assistant", "content": "hello openai"}]},
         {"id": "autogen", "messages": [{"source": "user", "type": "TextMessage", "content": "hi"},
                                        {"source": "agent", "type": ["TextMessage"], "content": "?"},
-                                       {"source": "agent", "type": "TextMessage", "content": "hello"}]},
+                                       {"source": "agent", "type": "TextMessage",
+                                        "content": "hello autogen"}]},
         {"id": "pydantic-ai", "messages": [
             {"kind": "request", "parts": [{"part_kind": "user-prompt", "content": "hi"}]},
             {"kind": "request", "parts": [{"part_kind": {"x": 1}, "content": "?", "outcome": ["failed"]}]},
-            {"kind": "response", "parts": [{"part_kind": "text", "content": "hello"}]}]},
+            {"kind": "response", "parts": [{"part_kind": "text", "content": "hello pydantic-ai"}]}]},
     ]
     path = tmp_path / "odd.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in records))
@@ -345,4 +351,4 @@ def test_kinds_and_roles_of_the_wrong_type_lose_that_message_only(tmp_path: Path
     assert stream.skipped == 0 and [t.id for t in traces] == ["openai", "autogen", "pydantic-ai"]
     for trace in traces:
         spoken = [(m.role, m.content) for m in trace.messages if m.role in ("user", "assistant")]
-        assert spoken == [("user", "hi"), ("assistant", "hello")], trace.id
+        assert spoken == [("user", "hi"), ("assistant", f"hello {trace.id}")], trace.id

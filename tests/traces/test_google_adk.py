@@ -50,7 +50,7 @@ def test_a_python_dump_with_snake_case_parts_and_a_failed_call(tmp_path: Path) -
     path.write_text(json.dumps(session))
     stream = read_traces([path])
     [trace] = list(stream)
-    assert stream.sources[0].format == "google-adk" and trace.id == "session:s-9"
+    assert stream.sources[0].format == "google-adk" and trace.id == "s-9"
     assert trace.started_at is not None and trace.started_at.timestamp() == 1730000000.25
     assert trace.messages == (
         Message("user", "Cancel order 123"),

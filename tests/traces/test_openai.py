@@ -22,7 +22,7 @@ def read(*paths: Path, **kw):  # type: ignore[no-untyped-def]
 
 def test_tau_bench_runs_become_traces_with_their_reward() -> None:
     traces, stream = read(TAU)
-    assert [t.id for t in traces] == ["tau_retail_2:0/0", "tau_retail_2:2/2"]
+    assert [t.id for t in traces] == ["0/0", "2/2"]  # task id / trial, as the file gives them
     assert [t.feedback for t in traces] == [(Feedback("reward", 1.0),), (Feedback("reward", 0.0),)]
     assert all(t.format == "openai" for t in traces)
     assert traces[0].source == f"{TAU}:1"
@@ -67,7 +67,7 @@ def test_same_records_as_jsonl_and_gzip_give_the_same_traces(tmp_path: Path) -> 
     assert [t.messages for t in from_jsonl] == [t.messages for t in from_array]
     assert [t.messages for t in from_gz] == [t.messages for t in from_array]
     assert [t.source for t in from_jsonl] == [f"{jsonl}:1", f"{jsonl}:2"]
-    assert [t.id for t in from_gz] == ["runs2:0/0", "runs2:2/2"]
+    assert [t.id for t in from_gz] == ["0/0", "2/2"]
     assert stream.sources[0].format == "openai"
 
 

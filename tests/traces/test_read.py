@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -84,12 +85,65 @@ def test_missing_path_and_unknown_format_are_errors(tmp_path: Path) -> None:
         read_traces([tmp_path], format="csv")
 
 
-def test_duplicate_ids_are_made_unique(tmp_path: Path) -> None:
-    (tmp_path / "one.jsonl").write_text(chat(1) + "\n" + chat(1) + "\n")
-    (tmp_path / "two.jsonl").write_text(chat(1) + "\n")
+def said(id: str, text: str, **fields: object) -> str:
+    return json.dumps({"id": id, "messages": [{"role": "user", "content": text},
+                                               {"role": "assistant", "content": "ok"}], **fields})
+
+
+def test_ids_are_kept_as_given_and_only_collisions_renamed(tmp_path: Path) -> None:
+    # short, number-like ids are the user's ids too: unique ones stay exactly as written
+    (tmp_path / "r.jsonl").write_text("".join(said(f"run-{i}", f"question {i}") + "\n" for i in range(12)))
+    (tmp_path / "s.jsonl").write_text(said("run-3", "another question") + "\n"
+                                      + said("run-3", "and another") + "\n"
+                                      + json.dumps({"task_id": 7, "messages": [{"role": "user",
+                                                                                 "content": "x"}]})
+                                      + "\n")
+    (tmp_path / "t.jsonl").write_text(said("r:run-3", "a third") + "\n")
     ids = [t.id for t in read_traces([tmp_path])]
-    assert ids == ["conv-000001", "one:conv-000001", "two:conv-000001"]
-    assert len(set(ids)) == 3
+    assert ids == [f"run-{i}" for i in range(12)] + ["s:run-3", "run-3~2", "7", "r:run-3"]
+    assert [t.id for t in read_traces([tmp_path])] == ids  # the same names on every run
+
+
+def test_the_same_trace_in_several_files_is_read_once(tmp_path: Path) -> None:
+    run = {"task_id": 2, "trial": 0, "reward": 0.0,
+           "traj": [{"role": "user", "content": "cancel #W1"}, {"role": "assistant", "content": "done"}]}
+    other = {**run, "task_id": 3, "traj": [{"role": "user", "content": "return #W2"}]}
+    (tmp_path / "all.json").write_text(json.dumps([run, other]))
+    # the failed runs again, with another id and extra fields: the same messages and labels
+    (tmp_path / "failed.jsonl").write_text(json.dumps({**run, "task_id": "t-2", "note": "x"}) + "\n"
+                                           + json.dumps({**run, "reward": 1.0}) + "\n")
+    stream = read_traces([tmp_path])
+    traces = list(stream)
+    assert [(t.id, t.source) for t in traces] == [
+        ("2/0", f"{tmp_path}/all.json:1"), ("3/0", f"{tmp_path}/all.json:1"),
+        ("failed:2/0", f"{tmp_path}/failed.jsonl:2")]  # another label: another trace
+    assert stream.duplicates == 1 and stream.also == {"2/0": (f"{tmp_path}/failed.jsonl:1",)}
+    assert [(s.path.rsplit("/", 1)[1], s.traces) for s in stream.sources] == [("all.json", 2),
+                                                                              ("failed.jsonl", 2)]
+    # a start time is part of what a trace is: the same words at another time are another run
+    (tmp_path / "failed.jsonl").write_text(json.dumps({**run, "timestamp": "2025-01-01T10:00:00Z"}) + "\n")
+    again = read_traces([tmp_path])
+    assert len(list(again)) == 3 and again.duplicates == 0
+
+
+def test_identity_is_the_content_whichever_reader_built_the_trace(tmp_path: Path) -> None:
+    from selfimprove.traces.read import identity
+
+    messages = [{"role": "user", "content": "where is #W1?"},
+                {"role": "assistant", "content": None, "tool_calls": [
+                    {"id": "c1", "type": "function",
+                     "function": {"name": "find", "arguments": "{\"id\": 1}"}}]},
+                {"role": "tool", "tool_call_id": "c1", "content": "Error: not found"}]
+    plain = {"id": "a", "messages": messages, "score": 0.2}
+    general = {"id": "b", "messages": messages, "score": 0.2, "system": None}  # takes the general path
+    path = tmp_path / "t.jsonl"
+    path.write_text(json.dumps(plain) + "\n" + json.dumps(general) + "\n")
+    fast, = read_traces([path], views=True)  # the second is the first again
+    slow = list(read_traces([path]))
+    assert identity(fast) == identity(slow[0]) and len(identity(fast)) == 16
+    assert identity(replace(slow[0], feedback=())) != identity(slow[0])
+    changed = replace(slow[0], messages=slow[0].messages[:2])
+    assert identity(changed) != identity(slow[0])
 
 
 def test_forced_format_reads_what_sniffing_would_not(tmp_path: Path) -> None:
@@ -106,7 +160,7 @@ def test_progress_reports_every_byte(tmp_path: Path) -> None:
     (tmp_path / "README.md").write_text("hi")
     seen: list[int] = []
     stream = read_traces([tmp_path], progress=seen.append)
-    assert sum(1 for _ in stream) == 600
+    assert sum(1 for _ in stream) == 200 and stream.duplicates == 400  # three copies of each trace
     assert sum(seen) == stream.total_bytes == sum(p.stat().st_size for p in tmp_path.iterdir())
 
 

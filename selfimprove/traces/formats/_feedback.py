@@ -4,8 +4,17 @@ Owns: reading an outcome value of any common shape (`feedback_from_value`), find
 fields of a record (`feedback_from_record`, `OUTCOME_KEYS`), and the pass/fail words of labels
 (`verdict_of`).
 
+Where a record keeps its label varies by harness: at its top level or under `metadata`/`info`
+(read first), or nested in a result object (`{"reward_info": {"reward": 0.0}}`, `{"report":
+{"resolved": true}}`, `{"metrics": {"is_correct": false}}`). When the top level says nothing
+decisive, the record's objects are searched breadth-first to `NESTED_DEPTH` levels and the shallowest
+labels win, under names that say "this run passed" and nothing else (`NESTED_KEYS`).
+
 Must never: judge outcomes (a reward is copied as a reward; deciding that 0 means failure is
-`analysis`' job).
+`analysis`' job), or take a field of a message, a tool call's arguments, the task's input or its
+expected answer for a label: the nested search never enters lists (messages and tool calls live in
+lists), message-like or call-like objects, or objects under input/expected-answer names
+(`_NOT_RESULTS`), and takes only scalar values (a test list named `success` is not a verdict).
 """
 
 from __future__ import annotations
@@ -14,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from selfimprove.traces.formats._fields import _is_map
-from selfimprove.traces.formats._messages import _opt_str
+from selfimprove.traces.formats._messages import _opt_str, is_message_like
 from selfimprove.traces.model import Feedback
 
 _PASS_WORDS = {"pass", "passed", "success", "successful", "succeeded", "correct", "c", "yes", "true", "good",
@@ -146,7 +155,90 @@ _OUTCOME_KEY_SET = frozenset(OUTCOME_KEYS)
 def feedback_from_record(record: Mapping[str, Any],
                          keys: Sequence[str] = OUTCOME_KEYS) -> tuple[Feedback, ...]:
     """Every outcome field a record carries at its top level (and under `metadata`/`info`), in the
-    Feedback vocabulary. `result`/`outcome` strings such as "failure" become labels with a verdict."""
+    Feedback vocabulary. `result`/`outcome` strings such as "failure" become labels with a verdict.
+    With the default keys, a record whose top level says nothing decisive is searched for nested
+    labels (`nested_feedback`)."""
+    found = _top_feedback(record, keys)
+    if keys is OUTCOME_KEYS and not any(_decisive(f) for f in found):
+        nested = nested_feedback(record)
+        if nested:
+            return found + nested
+    return found
+
+
+def _decisive(fb: Feedback) -> bool:
+    """A label that says pass or fail (a status "ok" or an error says only that the run ran or crashed)."""
+    return fb.kind in ("reward", "score", "success", "thumbs") or fb.passed is not None
+
+
+# Names that, nested in a run's record, only ever state its verdict. Broader names (`label`, `result`,
+# `status`, `error`, `rating`) are read at the top level only: nested, they are as often a dataset's
+# gold answer, a tool's state or a sub-step's error.
+NESTED_KEYS = ("reward", "score", "success", "passed", "resolved", "is_correct", "correct", "is_success",
+               "is_resolved", "solved")
+NESTED_DEPTH = 3  # levels of objects below the record that are searched
+# Objects that hold a run's input, its settings or its expected answer, never its result.
+_NOT_RESULTS = frozenset({
+    "doc", "input", "inputs", "example", "task", "question", "prompt", "arguments", "args", "kwargs",
+    "params", "parameters", "config", "configuration", "settings", "request", "tool_input", "tools",
+    "function", "state", "env", "environment", "user", "user_scenario", "initial_state",
+    "evaluation_criteria", "expected", "expected_output", "target", "targets", "gold", "reference",
+    "references", "ground_truth", "answer", "solution", "instance", "item", "sample_input"})
+_CALL_KEYS = ("arguments", "args", "kwargs", "input", "parameters")
+
+
+def nested_feedback(record: Mapping[str, Any]) -> tuple[Feedback, ...]:
+    """Labels nested in a record's objects: breadth-first, the shallowest level that has any wins."""
+    level: list[Mapping[str, Any]] = [record]
+    for _ in range(NESTED_DEPTH):
+        out: list[Feedback] = []
+        deeper: list[Mapping[str, Any]] = []
+        for container in level:
+            for key, value in container.items():
+                if key in _NOT_RESULTS or not _is_map(value):
+                    continue
+                labelled = not value.keys().isdisjoint(_NESTED_SET)
+                parent = False
+                for inner in value.values():
+                    if _is_map(inner):
+                        parent = True
+                        break
+                if not (labelled or parent) or _opaque(value):
+                    continue
+                if labelled:
+                    out.extend(_labels_in(value))
+                if parent:
+                    deeper.append(value)
+        if out or not deeper:
+            return tuple(out)
+        level = deeper
+    return ()
+
+
+_NESTED_SET = frozenset(NESTED_KEYS)
+
+
+def _opaque(value: Mapping[str, Any]) -> bool:
+    """A message or a tool call: its fields belong to one step of the run, not to the run."""
+    return is_message_like(value) or ("name" in value and any(k in value for k in _CALL_KEYS))
+
+
+def _labels_in(container: Mapping[str, Any]) -> list[Feedback]:
+    out: list[Feedback] = []
+    for key in NESTED_KEYS:
+        value = container.get(key)
+        if value is None or isinstance(value, bool):
+            pass
+        elif isinstance(value, int | float):
+            if key == "score" and not 0.0 <= value <= 1.0:
+                continue  # a score on an unknown scale (a grade out of 10) says no verdict
+        elif not (isinstance(value, str) and verdict_of(value) is not None):
+            continue  # lists (test names under `success`), objects, free text
+        out.extend(feedback_from_value(key, value))
+    return out
+
+
+def _top_feedback(record: Mapping[str, Any], keys: Sequence[str]) -> tuple[Feedback, ...]:
     out: list[Feedback] = []
     seen: set[str] = set()
     containers: list[Mapping[str, Any]] = [record]

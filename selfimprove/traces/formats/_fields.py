@@ -17,8 +17,13 @@ from typing import Any, TypeGuard
 
 
 def _is_map(value: Any) -> TypeGuard[Mapping[str, Any]]:
-    """isinstance(value, Mapping), fast for the dicts JSON parsing produces."""
-    return value.__class__ is dict or isinstance(value, Mapping)
+    """isinstance(value, Mapping), fast for what JSON parsing produces (the ABC check is slow, and
+    absent keys, strings and lists are asked about far more often than other mappings)."""
+    kind = value.__class__
+    return kind is dict or (kind not in _NOT_MAPS and isinstance(value, Mapping))
+
+
+_NOT_MAPS = frozenset({type(None), str, int, float, bool, list})
 
 
 # --------------------------------------------------------------------------------------------------
@@ -83,19 +88,20 @@ def first_time(record: Mapping[str, Any], keys: Iterable[str] = TIME_KEYS) -> da
 # Ids and metadata
 
 ID_KEYS = ("id", "trace_id", "traceId", "session_id", "sessionId", "conversation_id", "conversationId",
-           "thread_id", "run_id", "uuid", "sample_id", "instance_id", "task_id", "example_id", "episode_id")
+           "thread_id", "run_id", "uuid", "sample_id", "instance_id", "task_id", "example_id", "episode_id",
+           "doc_id")
 
 
-def record_id(record: Mapping[str, Any], stem: str, index: int, keys: Sequence[str] = ID_KEYS) -> str:
-    """A stable id: the record's own id field when it has one (prefixed with the file stem when it is
-    a short number-like id that other files reuse, e.g. tau-bench task ids), else stem + index."""
+def record_id(record: Mapping[str, Any], stem: str, index: int | str, keys: Sequence[str] = ID_KEYS) -> str:
+    """A stable id: the record's own id field as given when it has one (with its trial or epoch, so
+    the repeats of one task differ), else stem + index. Ids that collide in the input (task ids other
+    files reuse) are told apart by the stream that reads them all (`read.TraceStream`), so an id that
+    is unique stays exactly what the user wrote."""
     for key in keys:
         value = record.get(key)
         if value is None or isinstance(value, bool | Mapping | list) or value == "":
             continue
         text = str(value)
-        if isinstance(value, int | float) or len(text) < 6:
-            text = f"{stem}:{text}"
         for sub in ("trial", "epoch", "attempt", "run", "repeat"):
             extra = record.get(sub)
             if isinstance(extra, int | str) and not isinstance(extra, bool) and extra != "":

@@ -427,7 +427,7 @@ def _fast_message(raw: dict[str, Any], names: dict[str, str] | None = None) -> M
     if content is None:
         refusal = raw.get("refusal")
         content = refusal if refusal.__class__ is str else ""
-    call_id = raw.get("tool_call_id") or None
+    call_id = raw.get("tool_call_id") or (raw.get("id") or None if std == "tool" else None)
     if call_id is not None and call_id.__class__ is not str:
         call_id = str(call_id)
     name = raw.get("name") or None
@@ -473,7 +473,7 @@ def fast_view(raw: list[Any]) -> TraceView | None:
         roles.append(std)
         texts.append(content)
         if std == "tool":
-            result_id = item.get("tool_call_id") or None
+            result_id = item.get("tool_call_id") or item.get("id") or None
             if result_id is not None and result_id.__class__ is not str:
                 result_id = str(result_id)
             tool = item.get("name") or None
@@ -581,7 +581,8 @@ def convert_message(raw: Any) -> list[Message]:
     text = text_of(content)
     if not text and isinstance(data.get("refusal"), str):
         text = data["refusal"]
-    tool_call_id = _opt_str(data.get("tool_call_id") or data.get("toolCallId") or data.get("tool_use_id"))
+    tool_call_id = _opt_str(data.get("tool_call_id") or data.get("toolCallId") or data.get("tool_use_id")
+                            or (data.get("id") if role == "tool" else None))  # tau2-bench names the call `id`
     if tool_call_id is None and isinstance(data.get("tool_call_ids"), list) and data["tool_call_ids"]:
         tool_call_id = _opt_str(data["tool_call_ids"][0])
     is_error = role == "tool" and _is_error_flag(data)

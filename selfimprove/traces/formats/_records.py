@@ -2,9 +2,11 @@
 
 Owns: one record → one `Trace` (`trace_from_record`), the per-record guard that turns a failure
 into a counted skip (`guarded`), one-message-per-line files grouped into conversations
-(`group_lines`), HTTP recordings (`traces_from_interactions`), and reading a whole record file of
-any of these shapes (`read_record_file`). Traces are built with `_messages`' fast-path `_make_trace`,
-imported here by name (a test that swaps it patches `_records._make_trace`).
+(`group_lines`), HTTP recordings (`traces_from_interactions`), results documents (one object with a
+run's metadata and its episodes under a key of its own, `results_of`: each episode is read as a
+record), and reading a whole record file of any of these shapes (`read_record_file`). Traces are
+built with `_messages`' fast-path `_make_trace`, imported here by name (a test that swaps it patches
+`_records._make_trace`).
 
 Must never: let one bad record fail the file (it is skipped and counted, with its line), or hold
 more than `MAX_OPEN_GROUPS` conversations open at once.
@@ -60,7 +62,7 @@ _NOT_METADATA = frozenset(ID_KEYS[:1] + OUTCOME_KEYS + _PROMPT_KEYS + _ANSWER_KE
                           ("system", "system_prompt", "instructions"))
 
 
-def trace_from_record(record: Any, *, source: str, stem: str, index: int, fmt: str,
+def trace_from_record(record: Any, *, source: str, stem: str, index: int | str, fmt: str,
                       report: SourceReport, line: int | None) -> Any:
     """One record → one Trace, or None after deferring it (no messages in it)."""
 
@@ -73,6 +75,9 @@ def trace_from_record(record: Any, *, source: str, stem: str, index: int, fmt: s
         return None
     conv = conversation_of(record)
     if conv is None:
+        episodes = results_of(record)
+        if episodes is not None:
+            return Episodes(episodes[0], episodes[1], scalar_metadata(record, skip=_NOT_METADATA))
         report.defer(line, "no messages")
         return None
     key, raw = conv
@@ -87,13 +92,51 @@ def trace_from_record(record: Any, *, source: str, stem: str, index: int, fmt: s
                        first_time(record) or _first_message_time(raw), prompt_version_of(record), meta, fmt)
 
 
+@dataclass(frozen=True)
+class Episodes:
+    """What `trace_from_record` returns for a results document: its episodes, for the file reader to
+    read one by one as records, and the document's own scalar fields (model, run id, timestamp), kept
+    in each episode's metadata where the episode has no field of that name."""
+
+    key: str
+    items: list[Any]
+    run: dict[str, Any]
+
+
+EPISODE_SHARE = 0.6  # of a list's first items that must hold a conversation for it to be the episodes
+
+
+def results_of(record: Mapping[str, Any], depth: int = 0) -> tuple[str, list[Any]] | None:
+    """The episodes of a results document (`{"model": …, "config": {…}, "simulations": [{…,
+    "messages": [...]}]}`, any key name): of the record's lists of objects that are not messages
+    themselves, the one whose first items most often hold a conversation; also one object deeper
+    (`{"data": {"runs": [...]}}`). None for anything else."""
+    best: tuple[str, list[Any]] | None = None
+    best_share = 0.0
+    for key, value in record.items():
+        if isinstance(value, list) and value and _is_map(value[0]) and not is_message_like(value[0]):
+            sample = value[:8]
+            hits = sum(1 for item in sample if _is_map(item) and not is_message_like(item)
+                       and conversation_of(item) is not None)
+            share = hits / len(sample)
+            if share >= EPISODE_SHARE and share > best_share:
+                best, best_share = (str(key), value), share
+    if best is None and depth == 0:
+        for key, value in record.items():
+            if _is_map(value):
+                inner = results_of(value, 1)
+                if inner is not None:
+                    return f"{key}.{inner[0]}", inner[1]
+    return best
+
+
 # Record fields that would make `conversation_of` add to the `messages` list (a system prompt kept
 # beside it, a response) or find it elsewhere: a record with one of them takes the general path.
 _NOT_PLAIN = frozenset(("system", "system_prompt", "instructions", "choices", "interactions")
                        + _RESPONSE_KEYS)
 
 
-def raw_trace(record: Any, *, source: str, stem: str, index: int, fmt: str) -> RawTrace | None:
+def raw_trace(record: Any, *, source: str, stem: str, index: int | str, fmt: str) -> RawTrace | None:
     """The fast lane of `trace_from_record` for plain chat records ({"messages": [...]} of OpenAI
     messages, the bulk of big logs): a trace that carries its `TraceView` and builds its messages
     only when asked, equal in every field to the one `trace_from_record` builds. None when the record
@@ -309,6 +352,11 @@ def read_record_file(path: Path, report: SourceReport, fmt: str) -> Iterator[Any
         build = partial(trace_from_record, record, source=label, stem=stem, index=line if jsonl else index,
                         fmt=fmt, report=report, line=line)
         trace = guarded(report, line, build)
+        if isinstance(trace, Episodes):  # the document is not a record of its own: its episodes are
+            yield from _episode_traces(trace, source=label, stem=stem, first=None if jsonl else index,
+                                       fmt=fmt, report=report, line=line)
+            index += len(trace.items)
+            continue
         index += 1
         if trace is not None:
             yield trace
@@ -316,6 +364,27 @@ def read_record_file(path: Path, report: SourceReport, fmt: str) -> Iterator[Any
         trace = guarded(report, bare_line, lambda: _bare_trace(bare, report, fmt, stem, bare_line))
         if trace is not None:
             yield trace
+
+
+def _episode_traces(doc: Episodes, *, source: str, stem: str, first: int | None, fmt: str,
+                    report: SourceReport, line: int) -> Iterator[Any]:
+    """The traces of a results document's episodes, each read as a record; the document's own fields
+    fill in what an episode's metadata lacks. Episodes without an id field are named by their index
+    among the file's records (`first` + n), or in JSON Lines by `line.n` (stable when a file is read
+    in shards)."""
+    for n, episode in enumerate(doc.items):
+        index: int | str = f"{line}.{n}" if first is None else first + n
+        found = guarded(report, line, partial(trace_from_record, episode, source=source, stem=stem,
+                                              index=index, fmt=fmt, report=report, line=line))
+        if isinstance(found, Episodes):  # a document inside an episode is not an episode
+            report.defer(line, f"no messages in an item of '{doc.key}'")
+        elif found is not None:
+            meta = found.metadata
+            if isinstance(meta, dict):  # built for this trace alone
+                for key, value in doc.run.items():
+                    meta.setdefault(key, value)
+                meta["episodes_key"] = doc.key
+            yield found
 
 
 def _bare_trace(raw: list[Any], report: SourceReport, fmt: str, stem: str, line: int) -> Any:
@@ -355,7 +424,7 @@ def _per_line_traces(path: Path, report: SourceReport, fmt: str,
             for r in records:
                 feedback.extend(feedback_from_record(r, [k for k in OUTCOME_KEYS if k != "status"]))
             meta: dict[str, Any] = {"messages_key": "lines"}
-            return Trace(id=key if key and len(key) >= 6 else f"{stem}:{key or n}",
+            return Trace(id=key or f"{stem}:{n}",
                          source=f"{report.path}:{line}", messages=messages, feedback=tuple(feedback),
                          started_at=_first_message_time(records), prompt_version=next(
                              (v for v in map(prompt_version_of, records) if v), None),
