@@ -26,6 +26,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from selfimprove.analysis.signals import Signal, excerpt, first_line
@@ -180,16 +181,9 @@ def _coordinating(role: str) -> bool:
     return "(" in role or _COORDINATOR.search(role) is not None
 
 
-_WRITES: dict[str, bool] = {}
-
-
+@lru_cache(maxsize=4096)  # tool names repeat
 def _changes_state(name: str) -> bool:
-    known = _WRITES.get(name)
-    if known is None:
-        known = _WRITE_VERB.search(name) is not None
-        if len(_WRITES) < 4096:  # tool names repeat; a bounded memo
-            _WRITES[name] = known
-    return known
+    return _WRITE_VERB.search(name) is not None
 
 
 def _unconfirmed_action(view: TraceView) -> tuple[int, str] | None:

@@ -25,6 +25,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from rapidfuzz import fuzz
@@ -332,16 +333,9 @@ _ESCALATE_WORDS = ("human", "person", "manager", "supervisor", "representative",
                    "escalat", "transfer", "hand", "team", "specialist", "support")
 
 
-_escalating_names: dict[str, bool] = {}
-
-
+@lru_cache(maxsize=4096)  # tool names repeat
 def _escalating_tool(name: str) -> bool:
-    known = _escalating_names.get(name)
-    if known is None:
-        known = _ESCALATE_TOOL.search(name) is not None
-        if len(_escalating_names) < 4096:  # tool names repeat; a bounded memo
-            _escalating_names[name] = known
-    return known
+    return _ESCALATE_TOOL.search(name) is not None
 
 
 @detector("escalation")

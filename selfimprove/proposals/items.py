@@ -138,19 +138,17 @@ def _rule_lines(old: str, text: str) -> list[str]:
 def changes(before: str, after: str) -> tuple[list[Item], list[Item]]:
     """(items added, items removed or rewritten) from `before` to `after`, by their text."""
     old, new = items(before), items(after)
-    left = Counter(it.id.split("-")[0] for it in old)
-    right = Counter(it.id.split("-")[0] for it in new)
-    added, removed = [], []
-    for it in new:
+    return _unmatched(new, old), _unmatched(old, new)
+
+
+def _unmatched(these: Sequence[Item], others: Sequence[Item]) -> list[Item]:
+    """The items of `these` with no counterpart among `others` (same text id; repeats counted)."""
+    left = Counter(it.id.split("-")[0] for it in others)
+    out: list[Item] = []
+    for it in these:
         key = it.id.split("-")[0]
         if left[key] > 0:
             left[key] -= 1
         else:
-            added.append(it)
-    for it in old:
-        key = it.id.split("-")[0]
-        if right[key] > 0:
-            right[key] -= 1
-        else:
-            removed.append(it)
-    return added, removed
+            out.append(it)
+    return out
