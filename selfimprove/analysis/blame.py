@@ -54,6 +54,11 @@ def agent_of(role: str, name: str | None = None) -> str:
     """The speaker as the log names it: its name when given, else its role without annotations."""
     if name and role not in ("tool", "system"):
         return name
+    return _bare(role)
+
+
+@lru_cache(maxsize=4096)  # roles repeat
+def _bare(role: str) -> str:
     return _ANNOTATION.sub("", role).strip() or role
 
 
@@ -91,7 +96,7 @@ def blame(view: TraceView, found: Sequence[Signal] = (), names: Sequence[str | N
           ) -> Blame | None:
     """The earliest decisive anomaly of a failed trace, as (agent, step, reason); None without agents."""
     roles, texts = view.roles, view.texts
-    if not any(is_agent(r) for r in roles):
+    if _NOT_AGENTS.issuperset(roles):  # no agent spoke
         return None
 
     def who(i: int) -> str:
@@ -108,16 +113,32 @@ def blame(view: TraceView, found: Sequence[Signal] = (), names: Sequence[str | N
         found_at.append(action)
     if found_at:
         step, reason = min(found_at, key=lambda t: t[0])
-        return Blame(who(step), step, reason)
+        return _shared(who(step), step, reason)
     symptom = min((s for s in found if s.name in SYMPTOMS and s.message_index is not None),
                   key=lambda s: s.message_index or 0, default=None)
     if symptom is not None and symptom.message_index is not None:
         at_symptom = symptom.message_index
         at = _agent_before(roles, at_symptom + (0 if roles[at_symptom] == "user" else 1))
         if at is not None:
-            return Blame(who(at), at, f"the agent output the first {symptom.name.replace('_', ' ')} follows")
+            what = symptom.name.replace("_", " ")
+            return _shared(who(at), at, f"the agent output the first {what} follows")
     at = _agent_before(roles, len(roles))
-    return Blame(who(at), at, "the last agent output before the failure") if at is not None else None
+    return _shared(who(at), at, "the last agent output before the failure") if at is not None else None
+
+
+_blames: dict[tuple[str, int, str], Blame] = {}
+
+
+def _shared(agent: str, step: int, reason: str) -> Blame:
+    """One object per distinct blame (they repeat across the runs of one agent): less to keep and to
+    send back from analysis workers. Bounded."""
+    key = (agent, step, reason)
+    found = _blames.get(key)
+    if found is None:
+        found = Blame(agent, step, reason)
+        if len(_blames) < 10_000:
+            _blames[key] = found
+    return found
 
 
 def _agent_before(roles: Sequence[str], end: int) -> int | None:
@@ -194,7 +215,7 @@ def _unconfirmed_action(view: TraceView) -> tuple[int, str] | None:
             continue
         confirmed = False
         for k in range(i - 1, -1, -1):
-            if roles[k] == "user" and texts[k].strip():
+            if roles[k] == "user" and texts[k] and not texts[k].isspace():
                 confirmed = _AFFIRM.search(texts[k][:500]) is not None
                 break
         if not confirmed:

@@ -254,8 +254,9 @@ def _group(rows: Iterable[Row], extras: Sequence[Iterable[str]] | None = None,
 def vocabulary(extras: Sequence[Iterable[str]], limit: int = MAX_CONTEXT) -> frozenset[str]:
     """The context features worth a weight: seen in MIN_CONTEXT_SUPPORT labelled traces and not in all."""
     seen: Counter[str] = Counter()
-    for extra in extras:
-        seen.update(set(extra))
+    for extra, n in Counter(tuple(e) for e in extras).items():  # traces share a handful: each counted once
+        for name in set(extra):
+            seen[name] += n
     ranked = sorted((n for n, c in seen.items() if MIN_CONTEXT_SUPPORT <= c < len(extras)),
                     key=lambda n: (-seen[n], n))
     return frozenset(ranked[:limit])
@@ -375,8 +376,14 @@ def fit(rows: Sequence[Row], *, prior: Model = PRIOR_MODEL, extras: Sequence[Ite
                 f"needs {MIN_LABELLED} labelled traces with {MIN_PER_CLASS} of each outcome")
         return Fit("prior", len(rows), n_fail, prior, prior_auc, None, note, rates)
     vocab = vocabulary(extras) if extras is not None else frozenset()
-    keyed = [((_quantise(x), tuple(sorted(n for n in extras[k] if n in vocab)) if extras is not None else ()),
-              labels[k]) for k, (x, _) in enumerate(rows)]  # once per row, not once per row and repeat
+    keys: dict[tuple[Any, ...], Key] = {}  # rows share a handful of (vector, context) pairs: each keyed once
+    keyed = []
+    for k, (x, _) in enumerate(rows):
+        extra = tuple(extras[k]) if extras is not None else ()
+        key = keys.get((x, extra))
+        if key is None:
+            key = keys[(x, extra)] = (_quantise(x), tuple(sorted(n for n in extra if n in vocab)))
+        keyed.append((key, labels[k]))
     settings = [c for c in CONTEXT_L2 if c is None or vocab]
     used = list(range(len(rows)))
     if len(set(keyed)) > MAX_DISTINCT:

@@ -219,7 +219,8 @@ def merge(parts: Sequence[Collected], order: dict[str, int], shards: Sequence[Sh
             continue
         if n in shard.repeats:
             also.setdefault(m, []).extend(shard.repeats[n])
-        kept.append(unique_id(given, seen, file_stem(Path(names.get(place[0], source.rpartition(":")[0])))))
+        stem = file_stem(Path(names.get(place[0], source.rpartition(":")[0]))) if given in seen else ""
+        kept.append(unique_id(given, seen, stem))  # the stem only names a repeated id
         if i >= 0:
             summary = parts[k].summaries[i]
             summary.id = kept[m]

@@ -123,7 +123,7 @@ class Collected:
 def first_user(view: TraceView) -> str:
     texts = view.texts
     for i, role in enumerate(view.roles):
-        if role == "user" and texts[i].strip():
+        if role == "user" and texts[i] and not texts[i].isspace():
             return excerpt(texts[i], 300)
     return ""
 
@@ -195,23 +195,26 @@ def observe(trace: Trace, col: Collected) -> None:
     col.summaries.append(Summary(trace.id, trace.source, label, labels, tuple(found), counts, turns,
                                  last_tool, trace.prompt_version, trace.format,
                                  extra=context_features(view, found, last_tool), blame=blamed))
-    user = first_user(view) if found or label is not None else ""
     if label is not False and (found or label):
+        user: list[str] = []  # the trace's first request, quoted by a key's first examples only
         keys = found + [s for s in labels if s.name == "run_error"]
         if label:  # the key of a labelled failure no signal explains: label and last action
             key = f"explicit_failure|{_label_name(labels)}|{last_tool or ''}"
             keys.append(Signal("explicit_failure", key=key))
         for s in keys:
-            _remember(col, s, index, user)
+            _remember(col, s, index, view, user)
             ev = col.evidence.get(s.key)
             if ev is not None and len(ev.exchanges) < MAX_EXAMPLES_PER_KEY:
                 said = exchange(view, s.message_index)
                 if said is not None:
                     ev.exchanges.append((index, said))
-        for key, args in failed_calls(view, found):  # what the failing calls were given
-            ev = col.evidence.get(key)
-            if ev is not None and len(ev.arguments) < MAX_KEPT and all(a != args for _, a in ev.arguments):
-                ev.arguments.append((index, args))
+        if any(s.name == "tool_error" and (ev := col.evidence.get(s.key)) is not None
+               and len(ev.arguments) < MAX_KEPT for s in found):
+            for key, args in failed_calls(view, found):  # what the failing calls were given
+                ev = col.evidence.get(key)
+                if ev is not None and len(ev.arguments) < MAX_KEPT \
+                        and all(a != args for _, a in ev.arguments):
+                    ev.arguments.append((index, args))
     if (label is False or (label is None and not found)) and len(col.demos) < MAX_DEMO_POOL:
         pair = demonstration_turns(view)  # a request and the answer to it, not the last pleasantry
         steps = call_steps(view) if view.calls else ()  # each tool called right, with its request
@@ -226,6 +229,7 @@ MAX_TOOLS = 12  # tools named per trace in its context features: enough for any 
 _CLAIMS_DONE = re.compile(
     r"\b(?:final\s+answer|successfully|(?:has|have)\s+been\s+(?:\w+ed|done|sent|made)|all\s+set"
     r"|is\s+(?:now\s+)?(?:complete|done)|i(?:'ve|\s+have)\s+(?:completed|finished|done))\b")
+_CLAIMS_WORDS = ("answer", "success", "been", "all set", "complete", "done", "finished")  # one in each match
 _interned: dict[str, str] = {}
 
 
@@ -240,28 +244,41 @@ def claims_done(view: TraceView) -> bool:
     """The agent's last message says the task is done ("successfully", "FINAL ANSWER", ...)."""
     roles, texts = view.roles, view.texts
     for i in range(len(roles) - 1, -1, -1):
-        if roles[i] not in ("user", "tool", "system") and texts[i].strip():
+        if roles[i] not in ("user", "tool", "system") and texts[i] and not texts[i].isspace():
             text = texts[i]
             low = (text if len(text) <= 1500 else text[:500] + "\x00" + text[-1000:]).lower()
-            return _CLAIMS_DONE.search(low) is not None
+            for word in _CLAIMS_WORDS:  # a cheap test before the expression
+                if word in low:
+                    return _CLAIMS_DONE.search(low) is not None
+            return False
     return False
 
 
 def context_features(view: TraceView, found: Sequence[Signal], last_tool: str | None) -> tuple[str, ...]:
     """What a labelled fit may learn from beyond the generic signals: the tools called, the last action,
     the tools that failed, who spoke last. Names, not counts: compact, and comparable across traces."""
-    names = {f"tool:{name}" for _, name, _, _ in view.calls[:200]}
+    roles, texts = view.roles, view.texts
+    last = next((roles[i] for i in range(len(roles) - 1, -1, -1)
+                 if roles[i] != "system" and texts[i] and not texts[i].isspace()), "-")
+    tools = frozenset(call[1] for call in view.calls[:200])
+    failing = frozenset(sig.key for sig in found if sig.name == "tool_error")
+    key = (tools, last_tool, failing, last)
+    hit = _features.get(key)
+    if hit is not None:
+        return hit
+    names = {f"tool:{name}" for name in tools}
     if len(names) > MAX_TOOLS:
         names = set(sorted(names)[:MAX_TOOLS])
     names.add(f"last:{last_tool or '-'}")
-    for sig in found:
-        if sig.name == "tool_error":
-            names.add("error:" + sig.key.split("|", 2)[1])
-    roles, texts = view.roles, view.texts
-    last = next((roles[i] for i in range(len(roles) - 1, -1, -1)
-                 if roles[i] != "system" and texts[i].strip()), "-")
+    names.update("error:" + k.split("|", 2)[1] for k in failing)
     names.add(f"speaker:{last[:40]}")
-    return tuple(sorted(_intern(n) for n in names))
+    out = tuple(sorted(_intern(n) for n in names))
+    if len(_features) < 10_000:  # bounded: most traces of one agent share a handful
+        _features[key] = out
+    return out
+
+
+_features: dict[tuple[frozenset[str], str | None, frozenset[str], str], tuple[str, ...]] = {}
 
 
 def _label_name(labels: Sequence[Signal]) -> str:
@@ -271,14 +288,16 @@ def _label_name(labels: Sequence[Signal]) -> str:
     return "label"
 
 
-def _remember(col: Collected, s: Signal, index: int, user: str) -> None:
+def _remember(col: Collected, s: Signal, index: int, view: TraceView, user: list[str]) -> None:
     ev = col.evidence.get(s.key)
     if ev is None:
         if len(col.evidence) >= MAX_KEYS:
             return
         ev = col.evidence[s.key] = KeyEvidence()
     if len(ev.examples) < MAX_EXAMPLES_PER_KEY and not any(e[0] == index for e in ev.examples):
-        ev.examples.append((index, s.detail, user))
+        if not user:
+            user.append(first_user(view))
+        ev.examples.append((index, s.detail, user[0]))
     said_by_user = s.name in ("user_correction", "rephrase") or s.detail.startswith(USER_PREFIXES)
     if said_by_user and s.detail:
         phrase = s.detail
