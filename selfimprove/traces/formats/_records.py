@@ -34,7 +34,9 @@ from selfimprove.traces.formats._fields import (
     scalar_metadata,
 )
 from selfimprove.traces.formats._io import (
-    _DECOMPRESS_ERRORS,
+    DECOMPRESS_ERRORS,
+    PLAIN,
+    ReadContext,
     SourceReport,
     iter_records,
     looks_jsonl,
@@ -63,10 +65,11 @@ _NOT_METADATA = frozenset(ID_KEYS[:1] + OUTCOME_KEYS + _PROMPT_KEYS + _ANSWER_KE
 
 
 def trace_from_record(record: Any, *, source: str, stem: str, index: int | str, fmt: str,
-                      report: SourceReport, line: int | None) -> Any:
-    """One record → one Trace, or None after deferring it (no messages in it)."""
+                      report: SourceReport, line: int | None, views: bool = False) -> Any:
+    """One record → one Trace, or None after deferring it (no messages in it). With `views`, a plain
+    chat record takes the fast lane (`raw_trace`): a trace that carries its view."""
 
-    if _io._views[0]:
+    if views:
         lean = raw_trace(record, source=source, stem=stem, index=index, fmt=fmt)
         if lean is not None:
             return lean
@@ -309,7 +312,8 @@ def traces_from_interactions(record: Mapping[str, Any], *, source: str, stem: st
 # Files of records
 
 
-def read_record_file(path: Path, report: SourceReport, fmt: str) -> Iterator[Any]:
+def read_record_file(path: Path, report: SourceReport, fmt: str,
+                     context: ReadContext = PLAIN) -> Iterator[Any]:
     """Traces of a record-shaped file (JSONL, JSON array or one JSON document), whatever the record
     shape: records holding a message list (OpenAI/Anthropic/ShareGPT/tau-bench/request-response
     logs), HTTP recordings with request/response bodies, a bare JSON list of messages (one trace), or
@@ -322,10 +326,10 @@ def read_record_file(path: Path, report: SourceReport, fmt: str) -> Iterator[Any
     jsonl = False
     try:
         jsonl = looks_jsonl(path, read_head(path, 65536))
-    except (OSError, *_DECOMPRESS_ERRORS):
+    except (OSError, *DECOMPRESS_ERRORS):
         pass
 
-    records = iter_records(path, report)
+    records = iter_records(path, report, context)
     for line, record in records:
         label = f"{report.path}:{line}"
         if isinstance(record, Mapping) and "interactions" in record:
@@ -350,11 +354,11 @@ def read_record_file(path: Path, report: SourceReport, fmt: str) -> Iterator[Any
             continue
         # records without an id field: JSONL ids use the line (stable when a file is read in shards)
         build = partial(trace_from_record, record, source=label, stem=stem, index=line if jsonl else index,
-                        fmt=fmt, report=report, line=line)
+                        fmt=fmt, report=report, line=line, views=context.views)
         trace = guarded(report, line, build)
         if isinstance(trace, Episodes):  # the document is not a record of its own: its episodes are
             yield from _episode_traces(trace, source=label, stem=stem, first=None if jsonl else index,
-                                       fmt=fmt, report=report, line=line)
+                                       fmt=fmt, report=report, line=line, views=context.views)
             index += len(trace.items)
             continue
         index += 1
@@ -367,7 +371,7 @@ def read_record_file(path: Path, report: SourceReport, fmt: str) -> Iterator[Any
 
 
 def _episode_traces(doc: Episodes, *, source: str, stem: str, first: int | None, fmt: str,
-                    report: SourceReport, line: int) -> Iterator[Any]:
+                    report: SourceReport, line: int, views: bool) -> Iterator[Any]:
     """The traces of a results document's episodes, each read as a record; the document's own fields
     fill in what an episode's metadata lacks. Episodes without an id field are named by their index
     among the file's records (`first` + n), or in JSON Lines by `line.n` (stable when a file is read
@@ -375,7 +379,8 @@ def _episode_traces(doc: Episodes, *, source: str, stem: str, first: int | None,
     for n, episode in enumerate(doc.items):
         index: int | str = f"{line}.{n}" if first is None else first + n
         found = guarded(report, line, partial(trace_from_record, episode, source=source, stem=stem,
-                                              index=index, fmt=fmt, report=report, line=line))
+                                              index=index, fmt=fmt, report=report, line=line,
+                                              views=views))
         if isinstance(found, Episodes):  # a document inside an episode is not an episode
             report.defer(line, f"no messages in an item of '{doc.key}'")
         elif found is not None:
@@ -448,8 +453,9 @@ class RecordReader:
     def sniff(self, path: Path, head: bytes) -> int:
         return 0
 
-    def read(self, path: Path, report: _io.SourceReport) -> Iterator[Trace]:
-        yield from read_record_file(path, report, self.name)
+    def read(self, path: Path, report: _io.SourceReport,
+             context: _io.ReadContext = _io.PLAIN) -> Iterator[Trace]:
+        yield from read_record_file(path, report, self.name, context)
 
 
 class KeyedRecordReader(RecordReader):

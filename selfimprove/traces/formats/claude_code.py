@@ -38,13 +38,14 @@ class ClaudeCodeReader:
             return 60
         return 0
 
-    def read(self, path: Path, report: _io.SourceReport) -> Iterator[Trace]:
+    def read(self, path: Path, report: _io.SourceReport,
+             context: _io.ReadContext = _io.PLAIN) -> Iterator[Trace]:
         summaries: dict[str, str] = {}
         side: dict[str, int] = {}
         stem = _fields.file_stem(path)
 
         def turns() -> Iterator[tuple[int, Mapping[str, Any]]]:
-            for line, record in _io.iter_jsonl(path, report):
+            for line, record in _io.iter_jsonl(path, report, context):
                 if not isinstance(record, Mapping):
                     report.skip(line, f"a JSON {type(record).__name__}, not an object")
                     continue

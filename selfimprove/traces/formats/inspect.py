@@ -114,7 +114,8 @@ class InspectReader:
             return 90
         return 0
 
-    def read(self, path: Path, report: _io.SourceReport) -> Iterator[Trace]:
+    def read(self, path: Path, report: _io.SourceReport,
+             context: _io.ReadContext = _io.PLAIN) -> Iterator[Trace]:
         stem = _fields.file_stem(path)
         try:
             with open(path, "rb") as fh:
@@ -125,7 +126,7 @@ class InspectReader:
         if magic == b"PK\x03\x04":
             yield from self._read_zip(path, report, stem)
             return
-        doc = _io.load_json(path, report)
+        doc = _io.load_json(path, report, context)
         if doc is None:
             return
         if not isinstance(doc, Mapping):

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from selfimprove.traces.formats import genai
+from selfimprove.traces.formats._io import PLAIN, ReadContext
 from selfimprove.traces.formats.jsondocs import Report, defer, documents, plain_head, skip, where
 from selfimprove.traces.formats.otlp import build_trace, label_passed
 from selfimprove.traces.model import Feedback, Trace
@@ -237,12 +238,12 @@ class LangfuseReader:
             return 80
         return 0
 
-    def read(self, path: Path, report: Report) -> Iterator[Trace]:
+    def read(self, path: Path, report: Report, context: ReadContext = PLAIN) -> Iterator[Trace]:
         traces: dict[str, Mapping[str, Any]] = {}
         observations: dict[str, dict[str, Mapping[str, Any]]] = {}
         lines: dict[str, int] = {}
         buffered = 0
-        for doc in documents(path, report):
+        for doc in documents(path, report, context):
             parts = _split(doc.value)
             if not parts:
                 defer(report, doc.line, "not a Langfuse export (no trace with observations)")

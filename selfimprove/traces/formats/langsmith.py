@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from selfimprove.traces.formats import genai
+from selfimprove.traces.formats._io import PLAIN, ReadContext
 from selfimprove.traces.formats.jsondocs import Report, defer, documents, plain_head, skip, where
 from selfimprove.traces.formats.otlp import build_trace, label_passed
 from selfimprove.traces.model import Feedback, Trace
@@ -207,12 +208,12 @@ class LangSmithReader:
             return 85
         return 60 if len(keys) >= 2 else 0
 
-    def read(self, path: Path, report: Report) -> Iterator[Trace]:
+    def read(self, path: Path, report: Report, context: ReadContext = PLAIN) -> Iterator[Trace]:
         runs: dict[str, dict[str, Any]] = {}
         lines: dict[str, int] = {}
         by_order: dict[str, str] = {}
         feedback_records: list[Mapping[str, Any]] = []
-        for doc in documents(path, report):
+        for doc in documents(path, report, context):
             items = _runs_in(doc.value)
             if items is None:
                 defer(report, doc.line, "not a LangSmith run (no run_type, trace_id or dotted_order)")

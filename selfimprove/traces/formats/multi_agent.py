@@ -40,8 +40,9 @@ class MultiAgentReader:
             return 0
         return 60 if body.startswith(b"[") else 45
 
-    def read(self, path: Path, report: _io.SourceReport) -> Iterator[Trace]:
-        for trace in _records.read_record_file(path, report, self.name):
+    def read(self, path: Path, report: _io.SourceReport,
+             context: _io.ReadContext = _io.PLAIN) -> Iterator[Trace]:
+        for trace in _records.read_record_file(path, report, self.name, context):
             yield with_agent_names(trace)
 
 

@@ -104,12 +104,13 @@ class OpenHandsReader:
             return 85 if body.startswith(b"[") else 70
         return 0
 
-    def read(self, path: Path, report: _io.SourceReport) -> Iterator[Trace]:
+    def read(self, path: Path, report: _io.SourceReport,
+             context: _io.ReadContext = _io.PLAIN) -> Iterator[Trace]:
         stem = _fields.file_stem(path)
         events: list[Any] = []
         first_line = 1
         n = 0
-        for line, record in _io.iter_records(path, report):
+        for line, record in _io.iter_records(path, report, context):
             if _is_event(record):  # a trajectory file: the whole list is one session
                 if not events:
                     first_line = line

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from selfimprove.traces.formats import genai
+from selfimprove.traces.formats._io import PLAIN, ReadContext
 from selfimprove.traces.formats.jsondocs import Report, defer, documents, plain_head, skip, where
 from selfimprove.traces.formats.otlp import build_trace, span_view
 from selfimprove.traces.model import Trace
@@ -134,11 +135,11 @@ class OpenInferenceReader:
             return 0
         return 70 if _SPAN_HINT.search(text) or keys >= 3 else 50
 
-    def read(self, path: Path, report: Report) -> Iterator[Trace]:
+    def read(self, path: Path, report: Report, context: ReadContext = PLAIN) -> Iterator[Trace]:
         groups = genai.TraceGroups()
         order = 0
         stem = path.name.split(".")[0]
-        for doc in documents(path, report):
+        for doc in documents(path, report, context):
             value = doc.value
             if isinstance(value, dict) and isinstance(value.get("spans", value.get("data")), list):
                 value = value.get("spans", value.get("data"))

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from selfimprove.traces.formats import genai
+from selfimprove.traces.formats._io import PLAIN, ReadContext
 from selfimprove.traces.formats.jsondocs import Report, defer, documents, plain_head, skip, where
 from selfimprove.traces.model import Feedback, Message, Trace
 
@@ -338,10 +339,10 @@ class OtlpReader:
             return 85  # GenAI content events exported as log records
         return 0
 
-    def read(self, path: Path, report: Report) -> Iterator[Trace]:
+    def read(self, path: Path, report: Report, context: ReadContext = PLAIN) -> Iterator[Trace]:
         groups = genai.TraceGroups()
         order = 0
-        for doc in documents(path, report):
+        for doc in documents(path, report, context):
             requests = doc.value if isinstance(doc.value, list) else [doc.value]
             found = False
             for request in requests:

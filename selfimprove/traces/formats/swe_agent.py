@@ -91,9 +91,10 @@ class SweAgentReader:
                           b'"environment"')
         return 80 if hits >= 3 else 0
 
-    def read(self, path: Path, report: _io.SourceReport) -> Iterator[Trace]:
+    def read(self, path: Path, report: _io.SourceReport,
+             context: _io.ReadContext = _io.PLAIN) -> Iterator[Trace]:
         stem = _fields.file_stem(path)
-        for line, record in _io.iter_records(path, report):
+        for line, record in _io.iter_records(path, report, context):
             trace = _records.guarded(report, line, partial(self._trace, record, stem, report, line))
             if trace is not None:
                 yield trace
