@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from selfimprove.traces.formats._fields import _is_map
+from selfimprove.traces.formats._fields import TIME_KEYS, _is_map
 from selfimprove.traces.model import Call, Feedback, Message, Result, ToolCall, Trace, TraceView
 
 # --------------------------------------------------------------------------------------------------
@@ -303,10 +303,15 @@ _CALL_PARTS = ("tool_use", "tool_call", "function_call", "server_tool_use", "too
 _RESULT_PARTS = ("tool_result", "tool_call_response", "function_call_output", "tool-result")
 
 
-# Keys that need the general converter; plain OpenAI messages without them take the fast path.
-_SLOW_KEYS = frozenset({"is_error", "isError", "error", "status", "function_call", "function_calls", "kwargs",
-                        "toolCalls", "tool_call_ids", "toolCallId", "tool_use_id", "function", "tool_name",
-                        "lc", "data", "parts", "text", "value", "message", "type"})
+# What the fast lane understands: a message (and each of its tool calls, and a call's function) whose
+# keys are all listed here is a plain OpenAI chat message it converts exactly as the general converter
+# would. Any other key, even one the general converter ignores today, sends the message down the
+# general path, so that a field the fast lane does not know is never silently dropped. (Time keys are
+# read from the first messages by the record reader, the same way on both paths.)
+FAST_MESSAGE_KEYS = frozenset({"role", "content", "tool_calls", "tool_call_id", "name", "refusal", "id",
+                               *TIME_KEYS})
+FAST_CALL_KEYS = frozenset({"id", "type", "function"})
+FAST_FUNCTION_KEYS = frozenset({"name", "arguments"})
 _FAST_ROLES = {"user": "user", "assistant": "assistant", "system": "system", "tool": "tool",
                "developer": "system", "function": "tool"}
 
@@ -381,7 +386,7 @@ def _plain_call(call: Any, names: dict[str, str] | None) -> tuple[str, Any, str 
     """(name, arguments, id) of an OpenAI tool call {id, function: {name, arguments}}, arguments
     parsed when they are JSON; None for any other shape. Records the id's name in `names`."""
     fn = call.get("function") if call.__class__ is dict else None
-    if fn.__class__ is not dict:
+    if fn.__class__ is not dict or not call.keys() <= FAST_CALL_KEYS or not fn.keys() <= FAST_FUNCTION_KEYS:
         return None
     name = fn.get("name")
     if name.__class__ is not str:
@@ -410,7 +415,7 @@ def _fast_message(raw: dict[str, Any], names: dict[str, str] | None = None) -> M
     content = raw.get("content")
     if std is None or not (content is None or content.__class__ is str):
         return None
-    if not raw.keys().isdisjoint(_SLOW_KEYS):
+    if not raw.keys() <= FAST_MESSAGE_KEYS:
         return None
     calls: tuple[ToolCall, ...] = ()
     raw_calls = raw.get("tool_calls")
@@ -456,7 +461,7 @@ def fast_view(raw: list[Any]) -> TraceView | None:
         content = item.get("content")
         if std is None or not (content is None or content.__class__ is str):
             return None
-        if not item.keys().isdisjoint(_SLOW_KEYS):
+        if not item.keys() <= FAST_MESSAGE_KEYS:
             return None
         raw_calls = item.get("tool_calls")
         if raw_calls:
