@@ -40,8 +40,9 @@ from typing import TYPE_CHECKING
 import orjson
 
 from selfimprove.errors import SelfImproveError
-from selfimprove.traces.formats import _fields, _io, _messages
+from selfimprove.traces.formats import _fields, _io
 from selfimprove.traces.formats._io import ReadContext, SourceReport
+from selfimprove.traces.messages.conversations import find_message_list, is_message_like
 from selfimprove.traces.model import Trace, view_of
 
 if TYPE_CHECKING:
@@ -380,8 +381,8 @@ def _splittable(path: Path) -> bool:
         record = _io.loads(first)
     except ValueError:
         return False
-    return isinstance(record, dict) and not _messages.is_message_like(record) and \
-        "sessionId" not in record and _messages.find_message_list(record) is not None
+    return isinstance(record, dict) and not is_message_like(record) and \
+        "sessionId" not in record and find_message_list(record) is not None
 
 
 def unique_id(given: str, seen: set[str], stem: str) -> str:

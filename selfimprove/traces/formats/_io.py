@@ -8,7 +8,7 @@ telling JSON Lines from one JSON document.
 
 Must never: raise anything but `SelfImproveError` for a problem in the data (a bad record is skipped
 and counted, with its line), hold a whole JSONL file in memory, or know what a trace looks like
-(that is `_messages`, `_feedback` and `_records`).
+(that is `traces.messages`, `_feedback` and `_records`).
 """
 
 from __future__ import annotations

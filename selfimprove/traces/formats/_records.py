@@ -5,8 +5,8 @@ into a counted skip (`guarded`), one-message-per-line files grouped into convers
 (`group_lines`), HTTP recordings (`traces_from_interactions`), results documents (one object with a
 run's metadata and its episodes under a key of its own, `results_of`: each episode is read as a
 record), and reading a whole record file of any of these shapes (`read_record_file`). Traces are
-built with `_messages`' fast-path `_make_trace`, imported here by name (a test that swaps it patches
-`_records._make_trace`).
+built with the fast constructor `messages.fast.make_trace`, imported here by name (a test that
+swaps it patches `_records.make_trace`).
 
 Must never: let one bad record fail the file (it is skipped and counted, with its line), or hold
 more than `MAX_OPEN_GROUPS` conversations open at once.
@@ -26,7 +26,6 @@ from selfimprove.traces.formats import _io
 from selfimprove.traces.formats._feedback import OUTCOME_KEYS, feedback_from_record
 from selfimprove.traces.formats._fields import (
     ID_KEYS,
-    _is_map,
     file_stem,
     first_time,
     prompt_version_of,
@@ -42,26 +41,25 @@ from selfimprove.traces.formats._io import (
     looks_jsonl,
     read_head,
 )
-from selfimprove.traces.formats._messages import (
-    _ANSWER_KEYS,
-    _PROMPT_KEYS,
-    _RESPONSE_KEYS,
-    _make_trace,
+from selfimprove.traces.messages.conversations import (
+    ANSWER_KEYS,
+    FOLDED_KEYS,
+    PROMPT_KEYS,
+    SYSTEM_KEYS,
     conversation_of,
-    convert_messages,
-    fast_view,
     find_message_list,
     finish_reason,
-    has_input_turn,
     is_message_like,
-    parse_arguments,
     response_messages,
 )
+from selfimprove.traces.messages.convert import convert_messages, has_input_turn
+from selfimprove.traces.messages.fast import fast_view, make_trace
+from selfimprove.traces.messages.values import is_map, parse_arguments
 from selfimprove.traces.model import Feedback, RawTrace, Trace
 
 # record fields that are not metadata (ids, outcomes, prompts and answers, system prompts)
-_NOT_METADATA = frozenset(ID_KEYS[:1] + OUTCOME_KEYS + _PROMPT_KEYS + _ANSWER_KEYS +
-                          ("system", "system_prompt", "instructions"))
+_NOT_METADATA = frozenset(ID_KEYS[:1] + OUTCOME_KEYS + PROMPT_KEYS + ANSWER_KEYS +
+                          SYSTEM_KEYS)
 
 
 def trace_from_record(record: Any, *, source: str, stem: str, index: int | str, fmt: str,
@@ -73,7 +71,7 @@ def trace_from_record(record: Any, *, source: str, stem: str, index: int | str, 
         lean = raw_trace(record, source=source, stem=stem, index=index, fmt=fmt)
         if lean is not None:
             return lean
-    if not _is_map(record):
+    if not is_map(record):
         report.defer(line, f"a JSON {type(record).__name__}, not an object")
         return None
     conv = conversation_of(record)
@@ -91,7 +89,7 @@ def trace_from_record(record: Any, *, source: str, stem: str, index: int | str, 
     feedback = feedback_from_record(record)
     meta = scalar_metadata(record, skip=_NOT_METADATA)
     meta["messages_key"] = key
-    return _make_trace(record_id(record, stem, index), source, messages, feedback,
+    return make_trace(record_id(record, stem, index), source, messages, feedback,
                        first_time(record) or _first_message_time(raw), prompt_version_of(record), meta, fmt)
 
 
@@ -117,16 +115,16 @@ def results_of(record: Mapping[str, Any], depth: int = 0) -> tuple[str, list[Any
     best: tuple[str, list[Any]] | None = None
     best_share = 0.0
     for key, value in record.items():
-        if isinstance(value, list) and value and _is_map(value[0]) and not is_message_like(value[0]):
+        if isinstance(value, list) and value and is_map(value[0]) and not is_message_like(value[0]):
             sample = value[:8]
-            hits = sum(1 for item in sample if _is_map(item) and not is_message_like(item)
+            hits = sum(1 for item in sample if is_map(item) and not is_message_like(item)
                        and conversation_of(item) is not None)
             share = hits / len(sample)
             if share >= EPISODE_SHARE and share > best_share:
                 best, best_share = (str(key), value), share
     if best is None and depth == 0:
         for key, value in record.items():
-            if _is_map(value):
+            if is_map(value):
                 inner = results_of(value, 1)
                 if inner is not None:
                     return f"{key}.{inner[0]}", inner[1]
@@ -134,9 +132,9 @@ def results_of(record: Mapping[str, Any], depth: int = 0) -> tuple[str, list[Any
 
 
 # Record fields that would make `conversation_of` add to the `messages` list (a system prompt kept
-# beside it, a response) or find it elsewhere: a record with one of them takes the general path.
-_NOT_PLAIN = frozenset(("system", "system_prompt", "instructions", "choices", "interactions")
-                       + _RESPONSE_KEYS)
+# beside it, a response) or the file reader read the record otherwise (an HTTP recording): a record
+# with one of them takes the general path.
+_NOT_PLAIN = FOLDED_KEYS | {"interactions"}
 
 
 def raw_trace(record: Any, *, source: str, stem: str, index: int | str, fmt: str) -> RawTrace | None:
