@@ -144,3 +144,20 @@ def test_finding_a_records_conversation() -> None:
     assert find_message_list({"state": {"history": [{"from": "human", "value": "hi"}]}}) == (
         "state.history", [{"from": "human", "value": "hi"}])
     assert is_message_like({"speaker": "agent", "text": "x"}) and not is_message_like({"type": "object"})
+
+
+def test_span_fields_and_records_read_a_message_with_a_role_the_same_way() -> None:
+    samples = [
+        {"role": "customer", "content": "hi"},
+        {"role": "agent", "content": [{"type": "text", "text": "checking"},
+                                      {"type": "tool_use", "id": "t1", "name": "get", "input": {"id": 7}}]},
+        {"role": "ai", "content": "", "additional_kwargs": {"tool_calls": [
+            {"id": "l1", "type": "function", "function": {"name": "f", "arguments": '{"a": 1}'}}]}},
+        {"role": "model", "parts": [{"text": "ok"}, {"functionCall": {"name": "g", "args": {}}}]},
+        {"role": "user", "parts": [{"type": "tool_call_response", "id": "1", "response": "rainy"}]},
+        {"source": "planner", "type": "TextMessage", "content": "done"},
+    ]
+    for raw in samples:
+        assert to_messages([raw]) == convert_message(raw), raw
+    assert convert_message(samples[2]) == [Message("assistant", "", (ToolCall("f", {"a": 1}, "l1"),))]
+    assert convert_message(samples[4]) == [Message("tool", "rainy", tool_call_id="1")]

@@ -91,6 +91,12 @@ def convert_message(raw: Any) -> list[Message]:
                 tc = tool_call(call)
                 if tc is not None:
                     tool_calls.append(tc)
+    extra_kwargs = data.get("additional_kwargs")  # LangChain message dumps keep OpenAI calls there
+    if not tool_calls and is_map(extra_kwargs) and isinstance(extra_kwargs.get("tool_calls"), list):
+        for call in extra_kwargs["tool_calls"]:
+            tc = tool_call(call)
+            if tc is not None:
+                tool_calls.append(tc)
     if isinstance(data.get("function_call"), Mapping):  # legacy OpenAI
         tc = tool_call(data["function_call"])
         if tc is not None:

@@ -28,13 +28,8 @@ from selfimprove.traces.model import Call, Feedback, Message, Result, ToolCall, 
 # read from the first messages by the record reader, the same way on both paths.)
 FAST_MESSAGE_KEYS = frozenset({"role", "content", "tool_calls", "tool_call_id", "name", "refusal", "id",
                                *TIME_KEYS})
-
-
 FAST_CALL_KEYS = frozenset({"id", "type", "function"})
-
-
 FAST_FUNCTION_KEYS = frozenset({"name", "arguments"})
-
 
 _FAST_ROLES = {"user": "user", "assistant": "assistant", "system": "system", "tool": "tool",
                "developer": "system", "function": "tool"}

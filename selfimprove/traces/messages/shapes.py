@@ -124,7 +124,8 @@ def tool_result_message(part: Mapping[str, Any]) -> Message:
     if fr is not None:
         return Message(role="tool", content=text_of(fr.get("response")), name=opt_str(fr.get("name")),
                        tool_call_id=opt_str(fr.get("id")))
-    content = part.get("content", part.get("result", part.get("output", part.get("errorText"))))
+    key = next((k for k in ("content", "result", "output", "response", "errorText") if k in part), None)
+    content = part[key] if key is not None else None  # OTel GenAI's tool_call_response: `response`
     call_id = part.get("tool_use_id") or part.get("id") or part.get("call_id") or part.get("toolCallId")
     return Message(role="tool", content=text_of(content), tool_call_id=opt_str(call_id),
                    is_error=is_error_flag(part), name=opt_str(part.get("name") or part.get("toolName")))

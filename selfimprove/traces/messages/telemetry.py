@@ -5,12 +5,16 @@ plain text) → `Message`s, for the span readers (otlp, openinference, langsmith
 
 Owns: `to_messages` (a field value → messages; unknown shapes give none, never an error) and
 `field_text` (a field → text: JSON inside strings decoded, placeholder strings such as "None" empty,
-then the one `text_of`). Roles come from the one table (`roles.normalise_role`), tool calls and
-arguments from `shapes`/`values`, and framework shapes the registry knows (AutoGen, pydantic-ai)
-from `convert.convert_message`, exactly as the record readers get them.
+then the one `text_of`). What is particular to telemetry stays here: envelopes (`messages`,
+`contents`, `choices`, `candidates`, `generations`, …), role-less items (a field's role is implied:
+input → user, output → assistant), transcripts and Python reprs, tool definitions logged as
+messages, calls serialized into text, and tool results, whose structured output is kept as compact
+JSON. A message with a role goes to the one converter (`convert.convert_message`), tagged framework
+shapes to the `shapes.SHAPES` registry, roles to `roles.normalise_role`, calls to `shapes.tool_call`:
+the record readers use the same functions.
 
 Must never: judge outcomes, read files, or keep a role table, text function or call parser of its
-own (one of each, shared with the record readers).
+own.
 """
 
 from __future__ import annotations
@@ -23,11 +27,10 @@ from typing import Any
 
 import orjson
 
+from selfimprove.traces.messages.convert import convert_message
 from selfimprove.traces.messages.roles import LANGCHAIN_CLASSES, STANDARD_ROLES, normalise_role
-from selfimprove.traces.messages.shapes import shape_of
+from selfimprove.traces.messages.shapes import shape_of, tool_call
 from selfimprove.traces.messages.values import (
-    NONE_STRINGS,
-    TEXT_PART_TYPES,
     dumps,
     loads_maybe,
     parse_arguments,
@@ -36,6 +39,10 @@ from selfimprove.traces.messages.values import (
 from selfimprove.traces.model import Message, ToolCall
 
 _TRANSCRIPT_LINE = re.compile(r"^(system|developer|user|assistant|tool|human|ai):[ \t]?(.*)$")
+# What instrumentations write for "no value" when they stringify one.
+NONE_STRINGS = frozenset({"", "None", "null", "undefined"})
+# Typed content parts that are text.
+TEXT_PART_TYPES = frozenset({"text", "input_text", "output_text", "refusal"})
 
 
 def field_text(value: Any) -> str:
@@ -55,24 +62,11 @@ def call_of(name: Any, arguments: Any, call_id: Any) -> ToolCall:
     )
 
 
-def _openai_tool_calls(raw: Any) -> list[ToolCall]:
-    calls: list[ToolCall] = []
+def _tool_calls(raw: Any) -> list[ToolCall]:
+    """The calls of a `tool_calls` list, each read by the one call parser (`shapes.tool_call`)."""
     if not isinstance(raw, list):
-        return calls
-    for item in raw:
-        if not isinstance(item, dict):
-            continue
-        fn = item.get("function")
-        if isinstance(fn, dict):
-            calls.append(call_of(fn.get("name"), fn.get("arguments"), item.get("id")))
-        elif "name" in item or "toolName" in item:
-            args = item.get("arguments", item.get("args", item.get("input")))
-            calls.append(
-                call_of(
-                    item.get("name", item.get("toolName")), args, item.get("id", item.get("toolCallId"))
-                )
-            )
-    return calls
+        return []
+    return [call for call in map(tool_call, raw) if call is not None]
 
 
 def tool_message(content: Any, call_id: Any, name: Any = None, is_error: Any = False) -> Message:
@@ -237,13 +231,6 @@ def _message_from_item(item: Any, default_role: str) -> list[Message]:
         content = item.get("parts")
     if content is None and isinstance(item.get("text"), str):
         content = item["text"]
-    calls = _openai_tool_calls(item.get("tool_calls"))
-    extra = item.get("additional_kwargs")
-    if not calls and isinstance(extra, dict):
-        calls = _openai_tool_calls(extra.get("tool_calls"))
-    fc = item.get("function_call")
-    if not calls and isinstance(fc, dict) and fc.get("name"):
-        calls = [call_of(fc.get("name"), fc.get("arguments"), None)]
     call_id = item.get("tool_call_id", item.get("toolCallId"))
     if (
         role == "tool"
@@ -252,11 +239,14 @@ def _message_from_item(item: Any, default_role: str) -> list[Message]:
         and ("parameters" in content["function"])
     ):
         return []  # a tool definition logged as if it were a message (LangGraph via OpenInference)
-    if role == "tool" and not call_id and isinstance(content, str) and content.startswith('[{"function"'):
-        serialized = _openai_tool_calls(loads_maybe(content))
+    if isinstance(content, str) and content.startswith('[{"function"') and not call_id and \
+            not item.get("tool_calls"):  # tool calls serialized into the text (Koog)
+        serialized = _tool_calls(loads_maybe(content))
         if serialized:
-            return [Message(role="assistant", tool_calls=tuple(serialized))]
+            return [Message("assistant", tool_calls=tuple(serialized), name=None if role == "tool" else name)]
     if role == "tool" or call_id:
+        # a tool result as telemetry logs it: structured output kept as compact JSON, OTel
+        # `tool_call_response` parts (their `response`), Agent Framework result envelopes unwrapped
         is_error = bool(
             item.get("is_error") or item.get("isError") or item.get("status") == "error" or item.get("error")
         )
@@ -266,25 +256,8 @@ def _message_from_item(item: Any, default_role: str) -> list[Message]:
         ):
             return from_parts("tool", content)
         return [tool_message(content, call_id, name, is_error)]
-    if isinstance(content, list):
-        messages = from_parts(role, content, name)
-        if calls:
-            if messages and messages[0].role == role:
-                messages[0] = replace(messages[0], tool_calls=messages[0].tool_calls + tuple(calls))
-            else:
-                messages.insert(0, Message(role=role, tool_calls=tuple(calls), name=name))
-        return messages
-    if isinstance(content, dict):
-        text = field_text(content)
-    else:
-        text = "" if content is None or content in NONE_STRINGS else str(content)
-    if not calls and text.startswith('[{"function"'):  # tool calls serialized into the text (Koog)
-        serialized = _openai_tool_calls(loads_maybe(text))
-        if serialized:
-            return [Message(role="assistant", tool_calls=tuple(serialized), name=name)]
-    if not text and not calls and item.get("refusal"):
-        text = str(item["refusal"])
-    return [Message(role=role or default_role, content=text, tool_calls=tuple(calls), name=name)]
+    # any other message: the one converter, as the record readers read it
+    return [m if m.role != "unknown" else replace(m, role=default_role) for m in convert_message(item)]
 
 
 _REPR = re.compile(r"""^role='(\w+)' content=(None|'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")""", re.S)

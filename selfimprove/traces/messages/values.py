@@ -87,7 +87,8 @@ def text_of(content: Any, _depth: int = 0) -> str:
 
 
 def parse_arguments(value: Any) -> Any:
-    """Tool-call arguments as a dict when they are JSON, else the raw value."""
+    """Tool-call arguments parsed when they are a JSON object or array (as OpenAI sends them, in a
+    string), else the raw value."""
     if isinstance(value, str):
         stripped = value.strip()
         if stripped.startswith(("{", "[")):
@@ -109,18 +110,13 @@ def gemini_part(part: Mapping[str, Any], camel: str, snake: str) -> Mapping[str,
 def tag(value: Mapping[str, Any], key: str) -> str | None:
     """A discriminating field (`type`, `kind`, ...) when it is a string: any other value (a list or an
     object where a writer put one) names no known kind, and must not fail a set lookup."""
-    tag = value.get(key)
-    return tag if isinstance(tag, str) else None
+    found = value.get(key)
+    return found if isinstance(found, str) else None
 
 
 def opt_str(value: Any) -> str | None:
+    """An id or name as text; None for a missing or empty one."""
     return None if value is None or value == "" else str(value)
-
-
-NONE_STRINGS = {"", "None", "null", "undefined"}
-
-
-TEXT_PART_TYPES = {"text", "input_text", "output_text", "refusal"}
 
 
 def loads_maybe(value: Any) -> Any:
