@@ -6,7 +6,7 @@ from selfimprove.traces.messages.conversations import conversation_of, find_mess
 from selfimprove.traces.messages.convert import convert_message, convert_messages
 from selfimprove.traces.messages.fast import fast_message, fast_view
 from selfimprove.traces.messages.roles import normalise_role
-from selfimprove.traces.messages.shapes import SHAPES, shape_of
+from selfimprove.traces.messages.shapes import PART_SHAPES, SHAPES, read_part, shape_of
 from selfimprove.traces.messages.telemetry import field_text, to_messages
 from selfimprove.traces.messages.values import parse_arguments, text_of
 from selfimprove.traces.model import Message, ToolCall
@@ -161,3 +161,17 @@ def test_span_fields_and_records_read_a_message_with_a_role_the_same_way() -> No
         assert to_messages([raw]) == convert_message(raw), raw
     assert convert_message(samples[2]) == [Message("assistant", "", (ToolCall("f", {"a": 1}, "l1"),))]
     assert convert_message(samples[4]) == [Message("tool", "rainy", tool_call_id="1")]
+
+
+def test_registered_part_shapes_give_calls_and_results_and_text_parts_none() -> None:
+    assert [s.name for s in PART_SHAPES] == ["tool-call", "tool-result", "vercel-ui-tool", "bedrock-tool-use",
+                                             "bedrock-tool-result"]
+    assert read_part({"type": "text", "text": "hi"}) is None
+    use = {"type": "tool_use", "id": "t1", "name": "f", "input": {}}
+    assert read_part(use) == ([ToolCall("f", {}, "t1")], [])
+    assert read_part({"functionResponse": {"name": "f", "response": {"ok": 1}}}) == (
+        [], [Message("tool", '{"ok":1}', name="f")])
+    assert read_part({"type": "tool-f", "toolCallId": "v1", "input": {}, "state": "input-available"}) == (
+        [ToolCall("f", {}, "v1")], [])
+    assert read_part({"toolResult": {"toolUseId": "b1", "content": [{"text": "x"}]}}) == (
+        [], [Message("tool", "x", tool_call_id="b1")])

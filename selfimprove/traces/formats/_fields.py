@@ -61,7 +61,6 @@ def parse_time(value: Any) -> datetime | None:
     return None
 
 
-
 def first_time(record: Mapping[str, Any], keys: Iterable[str] = TIME_KEYS) -> datetime | None:
     for key in keys:
         if key in record:

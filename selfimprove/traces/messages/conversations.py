@@ -20,9 +20,7 @@ from selfimprove.traces.messages.values import is_map, tag, text_of
 MESSAGE_LIST_KEYS = ("messages", "traj", "trajectory", "history", "conversation", "conversations", "chat",
                      "chat_history", "dialog", "dialogue", "turns", "transcript", "chat_messages")
 
-
 _CONTENT_KEYS = ("content", "text", "value", "parts", "message", "tool_calls", "function_call")
-
 
 _ROLE_KEYS = ("role", "from", "speaker", "author", "sender", "type")
 
@@ -225,7 +223,6 @@ def conversation_of(record: Mapping[str, Any]) -> tuple[str, list[Any]] | None:
 
 PROMPT_KEYS = ("prompt", "input", "question", "query", "instruction", "user_input")
 
-
 ANSWER_KEYS = ("completion", "response", "output", "answer", "generation", "prediction", "model_output")
 
 
@@ -238,7 +235,6 @@ def _prompt_completion(record: Mapping[str, Any]) -> tuple[str, list[Any]] | Non
     msgs: list[Any] = system_messages(record)
     msgs += [{"role": "user", "content": record[prompt]}, {"role": "assistant", "content": record[answer]}]
     return f"{prompt}+{answer}", msgs
-
 
 
 # Every key beside a record's `messages` that `conversation_of` folds into them (a system prompt, a

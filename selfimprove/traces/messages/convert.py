@@ -3,9 +3,10 @@
 Owns: `convert_message` (one message → one or more: content blocks split into tool calls and tool
 results), `convert_messages` (a list, with the fast lane for plain chat messages and tool results
 named after the call they answer), and `has_input_turn`. Tagged framework shapes are dispatched
-through the `shapes.SHAPES` registry; the parts of ordinary messages go through `shapes`' part
-readers. Record readers call this for their message lists; the span readers' field reader
-(`telemetry`) hands it the framework shapes it meets inside span fields.
+through the `shapes.SHAPES` registry, the parts of ordinary messages that are not text through
+`shapes.PART_SHAPES`, LangChain messages unwrapped by `shapes.langchain_unwrapped`. Record readers
+call this for their message lists; the span readers' field reader (`telemetry`) for every message
+with a role it meets inside span fields.
 
 Must never: raise on odd data (a value that is not a message gives no message), or know where a
 format keeps its messages (that is the readers, and `conversations` for plain records).
@@ -19,20 +20,18 @@ from typing import Any
 from selfimprove.traces.messages.fast import fast_message
 from selfimprove.traces.messages.roles import normalise_role
 from selfimprove.traces.messages.shapes import (
-    CALL_PARTS,
-    RESULT_PARTS,
     SMOLAGENTS_ERROR,
     SMOLAGENTS_TOOL,
     authored,
     error_text,
     is_error_flag,
+    langchain_unwrapped,
+    read_part,
     shape_of,
     smolagents_calls,
     tool_call,
-    tool_result_message,
-    ui_tool_part,
 )
-from selfimprove.traces.messages.values import gemini_part, is_map, opt_str, parse_arguments, text_of
+from selfimprove.traces.messages.values import is_map, opt_str, text_of
 from selfimprove.traces.model import Message, ToolCall
 
 
@@ -54,16 +53,7 @@ def convert_message(raw: Any) -> list[Message]:
         return [Message(role="user", content=raw)]
     if not isinstance(raw, Mapping):
         return []
-    data = raw
-    # LangChain serialisations: {type: "human", data: {content: ...}} or {lc: 1, kwargs: {...}}
-    if isinstance(raw.get("kwargs"), Mapping) and "lc" in raw:
-        data = dict(raw["kwargs"])
-        ids = raw.get("id")
-        if "role" not in data and isinstance(ids, list) and ids:
-            data["role"] = str(ids[-1]).replace("MessageChunk", "").replace("Message", "").lower()
-    elif isinstance(raw.get("data"), Mapping) and "content" not in raw and "type" in raw:
-        data = dict(raw["data"])
-        data.setdefault("role", raw["type"])
+    data = langchain_unwrapped(raw)
     role_value: Any = None
     for key in ("role", "from", "speaker", "sender", "type"):
         if isinstance(data.get(key), str) and data.get(key):
@@ -104,33 +94,11 @@ def convert_message(raw: Any) -> list[Message]:
     extra: list[Message] = []
     if isinstance(content, list):
         for part in content:
-            if not isinstance(part, Mapping):
-                continue
-            kind = str(part.get("type", ""))
-            if kind in CALL_PARTS or gemini_part(part, "functionCall", "function_call") is not None:
-                tc = tool_call(part)
-                if tc is not None:
-                    tool_calls.append(tc)
-            elif kind in RESULT_PARTS or \
-                    gemini_part(part, "functionResponse", "function_response") is not None:
-                extra.append(tool_result_message(part))
-            elif ui_tool_part(kind, part):  # Vercel AI SDK UI message: the call and its outcome in one part
-                tool = str(part.get("toolName") or kind.removeprefix("tool-"))
-                tool_calls.append(ToolCall(tool, parse_arguments(part.get("input")),
-                                           opt_str(part.get("toolCallId"))))
-                if part.get("state") in ("output-available", "output-error"):
-                    extra.append(Message("tool", text_of(part.get("output", part.get("errorText"))),
-                                         tool_call_id=opt_str(part.get("toolCallId")),
-                                         is_error=part.get("state") == "output-error", name=tool))
-            elif isinstance(part.get("toolUse"), Mapping):  # Bedrock Converse
-                use = part["toolUse"]
-                tool_calls.append(ToolCall(str(use.get("name") or ""), parse_arguments(use.get("input")),
-                                           opt_str(use.get("toolUseId"))))
-            elif isinstance(part.get("toolResult"), Mapping):
-                result = part["toolResult"]
-                extra.append(Message(role="tool", content=text_of(result.get("content")),
-                                     tool_call_id=opt_str(result.get("toolUseId")),
-                                     is_error=is_error_flag(result)))
+            if isinstance(part, Mapping):
+                found = read_part(part)
+                if found is not None:
+                    tool_calls += found[0]
+                    extra += found[1]
     text = text_of(content)
     if not text and isinstance(data.get("refusal"), str):
         text = data["refusal"]

@@ -97,9 +97,7 @@ def _fast_or_safe(cls: type, fast: Callable[..., Any], fields: tuple[str, ...]) 
 make_message = _fast_or_safe(Message, _fast_message_init,
                               ("role", "content", "tool_calls", "tool_call_id", "is_error", "name"))
 
-
 make_call = _fast_or_safe(ToolCall, _fast_call_init, ("name", "arguments", "id"))
-
 
 make_trace = _fast_or_safe(Trace, _fast_trace_init, ("id", "source", "messages", "feedback", "started_at",
                                                       "prompt_version", "metadata", "format"))

@@ -24,36 +24,27 @@ from selfimprove.traces.model import Message, ToolCall
 ITEM_TYPES = frozenset({"function_call", "function_call_output", "reasoning", "custom_tool_call",
                          "custom_tool_call_output"})
 
-
 # AutoGen: AgentChat messages and events ({source, type, content}, as a TaskResult or a team's state
 # keeps them) and autogen_core's model context messages. The events listed as silent say nothing of
 # the conversation (a speaker chosen, a streamed chunk of a message that follows in full, a thought).
 AUTOGEN_SILENT = frozenset({"ThoughtEvent", "ModelClientStreamingChunkEvent", "UserInputRequestedEvent",
                              "SelectSpeakerEvent", "SelectorEvent", "MemoryQueryEvent"})
 
-
 AUTOGEN_CALLS = frozenset({"ToolCallRequestEvent", "AssistantMessage"})
 
-
 AUTOGEN_RESULTS = frozenset({"ToolCallExecutionEvent", "FunctionExecutionResultMessage"})
-
 
 # pydantic-ai: ModelRequest / ModelResponse as ModelMessagesTypeAdapter dumps them,
 # {kind, parts: [{part_kind, ...}]}.
 PAI_KINDS = frozenset({"request", "response"})
 
-
 PAI_CALLS = frozenset({"tool-call", "builtin-tool-call"})
-
 
 PAI_RETURNS = frozenset({"tool-return", "builtin-tool-return"})
 
-
 PAI_RETRIES = frozenset({"retry-prompt", "retry-feedback"})
 
-
 PAI_FAILED = frozenset({"failed", "retried"})  # a return's `outcome` that reaches the model as an error
-
 
 AUTOGEN_TYPES = AUTOGEN_SILENT | AUTOGEN_CALLS | AUTOGEN_RESULTS | frozenset({
     "TextMessage", "MultiModalMessage", "StopMessage", "HandoffMessage", "ToolCallSummaryMessage",
@@ -115,7 +106,6 @@ def error_text(value: Mapping[str, Any]) -> str:
 
 CALL_PARTS = ("tool_use", "tool_call", "function_call", "server_tool_use", "tool-call")
 
-
 RESULT_PARTS = ("tool_result", "tool_call_response", "function_call_output", "tool-result")
 
 
@@ -131,16 +121,111 @@ def tool_result_message(part: Mapping[str, Any]) -> Message:
                    is_error=is_error_flag(part), name=opt_str(part.get("name") or part.get("toolName")))
 
 
+# --------------------------------------------------------------------------------------------------
+# Parts of a message that are not text: each becomes tool calls of the message, or tool messages
+
+
+Calls = list[ToolCall]
+Results = list[Message]
+
+
+@dataclass(frozen=True)
+class PartShape:
+    """A content part that is not text: `claims(kind, part)` says it is one (`kind`: the part's
+    `type`, "" when it has none), `read(kind, part)` gives its calls and tool results."""
+
+    name: str
+    claims: Callable[[str, Mapping[str, Any]], bool]
+    read: Callable[[str, Mapping[str, Any]], tuple[Calls, Results]]
+
+
+def _is_call_part(kind: str, part: Mapping[str, Any]) -> bool:
+    return kind in CALL_PARTS or gemini_part(part, "functionCall", "function_call") is not None
+
+
+def _call_part(kind: str, part: Mapping[str, Any]) -> tuple[Calls, Results]:
+    call = tool_call(part)
+    return ([call] if call is not None else []), []
+
+
+def _is_result_part(kind: str, part: Mapping[str, Any]) -> bool:
+    return kind in RESULT_PARTS or gemini_part(part, "functionResponse", "function_response") is not None
+
+
+def _result_part(kind: str, part: Mapping[str, Any]) -> tuple[Calls, Results]:
+    return [], [tool_result_message(part)]
+
+
 def ui_tool_part(kind: str, part: Mapping[str, Any]) -> bool:
     """A Vercel AI SDK UI message part of a tool: `tool-<name>` (or `dynamic-tool`) with a call id."""
     return (kind.startswith("tool-") or kind == "dynamic-tool") and "toolCallId" in part
+
+
+def _ui_tool(kind: str, part: Mapping[str, Any]) -> tuple[Calls, Results]:
+    """The call and, once it has one, its outcome in one part (`state`: output-available | -error)."""
+    tool = str(part.get("toolName") or kind.removeprefix("tool-"))
+    call_id = opt_str(part.get("toolCallId"))
+    calls = [ToolCall(tool, parse_arguments(part.get("input")), call_id)]
+    if part.get("state") not in ("output-available", "output-error"):
+        return calls, []
+    return calls, [Message("tool", text_of(part.get("output", part.get("errorText"))), tool_call_id=call_id,
+                           is_error=part.get("state") == "output-error", name=tool)]
+
+
+def _bedrock_use(kind: str, part: Mapping[str, Any]) -> tuple[Calls, Results]:
+    use = part["toolUse"]
+    return [ToolCall(str(use.get("name") or ""), parse_arguments(use.get("input")),
+                     opt_str(use.get("toolUseId")))], []
+
+
+def _bedrock_result(kind: str, part: Mapping[str, Any]) -> tuple[Calls, Results]:
+    result = part["toolResult"]
+    return [], [Message(role="tool", content=text_of(result.get("content")),
+                        tool_call_id=opt_str(result.get("toolUseId")), is_error=is_error_flag(result))]
+
+
+# In order: the first that claims a part reads it.
+PART_SHAPES: tuple[PartShape, ...] = (
+    # Anthropic tool_use / server_tool_use, OTel GenAI tool_call, Responses function_call, Vercel
+    # tool-call, Gemini / Google ADK functionCall
+    PartShape("tool-call", _is_call_part, _call_part),
+    # Anthropic tool_result, OTel GenAI tool_call_response, Vercel tool-result, Gemini functionResponse
+    PartShape("tool-result", _is_result_part, _result_part),
+    PartShape("vercel-ui-tool", ui_tool_part, _ui_tool),
+    PartShape("bedrock-tool-use", lambda kind, part: is_map(part.get("toolUse")), _bedrock_use),
+    PartShape("bedrock-tool-result", lambda kind, part: is_map(part.get("toolResult")), _bedrock_result),
+)
+
+
+def read_part(part: Mapping[str, Any]) -> tuple[Calls, Results] | None:
+    """The calls and tool results of a part that is not text (None for a text or unknown part)."""
+    kind = str(part.get("type", ""))
+    for shape in PART_SHAPES:
+        if shape.claims(kind, part):
+            return shape.read(kind, part)
+    return None
+
+
+def langchain_unwrapped(raw: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A LangChain message as a plain one: serialised `{lc, id: [..., "AIMessage"], kwargs}` (role from
+    the class name) or dumped `{type: "human", data: {content, ...}}`; any other message unchanged."""
+    if isinstance(raw.get("kwargs"), Mapping) and "lc" in raw:
+        data = dict(raw["kwargs"])
+        ids = raw.get("id")
+        if "role" not in data and isinstance(ids, list) and ids:
+            data["role"] = str(ids[-1]).replace("MessageChunk", "").replace("Message", "").lower()
+        return data
+    if isinstance(raw.get("data"), Mapping) and "content" not in raw and "type" in raw:
+        data = dict(raw["data"])
+        data.setdefault("role", raw["type"])
+        return data
+    return raw
 
 
 # smolagents writes a step's result as "Observation:\n<output>", a failed step as "[Call id: <id>\n]Error:\n
 # <error>\nNow let's retry: ...", and its calls as "Calling tools:\n" + the Python repr of
 # [{id, type, function: {name, arguments}}].
 SMOLAGENTS_ERROR = re.compile(r"(?:Call id: (\S+)\n)?Error:\n")
-
 
 SMOLAGENTS_TOOL = re.compile(r"\btool '([^'\n]{1,100})'")
 
@@ -262,7 +347,6 @@ def _prompt_text(content: Any) -> str:
         else:
             pieces.append(text_of(item))
     return "\n".join(p for p in pieces if p)
-
 
 
 @dataclass(frozen=True)

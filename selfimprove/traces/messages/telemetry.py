@@ -319,7 +319,6 @@ def _tool_roles(messages: list[Message]) -> list[Message]:
 
 _ITEM_CACHE: dict[bytes, tuple[Message, ...]] = {}
 
-
 _ITEM_CACHE_SIZE = 8192
 
 
