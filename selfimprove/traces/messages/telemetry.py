@@ -32,6 +32,7 @@ from selfimprove.traces.messages.roles import LANGCHAIN_CLASSES, STANDARD_ROLES,
 from selfimprove.traces.messages.shapes import shape_of, tool_call
 from selfimprove.traces.messages.values import (
     dumps,
+    gemini_part,
     loads_maybe,
     parse_arguments,
     text_of,
@@ -101,17 +102,10 @@ def from_parts(role: str, parts: Sequence[Any], name: str | None = None) -> list
             text = part.get("content") if isinstance(part.get("content"), str) else part.get("text")
             if isinstance(text, str) and text:
                 texts.append(text)
-        elif kind in ("tool_call", "tool-call", "function_call"):
-            args = part.get("arguments", part.get("args", part.get("input")))
-            calls.append(
-                call_of(
-                    part.get("name", part.get("toolName")),
-                    args,
-                    part.get("id", part.get("toolCallId", part.get("call_id"))),
-                )
-            )
-        elif kind == "tool_use":
-            calls.append(call_of(part.get("name"), part.get("input"), part.get("id")))
+        elif kind in ("tool_call", "tool-call", "function_call", "tool_use"):
+            call = tool_call(part)  # the one call parser
+            if call is not None:
+                calls.append(call)
         elif kind in ("tool_call_response", "tool-result", "tool_result", "function_call_output"):
             result = part.get("response", part.get("result", part.get("output", part.get("content"))))
             if isinstance(result, dict) and result.get("type") in ("text", "json") and "value" in result:
@@ -131,8 +125,10 @@ def from_parts(role: str, parts: Sequence[Any], name: str | None = None) -> list
                     part.get("is_error", part.get("isError", False)),
                 )
             )
-        elif isinstance(fc := part.get("functionCall", part.get("function_call")), dict):
-            calls.append(call_of(fc.get("name"), fc.get("args", fc.get("arguments")), fc.get("id")))
+        elif gemini_part(part, "functionCall", "function_call") is not None:
+            call = tool_call(part)
+            if call is not None:
+                calls.append(call)
         elif isinstance(fr := part.get("functionResponse", part.get("function_response")), dict):
             results.append(tool_message(fr.get("response"), fr.get("id"), fr.get("name")))
         elif kind == "message_content" or isinstance(part.get("message_content"), dict):
