@@ -40,8 +40,9 @@ from typing import TYPE_CHECKING
 import orjson
 
 from selfimprove.errors import SelfImproveError
-from selfimprove.traces.formats import _fields, _io, _messages
-from selfimprove.traces.formats._io import SourceReport
+from selfimprove.traces.formats import _fields, _io
+from selfimprove.traces.formats._io import ReadContext, SourceReport
+from selfimprove.traces.messages.conversations import find_message_list, is_message_like
 from selfimprove.traces.model import Trace, view_of
 
 if TYPE_CHECKING:
@@ -233,13 +234,14 @@ class TraceStream:
             if reader is None:
                 return
             report.format = reader.name
-            yield from _scoped(reader.read(path, report), on_progress, span, self.views)
+            context = ReadContext(progress=on_progress, span=span, views=self.views)
+            yield from _closing(reader.read(path, report, context))
             fallback = REGISTRY.get("generic")
             if report.traces == 0 and self.format == "auto" and fallback not in (None, reader):
                 # the reader that claimed the file found nothing: perhaps a look-alike of its format
                 # with ordinary messages inside; the generic reader gets a go before giving up
                 assert fallback is not None
-                yield from self._fallback(path, report, fallback, on_progress, span)
+                yield from self._fallback(path, report, fallback, context)
         except SelfImproveError:
             raise
         except RecursionError:
@@ -259,13 +261,13 @@ class TraceStream:
         if report.status == "read" and report.traces == 0 and report.skipped == 0:
             report.ignore("no traces found")
 
-    def _fallback(self, path: Path, report: SourceReport, fallback: Reader, hook: Callable[[int], None],
-                  span: tuple[int, int] | None) -> Iterator[Trace]:
+    def _fallback(self, path: Path, report: SourceReport, fallback: Reader,
+                  context: ReadContext) -> Iterator[Trace]:
         """Read with the fallback reader into a separate report; adopt it only if it finds traces,
         otherwise the first reader's report (its reasons) stands."""
         trial = SourceReport(path=report.path, format=fallback.name, strict=self.strict)
         found = False
-        for trace in _scoped(fallback.read(path, trial), hook, span, self.views):
+        for trace in _closing(fallback.read(path, trial, context)):
             if not found:
                 found = True
                 _copy_into(report, trial)
@@ -356,24 +358,10 @@ def _copy_into(target: SourceReport, source: SourceReport) -> None:
             setattr(target, f.name, list(value) if isinstance(value, list) else value)
 
 
-def _scoped(traces: Iterator[Trace], hook: Callable[[int], None], span: tuple[int, int] | None,
-            views: bool = False) -> Iterator[Trace]:
-    """Run a reader with this file's progress hook and byte range set only while its code runs, so
-    that two streams iterated side by side never see each other's settings."""
+def _closing(traces: Iterator[Trace]) -> Iterator[Trace]:
+    """A reader's traces, its generator closed (its file handles released) however the caller stops."""
     try:
-        while True:
-            _io.set_progress_hook(hook)
-            _io.set_byte_range(span)
-            _io.set_views(views)
-            try:
-                trace = next(traces)
-            except StopIteration:
-                return
-            finally:
-                _io.set_progress_hook(None)
-                _io.set_byte_range(None)
-                _io.set_views(False)
-            yield trace
+        yield from traces
     finally:
         close = getattr(traces, "close", None)
         if close is not None:
@@ -393,8 +381,8 @@ def _splittable(path: Path) -> bool:
         record = _io.loads(first)
     except ValueError:
         return False
-    return isinstance(record, dict) and not _messages.is_message_like(record) and \
-        "sessionId" not in record and _messages.find_message_list(record) is not None
+    return isinstance(record, dict) and not is_message_like(record) and \
+        "sessionId" not in record and find_message_list(record) is not None
 
 
 def unique_id(given: str, seen: set[str], stem: str) -> str:

@@ -323,7 +323,8 @@ def test_big_gzipped_array_is_streamed(tmp_path: Path, monkeypatch: pytest.Monke
     path.write_bytes(gzip.compress(json.dumps(records, indent=1).encode()))
     calls: list[Path] = []
     real = _io.iter_json_array
-    monkeypatch.setattr(_io, "iter_json_array", lambda p, r, **kw: calls.append(p) or real(p, r, **kw))
+    monkeypatch.setattr(_io, "iter_json_array",
+                        lambda p, r, *a, **kw: calls.append(p) or real(p, r, *a, **kw))
     ids, report = read_one(path)
     assert ids == [f"arr-{i:06d}" for i in range(200)] and report.skipped == 0 and calls == [path]
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from selfimprove.traces.formats import genai
-from selfimprove.traces.formats.langfuse import READER, score_feedback
+from selfimprove.traces.formats.langfuse import READER, langfuse_score
+from selfimprove.traces.messages import telemetry
 from selfimprove.traces.model import Feedback, Message, Trace
 from selfimprove.traces.read import SourceReport, read_traces
 
@@ -51,7 +51,8 @@ def chatml_pairs(trace_file: Path) -> list[tuple[str, str, list[Message], list[M
             data = [m for m in result.get("data") or [] if isinstance(m, dict) and "role" in m]
             if result.get("success") and data:
                 out.append(
-                    (obs_id, field, genai.to_messages(data, role), genai.to_messages(obs[field], role))
+                    (obs_id, field, telemetry.to_messages(data, role),
+                     telemetry.to_messages(obs[field], role))
                 )
     return out
 
@@ -157,19 +158,19 @@ def test_claude_agent_scores_become_feedback_with_lower_is_better_inverted() -> 
 
 
 def test_score_types() -> None:
-    assert score_feedback({"name": "resolved", "dataType": "BOOLEAN", "value": 0}) == Feedback(
+    assert langfuse_score({"name": "resolved", "dataType": "BOOLEAN", "value": 0}) == Feedback(
         kind="score", value=0.0, passed=False, name="resolved"
     )
-    assert score_feedback(
+    assert langfuse_score(
         {"name": "verdict", "dataType": "CATEGORICAL", "stringValue": "fail", "value": 0}
     ) == Feedback(kind="label", value="fail", passed=False, name="verdict")
-    assert score_feedback({"name": "rating", "dataType": "NUMERIC", "value": 4}) == Feedback(
+    assert langfuse_score({"name": "rating", "dataType": "NUMERIC", "value": 4}) == Feedback(
         kind="label", value="4", name="rating"
     )
-    assert score_feedback(
+    assert langfuse_score(
         {"name": "fix", "dataType": "CORRECTION", "longStringValue": "Use 30 days"}
     ) == Feedback(kind="label", value="correction", comment="Use 30 days", passed=False, name="fix")
-    assert score_feedback({"name": "x", "dataType": "NUMERIC", "value": None}) is None
+    assert langfuse_score({"name": "x", "dataType": "NUMERIC", "value": None}) is None
 
 
 def test_error_levels_versions_and_api_pages(tmp_path: Path) -> None:

@@ -364,7 +364,8 @@ def test_shared_otlp_folder_reads_fully(shared_traces: Path) -> None:
 
 
 def test_trace_groups_emit_the_longest_idle_traces_when_full() -> None:
-    from selfimprove.traces.formats.genai import SpanView, TraceGroups
+    from selfimprove.traces.formats.grouping import TraceGroups
+    from selfimprove.traces.formats.span_attributes import SpanView
 
     def view(text: str) -> SpanView:
         return SpanView(span_id=text, kind="llm", inputs=[Message(role="user", content=text * 100)])
@@ -378,17 +379,17 @@ def test_trace_groups_emit_the_longest_idle_traces_when_full() -> None:
 
 
 def test_huge_jsonl_exports_stay_bounded(tmp_path: Path, monkeypatch: Any) -> None:
-    from selfimprove.traces.formats import genai
+    from selfimprove.traces.formats import grouping
 
-    monkeypatch.setattr(genai, "MAX_BUFFERED_CHARS", 20_000)
+    monkeypatch.setattr(grouping, "MAX_BUFFERED_CHARS", 20_000)
     left_at_end: list[int] = []
-    drain = genai.TraceGroups.drain
+    drain = grouping.TraceGroups.drain
 
-    def spy(self: genai.TraceGroups) -> Any:
+    def spy(self: grouping.TraceGroups) -> Any:
         left_at_end.append(len(self.groups))
         return drain(self)
 
-    monkeypatch.setattr(genai.TraceGroups, "drain", spy)
+    monkeypatch.setattr(grouping.TraceGroups, "drain", spy)
     lines = []
     for i in range(200):
         attrs = {

@@ -3,6 +3,7 @@ general path (`trace_from_record`), and its view is exactly the view of that tra
 
 from __future__ import annotations
 
+import json
 import sys
 from dataclasses import fields
 from pathlib import Path
@@ -14,7 +15,7 @@ from hypothesis import strategies as st
 from selfimprove.analysis.pipeline import collect
 from selfimprove.traces.formats._io import SourceReport, iter_records
 from selfimprove.traces.formats._records import raw_trace, trace_from_record
-from selfimprove.traces.model import RawTrace, Trace, view_of
+from selfimprove.traces.model import Message, RawTrace, ToolCall, Trace, view_of
 from selfimprove.traces.read import read_traces
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -147,3 +148,32 @@ def test_any_record_the_lane_takes_reads_as_the_general_path_reads_it(record: di
         except (TypeError, ValueError, AttributeError, KeyError):
             return
         raise
+
+
+def test_a_key_the_lane_does_not_know_sends_the_record_down_the_general_path(tmp_path: Path) -> None:
+    # `state` (a Vercel AI SDK tool part's outcome) and a function's `args` are not keys of a plain
+    # OpenAI message: the lane must not take the record, and the general path reads them
+    record = {"id": "conversation-3", "messages": [
+        {"role": "user", "content": "cancel order 7"},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "cancel", "args": {"order": 7}}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": "order 7 is shipped", "state": "output-error"}]}
+    assert raw_trace(record, source="f.jsonl:1", stem="f", index=1, fmt="openai") is None
+    path = tmp_path / "f.jsonl"
+    path.write_text(json.dumps(record) + "\n")
+    lean, = read_traces([path], views=True)
+    full, = read_traces([path])
+    assert type(lean) is Trace and lean == full
+    assert lean.messages == (
+        Message("user", "cancel order 7"),
+        Message("assistant", "", (ToolCall("cancel", {"order": 7}, "c1"),)),
+        Message("tool", "order 7 is shipped", tool_call_id="c1", is_error=True, name="cancel"),
+    )
+    for extra in ({"state": "output-error"}, {"annotations": []}):  # any unknown key, known effect or not
+        assert raw_trace({"messages": [{"role": "user", "content": "hi"} | extra]}, source="f", stem="f",
+                         index=1, fmt="openai") is None
+    plain_call = {"id": "c1", "type": "function", "function": {"name": "cancel", "arguments": "{}"}}
+    for call in (plain_call | {"index": 0}, plain_call | {"function": {"name": "cancel", "args": {}}}):
+        assert raw_trace({"messages": [{"role": "user", "content": "hi"},
+                                       {"role": "assistant", "content": None, "tool_calls": [call]}]},
+                         source="f", stem="f", index=1, fmt="openai") is None

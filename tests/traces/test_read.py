@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from selfimprove.errors import SelfImproveError
-from selfimprove.traces.formats import REGISTRY
+from selfimprove.traces.formats import FORMATS, REGISTRY, choose
+from selfimprove.traces.formats._io import read_head
 from selfimprove.traces.read import read_traces
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "traces"
@@ -39,8 +41,42 @@ def chat(i: int) -> str:
 def test_registry_has_every_format_and_generic_last() -> None:
     assert MY_FORMATS <= set(REGISTRY)
     assert list(REGISTRY)[-1] == "generic"
+    assert list(REGISTRY.values()) == list(FORMATS)  # one list, names unique
     for name, reader in REGISTRY.items():
         assert reader.name == name
+
+
+class Claims:
+    """A reader that claims every file with a fixed confidence."""
+
+    def __init__(self, name: str, score: int) -> None:
+        self.name, self.score = name, score
+
+    def sniff(self, path: Path, head: bytes) -> int:
+        return self.score
+
+    def read(self, path: Path, report: object, context: object = None) -> Iterator[object]:
+        return iter(())
+
+
+def test_a_tie_goes_to_the_reader_listed_first_and_confidence_beats_order(tmp_path: Path) -> None:
+    path = tmp_path / "x.json"
+    first, second, surer = Claims("first", 70), Claims("second", 70), Claims("surer", 71)
+    assert choose(path, b"{}", [first, second]) == (first, 70)
+    assert choose(path, b"{}", [second, first]) == (second, 70)
+    assert choose(path, b"{}", [first, second, surer]) == (surer, 71)
+    assert choose(path, b"{}", [Claims("none", 0)]) == (None, 0)
+
+
+def test_real_tie_openai_and_generic_both_claim_a_chat_array_and_openai_is_listed_first() -> None:
+    path = DATA / "smolagents" / "cancel_order_error.json"
+    head = read_head(path)
+    assert REGISTRY["openai"].sniff(path, head) == REGISTRY["generic"].sniff(path, head) == 10
+    reader, score = choose(path, head)
+    assert (reader, score) == (REGISTRY["openai"], 10)
+    assert list(REGISTRY).index("openai") < list(REGISTRY).index("generic")
+    stream = read_traces([path])
+    assert [t.format for t in stream] == ["openai"]
 
 
 def test_directory_walk_is_sorted_recursive_and_skips_hidden(tmp_path: Path) -> None:

@@ -6,7 +6,11 @@ from datetime import datetime, timezone
 
 import pytest
 
-from selfimprove.traces.formats import _feedback, _fields, _messages, _records
+from selfimprove.traces.formats import _feedback, _fields, _records
+from selfimprove.traces.messages import convert
+from selfimprove.traces.messages import fast as fast_lane
+from selfimprove.traces.messages.roles import normalise_role
+from selfimprove.traces.messages.values import text_of
 from selfimprove.traces.model import Feedback, Message, Trace
 
 
@@ -57,7 +61,7 @@ def test_outcome_fields(record: dict[str, object], expected: tuple[Feedback, ...
     ],
 )
 def test_text_of(content: object, text: str) -> None:
-    assert _messages.text_of(content) == text
+    assert text_of(content) == text
 
 
 @pytest.mark.parametrize(
@@ -84,7 +88,7 @@ def test_parse_time(value: object, iso: str | None) -> None:
 
 def test_roles() -> None:
     assert [
-        _messages.normalise_role(r)
+        normalise_role(r)
         for r in ("User", "human", "AI", "model", "function", "developer", "Planner", None)
     ] == ["user", "user", "assistant", "assistant", "tool", "system", "Planner", "unknown"]
 
@@ -97,8 +101,8 @@ def test_fast_path_gives_the_same_messages_as_the_general_one(monkeypatch: pytes
     data = Path(__file__).resolve().parents[1] / "data" / "traces"
     paths = [data / "tau-bench", data / "provider-native", data / "swe-agent"]
     fast = [(t.id, t.messages) for t in read_traces(paths)]
-    monkeypatch.setattr(_messages, "_fast_message", lambda raw, names=None: None)
-    monkeypatch.setattr(_messages, "_make_message", Message)
-    monkeypatch.setattr(_records, "_make_trace", Trace)  # trace_from_record looks it up there
+    monkeypatch.setattr(convert, "fast_message", lambda raw, names=None: None)
+    monkeypatch.setattr(fast_lane, "make_message", Message)
+    monkeypatch.setattr(_records, "make_trace", Trace)  # trace_from_record looks it up there
     slow = [(t.id, t.messages) for t in read_traces(paths)]
     assert len(fast) == 9 and fast == slow

@@ -22,8 +22,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from selfimprove.traces.formats._fields import _is_map
-from selfimprove.traces.formats._messages import _opt_str, is_message_like
+from selfimprove.traces.messages.conversations import is_message_like
+from selfimprove.traces.messages.values import is_map, opt_str
 from selfimprove.traces.model import Feedback
 
 _PASS_WORDS = {"pass", "passed", "success", "successful", "succeeded", "correct", "c", "yes", "true", "good",
@@ -76,7 +76,7 @@ def feedback_from_value(kind_hint: str, value: Any, name: str | None = None) -> 
         comment = comment if isinstance(comment, str) else None
         kind = value.get("kind")
         if isinstance(kind, str) and kind in FEEDBACK_KINDS:  # already in our vocabulary
-            label = _opt_str(value.get("name") or value.get("key")) or name
+            label = opt_str(value.get("name") or value.get("key")) or name
             items = feedback_from_value(kind, value.get("value"), label)
             passed = value.get("passed")
             return [Feedback(f.kind, f.value, comment or f.comment,
@@ -84,7 +84,7 @@ def feedback_from_value(kind_hint: str, value: Any, name: str | None = None) -> 
         for key in ("reward", "score", "value", "rating", "thumbs", "label", "success", "passed", "correct"):
             if key in value and value[key] is not None and not isinstance(value[key], Mapping | list):
                 sub_kind = key if key in ("reward", "score", "thumbs", "label", "success") else hint
-                items = feedback_from_value(sub_kind, value[key], _opt_str(value.get("key") or
+                items = feedback_from_value(sub_kind, value[key], opt_str(value.get("key") or
                                                                             value.get("name")) or name)
                 return [Feedback(f.kind, f.value, comment or f.comment, f.passed, f.name) for f in items]
         return []
@@ -195,12 +195,12 @@ def nested_feedback(record: Mapping[str, Any]) -> tuple[Feedback, ...]:
         deeper: list[Mapping[str, Any]] = []
         for container in level:
             for key, value in container.items():
-                if key in _NOT_RESULTS or not _is_map(value):
+                if key in _NOT_RESULTS or not is_map(value):
                     continue
                 labelled = not value.keys().isdisjoint(_NESTED_SET)
                 parent = False
                 for inner in value.values():
-                    if _is_map(inner):
+                    if is_map(inner):
                         parent = True
                         break
                 if not (labelled or parent) or _opaque(value):
@@ -243,7 +243,7 @@ def _top_feedback(record: Mapping[str, Any], keys: Sequence[str]) -> tuple[Feedb
     seen: set[str] = set()
     containers: list[Mapping[str, Any]] = [record]
     for sub in ("metadata", "meta", "info", "labels", "annotations", "outcome"):
-        if _is_map(record.get(sub)):
+        if is_map(record.get(sub)):
             containers.append(record[sub])
     wanted = _OUTCOME_KEY_SET if keys is OUTCOME_KEYS else frozenset(keys)
     for container in containers:
@@ -254,7 +254,7 @@ def _top_feedback(record: Mapping[str, Any], keys: Sequence[str]) -> tuple[Feedb
                 value = container[key]
                 if key == "status" and not isinstance(value, str):
                     continue
-                if key in ("result", "outcome", "evaluation", "eval") and _is_map(value):
+                if key in ("result", "outcome", "evaluation", "eval") and is_map(value):
                     if container is record and key == "outcome":
                         continue  # handled as a container above
                 items = feedback_from_value(key, value)

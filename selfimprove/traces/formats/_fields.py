@@ -1,8 +1,7 @@
 """Generic record fields every reader looks up: ids, file stems, times, prompt versions, metadata.
 
 Owns: the liberal readers of a record's id (`record_id`), timestamps of any common shape
-(`parse_time`, `first_time`), its prompt version, and the scalar fields copied as metadata; also
-`_is_map`, the fast Mapping check shared by the converters.
+(`parse_time`, `first_time`), its prompt version, and the scalar fields copied as metadata.
 
 Must never: read files or judge outcomes; these are pure functions of one record.
 """
@@ -13,18 +12,9 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, TypeGuard
+from typing import Any
 
-
-def _is_map(value: Any) -> TypeGuard[Mapping[str, Any]]:
-    """isinstance(value, Mapping), fast for what JSON parsing produces (the ABC check is slow, and
-    absent keys, strings and lists are asked about far more often than other mappings)."""
-    kind = value.__class__
-    return kind is dict or (kind not in _NOT_MAPS and isinstance(value, Mapping))
-
-
-_NOT_MAPS = frozenset({type(None), str, int, float, bool, list})
-
+from selfimprove.traces.messages.values import TIME_KEYS, is_map
 
 # --------------------------------------------------------------------------------------------------
 # Times
@@ -69,10 +59,6 @@ def parse_time(value: Any) -> datetime | None:
     except (ValueError, OverflowError, OSError):
         return None
     return None
-
-
-TIME_KEYS = ("timestamp", "started_at", "start_time", "startTime", "created_at", "createdAt", "created",
-             "time", "date", "ts")
 
 
 def first_time(record: Mapping[str, Any], keys: Iterable[str] = TIME_KEYS) -> datetime | None:
@@ -121,7 +107,7 @@ def file_stem(path: Path) -> str:
 
 def prompt_version_of(record: Mapping[str, Any]) -> str | None:
     for container in (record, record.get("metadata"), record.get("meta")):
-        if _is_map(container):
+        if is_map(container):
             for key in ("prompt_version", "promptVersion", "prompt_sha", "prompt_commit", "prompt_ref"):
                 value = container.get(key)
                 if isinstance(value, str | int) and not isinstance(value, bool) and value != "":
@@ -139,7 +125,7 @@ def scalar_metadata(record: Mapping[str, Any], skip: Iterable[str] = (), limit: 
         if isinstance(value, str) and len(value) <= 200 or isinstance(value, int | float | bool):
             out[str(key)] = value
     meta = record.get("metadata")
-    if _is_map(meta):
+    if is_map(meta):
         for key, value in meta.items():
             if len(out) >= limit:
                 break

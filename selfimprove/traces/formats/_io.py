@@ -1,13 +1,14 @@
 """Bytes and JSON for every trace reader: safe streams, sniffing heads, JSON(L) records, the report.
 
-Owns: the per-source `SourceReport` where bad records are counted, the driver's progress hook and
-byte range (module-level state: set here, read here), opening files (`.gz` transparently), the first
+Owns: the per-source `SourceReport` where bad records are counted, the `ReadContext` the driver
+hands a reader (progress hook, byte range, views; passed along, never kept in module state), opening
+files (`.gz` transparently), the first
 bytes used for sniffing, streaming JSONL line by line and big JSON arrays element by element, and
 telling JSON Lines from one JSON document.
 
 Must never: raise anything but `SelfImproveError` for a problem in the data (a bad record is skipped
 and counted, with its line), hold a whole JSONL file in memory, or know what a trace looks like
-(that is `_messages`, `_feedback` and `_records`).
+(that is `traces.messages`, `_feedback` and `_records`).
 """
 
 from __future__ import annotations
@@ -142,29 +143,22 @@ class ProgressFile(io.RawIOBase):
         super().close()
 
 
-# The driver sets this while a file is being read so that streams opened by readers report progress.
-_progress_hook: list[Callable[[int], None] | None] = [None]
+@dataclass(frozen=True)
+class ReadContext:
+    """How the driver wants one file read, handed to its reader (and by the reader to the functions
+    here that open and stream it), never kept in module state.
+
+    `progress(n)` is called with the on-disk bytes newly consumed (for a progress bar); `span` is the
+    (start, end) byte range of a plain JSONL file to read (a shard: a line belongs to the range its
+    first byte falls in); `views=True` lets record readers return traces that carry their
+    `TraceView` and build their messages only when asked (`_records.raw_trace`)."""
+
+    progress: Callable[[int], None] | None = None
+    span: tuple[int, int] | None = None
+    views: bool = False
 
 
-def set_progress_hook(hook: Callable[[int], None] | None) -> None:
-    _progress_hook[0] = hook
-
-
-# The driver sets this to (start, end) when only a byte range of a JSONL file is to be read (a shard).
-_byte_range: list[tuple[int, int] | None] = [None]
-
-
-def set_byte_range(span: tuple[int, int] | None) -> None:
-    _byte_range[0] = span
-
-
-# The driver sets this while an analysis reads: record readers may then return traces that carry
-# their `TraceView` and build their messages only when asked (`_records.raw_trace`).
-_views: list[bool] = [False]
-
-
-def set_views(wanted: bool) -> None:
-    _views[0] = wanted
+PLAIN = ReadContext()  # the whole file, no progress, full traces
 
 
 def count_lines_before(path: Path, offset: int) -> int:
@@ -206,10 +200,11 @@ def inner_suffix(path: Path) -> str:
     return Path(inner_name(path)).suffix
 
 
-def open_bytes(path: Path) -> IO[bytes]:
-    """Open a file for reading, decompressing `.gz` transparently; reports progress when hooked."""
+def open_bytes(path: Path, context: ReadContext = PLAIN) -> IO[bytes]:
+    """Open a file for reading, decompressing `.gz` transparently; reports progress to the context's
+    hook."""
     raw: IO[bytes] = open(path, "rb")  # noqa: SIM115 - returned to the caller, who closes it
-    hook = _progress_hook[0]
+    hook = context.progress
     if hook is not None:
         raw = io.BufferedReader(ProgressFile(raw, hook), buffer_size=1 << 20)
     if is_gzip(path):
@@ -239,7 +234,7 @@ def read_head(path: Path, size: int = HEAD_BYTES) -> bytes:
         return raw.read(size)
 
 
-_DECOMPRESS_ERRORS = (EOFError, zlib.error, gzip.BadGzipFile)
+DECOMPRESS_ERRORS = (EOFError, zlib.error, gzip.BadGzipFile)
 
 
 def describe_read_error(exc: BaseException) -> str:
@@ -328,17 +323,17 @@ def json_reason(exc: BaseException) -> str:
     return f"invalid JSON ({msg})" if msg else "invalid JSON"
 
 
-def iter_jsonl(path: Path, report: SourceReport) -> Iterator[tuple[int, Any]]:
+def iter_jsonl(path: Path, report: SourceReport, context: ReadContext = PLAIN) -> Iterator[tuple[int, Any]]:
     """(line number, parsed value) for each non-blank line; bad lines are skipped and counted.
 
     Memory stays bounded: a line longer than MAX_LINE_BYTES is skipped without being held.
     """
     try:
-        stream = open_bytes(path)
+        stream = open_bytes(path, context)
     except OSError as exc:
         report.skip(None, f"cannot open: {describe_read_error(exc)}")
         return
-    span = None if is_gzip(path) else _byte_range[0]
+    span = None if is_gzip(path) else context.span
     with stream:
         lineno = 0
         pos = 0
@@ -358,7 +353,7 @@ def iter_jsonl(path: Path, report: SourceReport) -> Iterator[tuple[int, Any]]:
             lineno += 1
             try:
                 line = stream.readline(MAX_LINE_BYTES + 1)
-            except _DECOMPRESS_ERRORS as exc:
+            except DECOMPRESS_ERRORS as exc:
                 report.skip(lineno, describe_read_error(exc))
                 return
             except OSError as exc:
@@ -374,7 +369,7 @@ def iter_jsonl(path: Path, report: SourceReport) -> Iterator[tuple[int, Any]]:
                         pos += len(more)
                         if not more or more.endswith(b"\n"):
                             break
-                except (*_DECOMPRESS_ERRORS, OSError) as exc:
+                except (*DECOMPRESS_ERRORS, OSError) as exc:
                     report.skip(lineno, describe_read_error(exc))
                     return
                 report.skip(lineno, f"line longer than {human_size(MAX_LINE_BYTES)} (not read)")
@@ -394,12 +389,12 @@ def iter_jsonl(path: Path, report: SourceReport) -> Iterator[tuple[int, Any]]:
             yield lineno, value
 
 
-def load_json(path: Path, report: SourceReport) -> Any:
+def load_json(path: Path, report: SourceReport, context: ReadContext = PLAIN) -> Any:
     """The whole (decompressed) file parsed as one JSON document, or None after reporting why not."""
     try:
-        with open_bytes(path) as stream:
+        with open_bytes(path, context) as stream:
             data = stream.read(MAX_JSON_FILE_BYTES + 1)
-    except _DECOMPRESS_ERRORS as exc:
+    except DECOMPRESS_ERRORS as exc:
         report.skip(None, describe_read_error(exc))
         return None
     except OSError as exc:
@@ -424,7 +419,8 @@ def file_size(path: Path) -> int:
         return 0
 
 
-def iter_json_records(path: Path, report: SourceReport) -> Iterator[tuple[int, Any]]:
+def iter_json_records(path: Path, report: SourceReport,
+                      context: ReadContext = PLAIN) -> Iterator[tuple[int, Any]]:
     """Records of a JSON file that is either one document or a top-level array of records.
 
     Yields (line, record): for a top-level array each element (streamed when the file is big, so
@@ -435,13 +431,13 @@ def iter_json_records(path: Path, report: SourceReport) -> Iterator[tuple[int, A
     if file_size(path) >= threshold:
         try:
             head = read_head(path, 4096)
-        except (OSError, *_DECOMPRESS_ERRORS) as exc:
+        except (OSError, *DECOMPRESS_ERRORS) as exc:
             report.skip(None, describe_read_error(exc))
             return
         if first_char(head) == "[":
-            yield from iter_json_array(path, report)
+            yield from iter_json_array(path, report, context)
             return
-    doc = load_json(path, report)
+    doc = load_json(path, report, context)
     if doc is None:
         return
     if isinstance(doc, list):
@@ -454,7 +450,8 @@ def iter_json_records(path: Path, report: SourceReport) -> Iterator[tuple[int, A
 _WS = re.compile(r"[ \t\r\n]*")
 
 
-def iter_json_array(path: Path, report: SourceReport, chunk_size: int = 1 << 22) -> Iterator[tuple[int, Any]]:
+def iter_json_array(path: Path, report: SourceReport, context: ReadContext = PLAIN,
+                    chunk_size: int = 1 << 22) -> Iterator[tuple[int, Any]]:
     """Stream the elements of a top-level JSON array without loading the file.
 
     Each element is decoded with the C decoder (`raw_decode`) from a sliding text buffer; an element
@@ -462,7 +459,7 @@ def iter_json_array(path: Path, report: SourceReport, chunk_size: int = 1 << 22)
     """
     decoder = json.JSONDecoder()
     try:
-        raw = open_bytes(path)
+        raw = open_bytes(path, context)
     except OSError as exc:
         report.skip(None, f"cannot open: {describe_read_error(exc)}")
         return
@@ -483,7 +480,7 @@ def iter_json_array(path: Path, report: SourceReport, chunk_size: int = 1 << 22)
                 report.skip(line, "invalid UTF-8; the rest of the file was not read")
                 eof = True
                 return False
-            except (*_DECOMPRESS_ERRORS, OSError) as exc:
+            except (*DECOMPRESS_ERRORS, OSError) as exc:
                 report.skip(line, describe_read_error(exc))
                 eof = True
                 return False
@@ -602,17 +599,17 @@ def is_jsonl(path: Path, head: bytes) -> bool:
     return lines[1].lstrip().startswith(b"{")
 
 
-def iter_records(path: Path, report: SourceReport) -> Iterator[tuple[int, Any]]:
+def iter_records(path: Path, report: SourceReport, context: ReadContext = PLAIN) -> Iterator[tuple[int, Any]]:
     """(line, record) of a JSONL file, a JSON array of records, or a single JSON document."""
     try:
         head = read_head(path, 65536)
-    except (OSError, *_DECOMPRESS_ERRORS) as exc:
+    except (OSError, *DECOMPRESS_ERRORS) as exc:
         report.skip(None, describe_read_error(exc))
         return
     if looks_jsonl(path, head):
-        yield from iter_jsonl(path, report)
+        yield from iter_jsonl(path, report, context)
     else:
-        yield from iter_json_records(path, report)
+        yield from iter_json_records(path, report, context)
 
 
 def looks_jsonl(path: Path, head: bytes) -> bool:
@@ -638,7 +635,7 @@ def _long_first_line_jsonl(path: Path, head: bytes) -> bool:
                     return False
                 if nxt.strip():
                     return nxt.lstrip().startswith(b"{")
-    except (OSError, ValueError, *_DECOMPRESS_ERRORS):
+    except (OSError, ValueError, *DECOMPRESS_ERRORS):
         return False
 
 

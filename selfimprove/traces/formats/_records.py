@@ -5,8 +5,8 @@ into a counted skip (`guarded`), one-message-per-line files grouped into convers
 (`group_lines`), HTTP recordings (`traces_from_interactions`), results documents (one object with a
 run's metadata and its episodes under a key of its own, `results_of`: each episode is read as a
 record), and reading a whole record file of any of these shapes (`read_record_file`). Traces are
-built with `_messages`' fast-path `_make_trace`, imported here by name (a test that swaps it patches
-`_records._make_trace`).
+built with the fast constructor `messages.fast.make_trace`, imported here by name (a test that
+swaps it patches `_records.make_trace`).
 
 Must never: let one bad record fail the file (it is skipped and counted, with its line), or hold
 more than `MAX_OPEN_GROUPS` conversations open at once.
@@ -26,7 +26,6 @@ from selfimprove.traces.formats import _io
 from selfimprove.traces.formats._feedback import OUTCOME_KEYS, feedback_from_record
 from selfimprove.traces.formats._fields import (
     ID_KEYS,
-    _is_map,
     file_stem,
     first_time,
     prompt_version_of,
@@ -34,43 +33,45 @@ from selfimprove.traces.formats._fields import (
     scalar_metadata,
 )
 from selfimprove.traces.formats._io import (
-    _DECOMPRESS_ERRORS,
+    DECOMPRESS_ERRORS,
+    PLAIN,
+    ReadContext,
     SourceReport,
     iter_records,
     looks_jsonl,
     read_head,
 )
-from selfimprove.traces.formats._messages import (
-    _ANSWER_KEYS,
-    _PROMPT_KEYS,
-    _RESPONSE_KEYS,
-    _make_trace,
+from selfimprove.traces.messages.conversations import (
+    ANSWER_KEYS,
+    FOLDED_KEYS,
+    PROMPT_KEYS,
+    SYSTEM_KEYS,
     conversation_of,
-    convert_messages,
-    fast_view,
     find_message_list,
     finish_reason,
-    has_input_turn,
     is_message_like,
-    parse_arguments,
     response_messages,
 )
+from selfimprove.traces.messages.convert import convert_messages, has_input_turn
+from selfimprove.traces.messages.fast import fast_view, make_trace
+from selfimprove.traces.messages.values import is_map, parse_arguments
 from selfimprove.traces.model import Feedback, RawTrace, Trace
 
 # record fields that are not metadata (ids, outcomes, prompts and answers, system prompts)
-_NOT_METADATA = frozenset(ID_KEYS[:1] + OUTCOME_KEYS + _PROMPT_KEYS + _ANSWER_KEYS +
-                          ("system", "system_prompt", "instructions"))
+_NOT_METADATA = frozenset(ID_KEYS[:1] + OUTCOME_KEYS + PROMPT_KEYS + ANSWER_KEYS +
+                          SYSTEM_KEYS)
 
 
 def trace_from_record(record: Any, *, source: str, stem: str, index: int | str, fmt: str,
-                      report: SourceReport, line: int | None) -> Any:
-    """One record → one Trace, or None after deferring it (no messages in it)."""
+                      report: SourceReport, line: int | None, views: bool = False) -> Any:
+    """One record → one Trace, or None after deferring it (no messages in it). With `views`, a plain
+    chat record takes the fast lane (`raw_trace`): a trace that carries its view."""
 
-    if _io._views[0]:
+    if views:
         lean = raw_trace(record, source=source, stem=stem, index=index, fmt=fmt)
         if lean is not None:
             return lean
-    if not _is_map(record):
+    if not is_map(record):
         report.defer(line, f"a JSON {type(record).__name__}, not an object")
         return None
     conv = conversation_of(record)
@@ -88,7 +89,7 @@ def trace_from_record(record: Any, *, source: str, stem: str, index: int | str, 
     feedback = feedback_from_record(record)
     meta = scalar_metadata(record, skip=_NOT_METADATA)
     meta["messages_key"] = key
-    return _make_trace(record_id(record, stem, index), source, messages, feedback,
+    return make_trace(record_id(record, stem, index), source, messages, feedback,
                        first_time(record) or _first_message_time(raw), prompt_version_of(record), meta, fmt)
 
 
@@ -114,16 +115,16 @@ def results_of(record: Mapping[str, Any], depth: int = 0) -> tuple[str, list[Any
     best: tuple[str, list[Any]] | None = None
     best_share = 0.0
     for key, value in record.items():
-        if isinstance(value, list) and value and _is_map(value[0]) and not is_message_like(value[0]):
+        if isinstance(value, list) and value and is_map(value[0]) and not is_message_like(value[0]):
             sample = value[:8]
-            hits = sum(1 for item in sample if _is_map(item) and not is_message_like(item)
+            hits = sum(1 for item in sample if is_map(item) and not is_message_like(item)
                        and conversation_of(item) is not None)
             share = hits / len(sample)
             if share >= EPISODE_SHARE and share > best_share:
                 best, best_share = (str(key), value), share
     if best is None and depth == 0:
         for key, value in record.items():
-            if _is_map(value):
+            if is_map(value):
                 inner = results_of(value, 1)
                 if inner is not None:
                     return f"{key}.{inner[0]}", inner[1]
@@ -131,9 +132,9 @@ def results_of(record: Mapping[str, Any], depth: int = 0) -> tuple[str, list[Any
 
 
 # Record fields that would make `conversation_of` add to the `messages` list (a system prompt kept
-# beside it, a response) or find it elsewhere: a record with one of them takes the general path.
-_NOT_PLAIN = frozenset(("system", "system_prompt", "instructions", "choices", "interactions")
-                       + _RESPONSE_KEYS)
+# beside it, a response) or the file reader read the record otherwise (an HTTP recording): a record
+# with one of them takes the general path.
+_NOT_PLAIN = FOLDED_KEYS | {"interactions"}
 
 
 def raw_trace(record: Any, *, source: str, stem: str, index: int | str, fmt: str) -> RawTrace | None:
@@ -309,7 +310,8 @@ def traces_from_interactions(record: Mapping[str, Any], *, source: str, stem: st
 # Files of records
 
 
-def read_record_file(path: Path, report: SourceReport, fmt: str) -> Iterator[Any]:
+def read_record_file(path: Path, report: SourceReport, fmt: str,
+                     context: ReadContext = PLAIN) -> Iterator[Any]:
     """Traces of a record-shaped file (JSONL, JSON array or one JSON document), whatever the record
     shape: records holding a message list (OpenAI/Anthropic/ShareGPT/tau-bench/request-response
     logs), HTTP recordings with request/response bodies, a bare JSON list of messages (one trace), or
@@ -322,10 +324,10 @@ def read_record_file(path: Path, report: SourceReport, fmt: str) -> Iterator[Any
     jsonl = False
     try:
         jsonl = looks_jsonl(path, read_head(path, 65536))
-    except (OSError, *_DECOMPRESS_ERRORS):
+    except (OSError, *DECOMPRESS_ERRORS):
         pass
 
-    records = iter_records(path, report)
+    records = iter_records(path, report, context)
     for line, record in records:
         label = f"{report.path}:{line}"
         if isinstance(record, Mapping) and "interactions" in record:
@@ -350,11 +352,11 @@ def read_record_file(path: Path, report: SourceReport, fmt: str) -> Iterator[Any
             continue
         # records without an id field: JSONL ids use the line (stable when a file is read in shards)
         build = partial(trace_from_record, record, source=label, stem=stem, index=line if jsonl else index,
-                        fmt=fmt, report=report, line=line)
+                        fmt=fmt, report=report, line=line, views=context.views)
         trace = guarded(report, line, build)
         if isinstance(trace, Episodes):  # the document is not a record of its own: its episodes are
             yield from _episode_traces(trace, source=label, stem=stem, first=None if jsonl else index,
-                                       fmt=fmt, report=report, line=line)
+                                       fmt=fmt, report=report, line=line, views=context.views)
             index += len(trace.items)
             continue
         index += 1
@@ -367,7 +369,7 @@ def read_record_file(path: Path, report: SourceReport, fmt: str) -> Iterator[Any
 
 
 def _episode_traces(doc: Episodes, *, source: str, stem: str, first: int | None, fmt: str,
-                    report: SourceReport, line: int) -> Iterator[Any]:
+                    report: SourceReport, line: int, views: bool) -> Iterator[Any]:
     """The traces of a results document's episodes, each read as a record; the document's own fields
     fill in what an episode's metadata lacks. Episodes without an id field are named by their index
     among the file's records (`first` + n), or in JSON Lines by `line.n` (stable when a file is read
@@ -375,7 +377,8 @@ def _episode_traces(doc: Episodes, *, source: str, stem: str, first: int | None,
     for n, episode in enumerate(doc.items):
         index: int | str = f"{line}.{n}" if first is None else first + n
         found = guarded(report, line, partial(trace_from_record, episode, source=source, stem=stem,
-                                              index=index, fmt=fmt, report=report, line=line))
+                                              index=index, fmt=fmt, report=report, line=line,
+                                              views=views))
         if isinstance(found, Episodes):  # a document inside an episode is not an episode
             report.defer(line, f"no messages in an item of '{doc.key}'")
         elif found is not None:
@@ -448,8 +451,9 @@ class RecordReader:
     def sniff(self, path: Path, head: bytes) -> int:
         return 0
 
-    def read(self, path: Path, report: _io.SourceReport) -> Iterator[Trace]:
-        yield from read_record_file(path, report, self.name)
+    def read(self, path: Path, report: _io.SourceReport,
+             context: _io.ReadContext = _io.PLAIN) -> Iterator[Trace]:
+        yield from read_record_file(path, report, self.name, context)
 
 
 class KeyedRecordReader(RecordReader):

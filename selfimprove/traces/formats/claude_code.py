@@ -18,7 +18,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from selfimprove.traces.formats import _fields, _io, _messages, _records
+from selfimprove.traces.formats import _fields, _io, _records
+from selfimprove.traces.messages.convert import convert_message, convert_messages_post
 from selfimprove.traces.model import Message, Trace
 
 _TURN_TYPES = ("user", "assistant")
@@ -38,13 +39,14 @@ class ClaudeCodeReader:
             return 60
         return 0
 
-    def read(self, path: Path, report: _io.SourceReport) -> Iterator[Trace]:
+    def read(self, path: Path, report: _io.SourceReport,
+             context: _io.ReadContext = _io.PLAIN) -> Iterator[Trace]:
         summaries: dict[str, str] = {}
         side: dict[str, int] = {}
         stem = _fields.file_stem(path)
 
         def turns() -> Iterator[tuple[int, Mapping[str, Any]]]:
-            for line, record in _io.iter_jsonl(path, report):
+            for line, record in _io.iter_jsonl(path, report, context):
                 if not isinstance(record, Mapping):
                     report.skip(line, f"a JSON {type(record).__name__}, not an object")
                     continue
@@ -88,7 +90,7 @@ class ClaudeCodeReader:
                 msg = record["message"]
                 if isinstance(msg, str):
                     msg = {"role": record.get("type"), "content": msg}
-                converted = _messages.convert_message(msg)
+                converted = convert_message(msg)
                 msg_id = msg.get("id") if isinstance(msg, Mapping) else None
                 if isinstance(msg, Mapping) and isinstance(msg.get("model"), str):
                     model = msg["model"]
@@ -115,7 +117,7 @@ class ClaudeCodeReader:
             if summary:
                 meta["summary"] = summary[0]
             return Trace(id=key or f"{stem}:{line}", source=f"{report.path}:{line}",
-                         messages=_messages.convert_messages_post(messages),
+                         messages=convert_messages_post(messages),
                          started_at=_fields.first_time(first_rec), metadata=meta, format=self.name)
 
         result: Trace | None = _records.guarded(report, line, build)

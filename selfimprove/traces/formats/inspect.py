@@ -16,7 +16,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from selfimprove.traces.formats import _feedback, _fields, _io, _messages, _records
+from selfimprove.traces.formats import _feedback, _fields, _io, _records
+from selfimprove.traces.messages.convert import convert_messages
 from selfimprove.traces.model import Feedback, Trace
 
 # Inspect's score value constants: CORRECT, INCORRECT, PARTIAL, NOANSWER
@@ -28,7 +29,7 @@ def _natural(text: str) -> tuple[Any, ...]:
     return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", text))
 
 
-def score_feedback(scores: Any) -> list[Feedback]:
+def inspect_scores(scores: Any) -> list[Feedback]:
     out: list[Feedback] = []
     if not isinstance(scores, Mapping):
         return out
@@ -57,13 +58,13 @@ def sample_trace(sample: Mapping[str, Any], header: Mapping[str, Any], *, source
     raw = sample.get("messages")
     if not isinstance(raw, list):
         raw = []
-    messages = _messages.convert_messages(raw)
+    messages = convert_messages(raw)
     if not messages and isinstance(sample.get("input"), str | list):
-        messages = _messages.convert_messages(sample["input"] if isinstance(sample["input"], list)
+        messages = convert_messages(sample["input"] if isinstance(sample["input"], list)
                                       else [{"role": "user", "content": sample["input"]}])
     if not messages:
         return None
-    feedback = score_feedback(sample.get("scores"))
+    feedback = inspect_scores(sample.get("scores"))
     error = sample.get("error")
     if isinstance(error, Mapping):
         feedback.append(Feedback("error", str(error.get("message") or "sample error"), name="error"))
@@ -114,7 +115,8 @@ class InspectReader:
             return 90
         return 0
 
-    def read(self, path: Path, report: _io.SourceReport) -> Iterator[Trace]:
+    def read(self, path: Path, report: _io.SourceReport,
+             context: _io.ReadContext = _io.PLAIN) -> Iterator[Trace]:
         stem = _fields.file_stem(path)
         try:
             with open(path, "rb") as fh:
@@ -125,7 +127,7 @@ class InspectReader:
         if magic == b"PK\x03\x04":
             yield from self._read_zip(path, report, stem)
             return
-        doc = _io.load_json(path, report)
+        doc = _io.load_json(path, report, context)
         if doc is None:
             return
         if not isinstance(doc, Mapping):

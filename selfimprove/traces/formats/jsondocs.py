@@ -70,9 +70,10 @@ def plain_head(head: bytes) -> bytes:
     return head
 
 
-def open_text(path: Path) -> io.TextIOBase:
-    """Text of a file: `.gz` (by name or by magic bytes) decompressed, progress reported to the driver."""
-    raw = _io.open_bytes(path)
+def open_text(path: Path, context: _io.ReadContext = _io.PLAIN) -> io.TextIOBase:
+    """Text of a file: `.gz` (by name or by magic bytes) decompressed, progress reported to the
+    context's hook."""
+    raw = _io.open_bytes(path, context)
     stream: Any = raw
     if not _io.is_gzip(path) and hasattr(raw, "peek") and raw.peek(2)[:2] == b"\x1f\x8b":
         stream = gzip.GzipFile(fileobj=raw, mode="rb")
@@ -101,10 +102,10 @@ class Document:
         return line_of(self.text, needle, self.line)
 
 
-def documents(path: Path, report: Report) -> Iterator[Document]:
+def documents(path: Path, report: Report, context: _io.ReadContext = _io.PLAIN) -> Iterator[Document]:
     """A single JSON document, or JSON Lines one value per line; bad lines skipped and reported."""
     try:
-        handle = open_text(path)
+        handle = open_text(path, context)
     except OSError as exc:
         skip(report, None, f"cannot open: {exc.strerror or exc}")
         return

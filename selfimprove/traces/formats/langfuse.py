@@ -3,7 +3,7 @@
 Owns Langfuse's data model: a trace with its observations (GENERATION, TOOL, SPAN, AGENT, …) and
 scores. A GENERATION's `input`/`output` hold whatever the instrumented SDK sent (OpenAI chat or
 Responses items, Anthropic blocks, Gemini contents, LangChain messages, OTel GenAI parts, plain
-text), normalised by `genai.to_messages`, with the raw OTel attributes Langfuse keeps in
+text), normalised by `telemetry.to_messages`, with the raw OTel attributes Langfuse keeps in
 `metadata.attributes` as a fallback. TOOL observations (or spans whose attributes say they ran a
 tool) add tool results; an observation at level ERROR marks its tool result `is_error` or, for any
 other observation, adds a `status: error` feedback with its `statusMessage`. Scores become
@@ -22,9 +22,11 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from selfimprove.traces.formats import genai
+from selfimprove.traces.formats import span_attributes
+from selfimprove.traces.formats._io import PLAIN, ReadContext
 from selfimprove.traces.formats.jsondocs import Report, defer, documents, plain_head, skip, where
 from selfimprove.traces.formats.otlp import build_trace, label_passed
+from selfimprove.traces.messages import telemetry, values
 from selfimprove.traces.model import Feedback, Trace
 
 NAME = "langfuse"
@@ -45,7 +47,7 @@ LOWER_IS_BETTER = (
 )
 
 
-def score_feedback(score: Mapping[str, Any]) -> Feedback | None:
+def langfuse_score(score: Mapping[str, Any]) -> Feedback | None:
     name = str(score.get("name") or "") or None
     data_type = str(score.get("dataType") or "").upper()
     comment = score.get("comment") if isinstance(score.get("comment"), str) else None
@@ -83,16 +85,16 @@ def score_feedback(score: Mapping[str, Any]) -> Feedback | None:
 
 
 def _metadata(obs: Mapping[str, Any]) -> dict[str, Any]:
-    meta = genai.loads_maybe(obs.get("metadata"))
+    meta = values.loads_maybe(obs.get("metadata"))
     return dict(meta) if isinstance(meta, dict) else {}
 
 
 def _attributes(meta: Mapping[str, Any]) -> dict[str, Any]:
-    attrs = genai.loads_maybe(meta.get("attributes"))
+    attrs = values.loads_maybe(meta.get("attributes"))
     return dict(attrs) if isinstance(attrs, dict) else {}
 
 
-def _observation_view(obs: Mapping[str, Any], order: int) -> genai.SpanView:
+def _observation_view(obs: Mapping[str, Any], order: int) -> span_attributes.SpanView:
     kind_name = str(obs.get("type") or "SPAN").upper()
     meta = _metadata(obs)
     attrs = _attributes(meta)
@@ -100,11 +102,11 @@ def _observation_view(obs: Mapping[str, Any], order: int) -> genai.SpanView:
     error = level == "ERROR"
     status_message = obs.get("statusMessage") if isinstance(obs.get("statusMessage"), str) else None
     name = str(obs.get("name") or "")
-    view = genai.SpanView(
+    view = span_attributes.SpanView(
         span_id=str(obs.get("id") or f"#{order}"),
         parent_id=str(obs["parentObservationId"]) if obs.get("parentObservationId") else None,
         name=name,
-        start=genai.to_datetime(obs.get("startTime")),
+        start=span_attributes.to_datetime(obs.get("startTime")),
         order=order,
         error=error,
         error_message=status_message,
@@ -113,7 +115,7 @@ def _observation_view(obs: Mapping[str, Any], order: int) -> genai.SpanView:
         view.prompt_version = f"{obs['promptName']}:{obs['promptVersion']}"
     if isinstance(obs.get("model"), str):
         view.metadata["model"] = obs["model"]
-    attr_kind = genai.span_kind(attrs, name)
+    attr_kind = span_attributes.span_kind(attrs, name)
     if kind_name == "TOOL" or (attr_kind == "tool" and kind_name != "GENERATION"):
         view.kind = "tool"
         tool_name = (
@@ -129,29 +131,29 @@ def _observation_view(obs: Mapping[str, Any], order: int) -> genai.SpanView:
             )
         )
         call_id = attrs.get("gen_ai.tool.call.id") or attrs.get("ai.toolCall.id") or attrs.get("tool_call.id")
-        output = genai.loads_maybe(obs.get("output"))
+        output = values.loads_maybe(obs.get("output"))
         if isinstance(output, dict) and isinstance(output.get("content"), list):
-            result = genai.text_of(output["content"])  # MCP / Anthropic tool result blocks
+            result = telemetry.field_text(output["content"])  # MCP / Anthropic tool result blocks
         elif output is None:
             result = ""
         else:
-            result = genai.dumps(output)
+            result = values.dumps(output)
         if not result and error and status_message:
             result = status_message
-        view.tool = genai.ToolResult(
+        view.tool = span_attributes.ToolResult(
             name=str(tool_name) if tool_name else None,
             call_id=str(call_id) if call_id else None,
             result=result,
-            arguments=genai.parse_arguments(obs.get("input")),
+            arguments=values.parse_arguments(obs.get("input")),
         )
         return view
     view.kind = "llm" if kind_name == "GENERATION" else "other"
-    view.inputs = genai.to_messages(obs.get("input"))
-    view.outputs = genai.to_messages(obs.get("output"), "assistant")
+    view.inputs = telemetry.to_messages(obs.get("input"))
+    view.outputs = telemetry.to_messages(obs.get("output"), "assistant")
     if view.inputs:
-        view.inputs = genai.with_instructions(view.inputs, obs.get("output"))
+        view.inputs = telemetry.with_instructions(view.inputs, obs.get("output"))
     if attrs and (view.kind == "llm" or attr_kind == "llm") and not (view.inputs and view.outputs):
-        _, a_in, a_out, _ = genai.span_content(attrs, name)
+        _, a_in, a_out, _ = span_attributes.span_content(attrs, name)
         view.inputs = view.inputs or a_in
         view.outputs = view.outputs or a_out
         view.kind = "llm" if (view.inputs or view.outputs) and attr_kind == "llm" else view.kind
@@ -160,26 +162,26 @@ def _observation_view(obs: Mapping[str, Any], order: int) -> genai.SpanView:
     return view
 
 
-def _trace_view(trace: Mapping[str, Any]) -> genai.SpanView:
+def _trace_view(trace: Mapping[str, Any]) -> span_attributes.SpanView:
     """The trace object itself: its input/output are the fallback conversation, its scores feedback."""
-    view = genai.SpanView(
+    view = span_attributes.SpanView(
         span_id=f"trace:{trace.get('id')}",
         name=str(trace.get("name") or ""),
-        start=genai.to_datetime(trace.get("timestamp")),
+        start=span_attributes.to_datetime(trace.get("timestamp")),
         order=-1,
-        inputs=genai.to_messages(trace.get("input")),
-        outputs=genai.to_messages(trace.get("output"), "assistant"),
+        inputs=telemetry.to_messages(trace.get("input")),
+        outputs=telemetry.to_messages(trace.get("output"), "assistant"),
     )
     scores = trace.get("scores")
     for score in scores if isinstance(scores, list) else []:
         if isinstance(score, dict):
-            fb = score_feedback(score)
+            fb = langfuse_score(score)
             if fb is not None:
                 view.feedback.append(fb)
     corrections = trace.get("corrections")
     for corr in corrections if isinstance(corrections, list) else []:
         if isinstance(corr, dict):
-            fb = score_feedback({**corr, "dataType": "CORRECTION"})
+            fb = langfuse_score({**corr, "dataType": "CORRECTION"})
             if fb is not None:
                 view.feedback.append(fb)
     for key in ("version", "release"):
@@ -237,12 +239,12 @@ class LangfuseReader:
             return 80
         return 0
 
-    def read(self, path: Path, report: Report) -> Iterator[Trace]:
+    def read(self, path: Path, report: Report, context: ReadContext = PLAIN) -> Iterator[Trace]:
         traces: dict[str, Mapping[str, Any]] = {}
         observations: dict[str, dict[str, Mapping[str, Any]]] = {}
         lines: dict[str, int] = {}
         buffered = 0
-        for doc in documents(path, report):
+        for doc in documents(path, report, context):
             parts = _split(doc.value)
             if not parts:
                 defer(report, doc.line, "not a Langfuse export (no trace with observations)")
@@ -271,12 +273,12 @@ class LangfuseReader:
                     buffered += 1
             if buffered > MAX_BUFFERED_OBSERVATIONS:  # bounded memory: emit all but the latest trace
                 latest = next(reversed(lines)) if lines else None
-                yield from _emit(traces, observations, lines, path, report, keep=latest)
+                yield from _emit_traces(traces, observations, lines, path, report, keep=latest)
                 buffered = sum(len(v) for v in observations.values())
-        yield from _emit(traces, observations, lines, path, report)
+        yield from _emit_traces(traces, observations, lines, path, report)
 
 
-def _emit(
+def _emit_traces(
     traces: dict[str, Mapping[str, Any]],
     observations: dict[str, dict[str, Mapping[str, Any]]],
     lines: dict[str, int],
@@ -289,7 +291,7 @@ def _emit(
         trace = traces.pop(trace_id, {})
         obs_map = observations.pop(trace_id, {})
         line = lines.pop(trace_id, 1)
-        views: list[genai.SpanView] = []
+        views: list[span_attributes.SpanView] = []
         try:
             if trace:
                 views.append(_trace_view(trace))

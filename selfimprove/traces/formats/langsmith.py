@@ -3,7 +3,7 @@
 Owns the run schema (RunBase/Run of the LangSmith SDK): a `patch` completes the `post` of the same
 run (by `id`, else by `dotted_order`), nested `child_runs` are flattened, runs are grouped by
 `trace_id`. An `llm` run's inputs/outputs hold OpenAI or LangChain-serialized messages (both
-understood by `genai.to_messages`); `tool` runs add tool results; a run's `error` marks its span
+understood by `telemetry.to_messages`); `tool` runs add tool results; a run's `error` marks its span
 (tool errors become `is_error` tool messages, other errors a `status: error` feedback); `feedback`
 records and `feedback_stats` become `Feedback`.
 
@@ -17,9 +17,11 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from selfimprove.traces.formats import genai
+from selfimprove.traces.formats import span_attributes
+from selfimprove.traces.formats._io import PLAIN, ReadContext
 from selfimprove.traces.formats.jsondocs import Report, defer, documents, plain_head, skip, where
 from selfimprove.traces.formats.otlp import build_trace, label_passed
+from selfimprove.traces.messages import telemetry, values
 from selfimprove.traces.model import Feedback, Trace
 
 NAME = "langsmith"
@@ -88,7 +90,7 @@ def _feedback(run: Mapping[str, Any]) -> list[Feedback]:
         score, value = record.get("score"), record.get("value")
         if record.get("correction") not in (None, "", {}):
             correction = record["correction"]
-            text = correction if isinstance(correction, str) else genai.dumps(correction)
+            text = correction if isinstance(correction, str) else values.dumps(correction)
             out.append(Feedback(kind="label", value="correction", comment=text, passed=False, name=key))
             continue
         if isinstance(score, bool):
@@ -119,28 +121,28 @@ def _feedback(run: Mapping[str, Any]) -> list[Feedback]:
 
 def _tool_output(outputs: Any) -> tuple[str, str | None]:
     out = outputs.get("output", outputs) if isinstance(outputs, dict) else outputs
-    out = genai.loads_maybe(out)
+    out = values.loads_maybe(out)
     if isinstance(out, dict) and (out.get("lc") is not None or out.get("type") == "tool"):
-        messages = genai.to_messages([out], "tool")
+        messages = telemetry.to_messages([out], "tool")
         if messages:
             return messages[0].content, messages[0].tool_call_id
     if isinstance(out, dict) and "content" in out and "tool_call_id" in out:
-        return genai.text_of(out.get("content")), str(out["tool_call_id"])
-    return (genai.dumps(out) if out is not None else ""), None
+        return telemetry.field_text(out.get("content")), str(out["tool_call_id"])
+    return (values.dumps(out) if out is not None else ""), None
 
 
-def _view(run: Mapping[str, Any], order: int) -> genai.SpanView:
+def _view(run: Mapping[str, Any], order: int) -> span_attributes.SpanView:
     run_type = str(run.get("run_type") or "")
     error = run.get("error")
     error_text = str(error) if error not in (None, "", False) else None
     status = str(run.get("status") or "")
     extra: Mapping[str, Any] = _map(run.get("extra"))
     metadata: Mapping[str, Any] = _map(extra.get("metadata"))
-    view = genai.SpanView(
+    view = span_attributes.SpanView(
         span_id=str(run.get("id") or f"#{order}"),
         parent_id=str(run["parent_run_id"]) if run.get("parent_run_id") else None,
         name=str(run.get("name") or ""),
-        start=genai.to_datetime(run.get("start_time")),
+        start=span_attributes.to_datetime(run.get("start_time")),
         order=order,
         error=error_text is not None or status == "error",
         error_message=error_text,
@@ -168,18 +170,18 @@ def _view(run: Mapping[str, Any], order: int) -> genai.SpanView:
         if not call_id and isinstance(inputs, dict) and isinstance(inputs.get("tool_call_id"), str):
             call_id = inputs["tool_call_id"]
         args = inputs.get("input", inputs) if isinstance(inputs, dict) else inputs
-        view.tool = genai.ToolResult(
+        view.tool = span_attributes.ToolResult(
             name=view.name or None,
             call_id=call_id,
             result=result or (error_text or ""),
-            arguments=genai.parse_arguments(args),
+            arguments=values.parse_arguments(args),
         )
         return view
     view.kind = "llm" if run_type in ("llm", "chat", "prompt_llm") else "other"
-    view.inputs = genai.with_instructions(genai.to_messages(inputs), outputs) if inputs else []
-    view.outputs = genai.to_messages(outputs, "assistant") if outputs else []
+    view.inputs = telemetry.with_instructions(telemetry.to_messages(inputs), outputs) if inputs else []
+    view.outputs = telemetry.to_messages(outputs, "assistant") if outputs else []
     if view.kind == "llm" and isinstance(inputs, dict) and isinstance(inputs.get("prompts"), list):
-        view.inputs = [m for p in inputs["prompts"] for m in genai.to_messages(p)]
+        view.inputs = [m for p in inputs["prompts"] for m in telemetry.to_messages(p)]
     return view
 
 
@@ -207,12 +209,12 @@ class LangSmithReader:
             return 85
         return 60 if len(keys) >= 2 else 0
 
-    def read(self, path: Path, report: Report) -> Iterator[Trace]:
+    def read(self, path: Path, report: Report, context: ReadContext = PLAIN) -> Iterator[Trace]:
         runs: dict[str, dict[str, Any]] = {}
         lines: dict[str, int] = {}
         by_order: dict[str, str] = {}
         feedback_records: list[Mapping[str, Any]] = []
-        for doc in documents(path, report):
+        for doc in documents(path, report, context):
             items = _runs_in(doc.value)
             if items is None:
                 defer(report, doc.line, "not a LangSmith run (no run_type, trace_id or dotted_order)")
@@ -248,11 +250,11 @@ class LangSmithReader:
                         by_order[str(run["dotted_order"])] = run_id
                 if len(runs) > MAX_BUFFERED_RUNS:  # bounded memory: emit all but the current trace
                     current = str(flat[-1].get("trace_id") or "") or None
-                    yield from _emit(runs, lines, path, report, keep=current, feedback=feedback_records)
-        yield from _emit(runs, lines, path, report, feedback=feedback_records)
+                    yield from _emit_runs(runs, lines, path, report, keep=current, feedback=feedback_records)
+        yield from _emit_runs(runs, lines, path, report, feedback=feedback_records)
 
 
-def _emit(
+def _emit_runs(
     runs: dict[str, dict[str, Any]],
     lines: dict[str, int],
     path: Path,
@@ -262,7 +264,7 @@ def _emit(
 ) -> Iterator[Trace]:
     """Group buffered runs by trace and yield the traces, leaving the trace `keep` buffered.
     Feedback records exported beside the runs join the trace of their run."""
-    groups: dict[str, list[tuple[str, genai.SpanView]]] = {}
+    groups: dict[str, list[tuple[str, span_attributes.SpanView]]] = {}
     kept: list[str] = []
     extra: dict[str, list[Feedback]] = {}
     owners: list[str] = []

@@ -15,7 +15,8 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
-from selfimprove.traces.formats import _io, _messages, _records
+from selfimprove.traces.formats import _io, _records
+from selfimprove.traces.messages.roles import STANDARD_ROLES, normalise_role
 from selfimprove.traces.model import Trace
 
 _ANNOTATION = re.compile(r"\s*\(.*\)\s*$")
@@ -35,13 +36,14 @@ class MultiAgentReader:
         roles = _io.head_roles(body)
         if not roles:
             return 0
-        custom = [r for r in roles if _messages.normalise_role(r) not in _messages.STANDARD_ROLES]
+        custom = [r for r in roles if normalise_role(r) not in STANDARD_ROLES]
         if not custom:
             return 0
         return 60 if body.startswith(b"[") else 45
 
-    def read(self, path: Path, report: _io.SourceReport) -> Iterator[Trace]:
-        for trace in _records.read_record_file(path, report, self.name):
+    def read(self, path: Path, report: _io.SourceReport,
+             context: _io.ReadContext = _io.PLAIN) -> Iterator[Trace]:
+        for trace in _records.read_record_file(path, report, self.name, context):
             yield with_agent_names(trace)
 
 
@@ -49,7 +51,7 @@ def with_agent_names(trace: Trace) -> Trace:
     agents: list[str] = []
     messages = []
     for msg in trace.messages:
-        if msg.role not in _messages.STANDARD_ROLES:
+        if msg.role not in STANDARD_ROLES:
             name = agent_name(msg.role)
             if name not in agents:
                 agents.append(name)

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from selfimprove.traces.formats import _io, _messages, _records
+from selfimprove.traces.formats import _io, _records
+from selfimprove.traces.messages.roles import STANDARD_ROLES, normalise_role
 
 _MESSAGE_KEYS = (b'"messages"', b'"traj"', b'"history"', b'"conversation"', b'"conversations"')
 
@@ -33,8 +34,8 @@ class OpenAIReader(_records.RecordReader):
         if score and _io.head_has(body, b'"reward"', b'"task_id"', b'"trial"') >= 2:
             score += 10  # tau-bench runs
         if not score and body.startswith(b"[") and b'"role"' in body:
-            roles = {_messages.normalise_role(r) for r in _io.head_roles(body)}
-            if roles and roles <= _messages.STANDARD_ROLES:
+            roles = {normalise_role(r) for r in _io.head_roles(body)}
+            if roles and roles <= STANDARD_ROLES:
                 score = 40  # a bare list of OpenAI messages
         return min(score, 85)
 

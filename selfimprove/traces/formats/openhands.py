@@ -16,7 +16,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from selfimprove.traces.formats import _feedback, _fields, _io, _messages, _records
+from selfimprove.traces.formats import _feedback, _fields, _io, _records
+from selfimprove.traces.messages.convert import convert_messages_post
+from selfimprove.traces.messages.values import opt_str, text_of
 from selfimprove.traces.model import Feedback, Message, ToolCall, Trace
 
 _SKIP_OBSERVATIONS = {"null", "agent_state_changed", "recall", "condensation"}
@@ -42,7 +44,7 @@ def events_to_messages(events: list[Any]) -> tuple[list[Message], list[Feedback]
         assert isinstance(args, Mapping)
         meta = event.get("tool_call_metadata") if isinstance(event.get("tool_call_metadata"), Mapping) else {}
         assert isinstance(meta, Mapping)
-        call_id = _messages._opt_str(meta.get("tool_call_id"))
+        call_id = opt_str(meta.get("tool_call_id"))
         if "action" in event:
             action = str(event.get("action"))
             if action in _SKIP_ACTIONS:
@@ -50,12 +52,12 @@ def events_to_messages(events: list[Any]) -> tuple[list[Message], list[Feedback]
             if action == "message":
                 text = args.get("content") if isinstance(args.get("content"), str) else event.get("message")
                 role = "user" if source == "user" else "assistant"
-                messages.append(Message(role, _messages.text_of(text)))
+                messages.append(Message(role, text_of(text)))
             elif action == "finish":
                 text = args.get("final_thought") or args.get("thought") or event.get("message") or ""
-                messages.append(Message("assistant", _messages.text_of(text)))
+                messages.append(Message("assistant", text_of(text)))
             elif source == "user":  # other user actions carry their text in `message`
-                messages.append(Message("user", _messages.text_of(event.get("message"))))
+                messages.append(Message("user", text_of(event.get("message"))))
             else:
                 thought = str(args["thought"]) if isinstance(args.get("thought"), str) else ""
                 arguments = {k: v for k, v in args.items() if k not in ("thought", "impl_source",
@@ -73,8 +75,8 @@ def events_to_messages(events: list[Any]) -> tuple[list[Message], list[Feedback]
         if observation in _SKIP_OBSERVATIONS:
             continue
         content = event.get("content")
-        text = (_messages.text_of(content) if content not in (None, "")
-                else _messages.text_of(event.get("message")))
+        text = (text_of(content) if content not in (None, "")
+                else text_of(event.get("message")))
         is_error = observation == "error"
         md = extras.get("metadata") if isinstance(extras.get("metadata"), Mapping) else {}
         assert isinstance(md, Mapping)
@@ -104,12 +106,13 @@ class OpenHandsReader:
             return 85 if body.startswith(b"[") else 70
         return 0
 
-    def read(self, path: Path, report: _io.SourceReport) -> Iterator[Trace]:
+    def read(self, path: Path, report: _io.SourceReport,
+             context: _io.ReadContext = _io.PLAIN) -> Iterator[Trace]:
         stem = _fields.file_stem(path)
         events: list[Any] = []
         first_line = 1
         n = 0
-        for line, record in _io.iter_records(path, report):
+        for line, record in _io.iter_records(path, report, context):
             if _is_event(record):  # a trajectory file: the whole list is one session
                 if not events:
                     first_line = line
@@ -146,7 +149,7 @@ class OpenHandsReader:
                 if isinstance(resp, Mapping) and isinstance(resp.get("model"), str):
                     meta["model"] = resp["model"]
                     break
-        return Trace(id=trace_id, source=source, messages=_messages.convert_messages_post(messages),
+        return Trace(id=trace_id, source=source, messages=convert_messages_post(messages),
                      feedback=tuple(feedback), started_at=_fields.parse_time(first.get("timestamp")),
                      metadata=meta, format=self.name)
 

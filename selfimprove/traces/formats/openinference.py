@@ -6,7 +6,7 @@ JSON Lines of span objects with an `attributes` dict (OpenTelemetry JS `Readable
 objects and `status_code`), optionally wrapped in `{"spans": [...]}` or `{"data": [...]}`.
 Spans are grouped by trace id; a bare map without ids is one trace named after its file and line.
 Attribute meaning (GenAI current and deprecated, OpenInference indexed messages, Vercel `ai.*`)
-lives in `genai` and `otlp.span_view`, shared with the OTLP reader.
+lives in `span_attributes`, `assembly` and `otlp.span_view`, shared with the OTLP reader.
 
 Never judges outcomes; unknown attributes are ignored.
 """
@@ -18,7 +18,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from selfimprove.traces.formats import genai
+from selfimprove.traces.formats import grouping, span_attributes
+from selfimprove.traces.formats._io import PLAIN, ReadContext
 from selfimprove.traces.formats.jsondocs import Report, defer, documents, plain_head, skip, where
 from selfimprove.traces.formats.otlp import build_trace, span_view
 from selfimprove.traces.model import Trace
@@ -134,11 +135,11 @@ class OpenInferenceReader:
             return 0
         return 70 if _SPAN_HINT.search(text) or keys >= 3 else 50
 
-    def read(self, path: Path, report: Report) -> Iterator[Trace]:
-        groups = genai.TraceGroups()
+    def read(self, path: Path, report: Report, context: ReadContext = PLAIN) -> Iterator[Trace]:
+        groups = grouping.TraceGroups()
         order = 0
         stem = path.name.split(".")[0]
-        for doc in documents(path, report):
+        for doc in documents(path, report, context):
             value = doc.value
             if isinstance(value, dict) and isinstance(value.get("spans", value.get("data")), list):
                 value = value.get("spans", value.get("data"))
@@ -172,7 +173,8 @@ class OpenInferenceReader:
         for tid, views, first in groups.drain():
             yield build_trace(tid, views, source=f"{where(path, report)}:{first}", format=NAME)
 
-    def _view(self, span: Mapping[str, Any], order: int, span_id: str, parent: str | None) -> genai.SpanView:
+    def _view(self, span: Mapping[str, Any], order: int, span_id: str,
+              parent: str | None) -> span_attributes.SpanView:
         attrs = flatten(span["attributes"])
         resource = span.get("resource")
         if isinstance(resource, dict):

@@ -6,7 +6,7 @@ span events (the deprecated `gen_ai.*.message` / `gen_ai.choice` events, the cur
 `gen_ai.client.inference.operation.details` event, `gen_ai.evaluation.result` labels, exceptions).
 A file is one export request, a list of them, or JSON Lines of them (collector file exporter).
 Spans are grouped into traces by `traceId` across the whole file; what a span means for the
-conversation is decided in `genai` (shared with the flat-span reader).
+conversation is decided in `span_attributes` and `assembly` (shared with the flat-span reader).
 
 Never judges outcomes: error status and evaluation results become `Feedback` for `analysis`.
 """
@@ -19,8 +19,10 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from selfimprove.traces.formats import genai
+from selfimprove.traces.formats import assembly, grouping, span_attributes
+from selfimprove.traces.formats._io import PLAIN, ReadContext
 from selfimprove.traces.formats.jsondocs import Report, defer, documents, plain_head, skip, where
+from selfimprove.traces.messages import telemetry, values
 from selfimprove.traces.model import Feedback, Message, Trace
 
 NAME = "otlp"
@@ -142,11 +144,11 @@ _EVENT_ROLES = {
 def event_messages(name: str, attrs: Mapping[str, Any]) -> tuple[list[Message], list[Message]]:
     """Deprecated GenAI content events → (input messages, output messages)."""
     body = attrs.get("gen_ai.event.content", attrs.get("body"))
-    body = genai.loads_maybe(body) if body is not None else None
+    body = values.loads_maybe(body) if body is not None else None
     fields: dict[str, Any] = dict(body) if isinstance(body, dict) else {}
     for key in ("content", "role", "tool_calls", "id", "message", "finish_reason"):
         if key in attrs and key not in fields:
-            fields[key] = genai.loads_maybe(attrs[key]) if key != "content" else attrs[key]
+            fields[key] = values.loads_maybe(attrs[key]) if key != "content" else attrs[key]
     if name in _EVENT_ROLES:
         role = _EVENT_ROLES[name]
         item = {
@@ -156,13 +158,13 @@ def event_messages(name: str, attrs: Mapping[str, Any]) -> tuple[list[Message], 
         }
         if role == "tool":
             item["tool_call_id"] = fields.get("id", fields.get("tool_call_id"))
-        return genai.to_messages([item]), []
+        return telemetry.to_messages([item]), []
     if name == "gen_ai.choice":
         message = fields.get("message")
         if isinstance(message, dict):
-            return [], genai.to_messages([{"role": "assistant", **message}], "assistant")
+            return [], telemetry.to_messages([{"role": "assistant", **message}], "assistant")
         if fields.get("content") is not None or fields.get("tool_calls") is not None:
-            return [], genai.to_messages(
+            return [], telemetry.to_messages(
                 [
                     {
                         "role": "assistant",
@@ -187,7 +189,7 @@ def span_view(
     status_code: Any,
     status_message: Any,
     nanos: bool = False,
-) -> genai.SpanView:
+) -> span_attributes.SpanView:
     """One span (already decoded to flat attributes and events) → its contribution to the trace."""
     name = str(span.get("name") or "")
     feedback: list[Feedback] = []
@@ -212,7 +214,7 @@ def span_view(
             i, o = event_messages(ev_name, ev_attrs)
             ev_in += i
             ev_out += o
-    kind, inputs, outputs, tool = genai.span_content(attrs, name)
+    kind, inputs, outputs, tool = span_attributes.span_content(attrs, name)
     if not inputs and not outputs and (ev_in or ev_out):
         kind = "llm" if kind == "other" else kind
         inputs, outputs = ev_in, ev_out
@@ -221,11 +223,11 @@ def span_view(
     error = status_code in _ERROR_CODES or (
         isinstance(status_code, str) and status_code.upper().endswith("ERROR")
     )
-    return genai.SpanView(
+    return span_attributes.SpanView(
         span_id=span_id,
         parent_id=parent_id,
         name=name,
-        start=genai.from_nanos(start) if nanos else genai.to_datetime(start),
+        start=span_attributes.from_nanos(start) if nanos else span_attributes.to_datetime(start),
         order=order,
         kind=kind,
         inputs=inputs,
@@ -287,14 +289,14 @@ def _meta(attrs: Mapping[str, Any]) -> dict[str, Any]:
 
 def build_trace(
     trace_id: str,
-    views: list[genai.SpanView],
+    views: list[span_attributes.SpanView],
     *,
     source: str,
     format: str,
     extra: Mapping[str, Any] | None = None,
 ) -> Trace:
     """The spans of one trace id → a Trace (shared with the flat-span reader)."""
-    messages, feedback, started, root = genai.assemble(views)
+    messages, feedback, started, root = assembly.assemble(views)
     metadata: dict[str, Any] = {}
     for view in sorted(views, key=lambda v: v.order):
         for key, value in view.metadata.items():
@@ -338,10 +340,10 @@ class OtlpReader:
             return 85  # GenAI content events exported as log records
         return 0
 
-    def read(self, path: Path, report: Report) -> Iterator[Trace]:
-        groups = genai.TraceGroups()
+    def read(self, path: Path, report: Report, context: ReadContext = PLAIN) -> Iterator[Trace]:
+        groups = grouping.TraceGroups()
         order = 0
-        for doc in documents(path, report):
+        for doc in documents(path, report, context):
             requests = doc.value if isinstance(doc.value, list) else [doc.value]
             found = False
             for request in requests:
@@ -398,7 +400,7 @@ class OtlpReader:
 
     def _log_spans(
         self, resource_logs: list[Any], path: Path, order: int
-    ) -> list[tuple[str, genai.SpanView]]:
+    ) -> list[tuple[str, span_attributes.SpanView]]:
         """GenAI events exported as log records → one synthetic span per (trace, span) they belong to.
 
         Ordinary application logs in the same export are not trace records and are passed over."""
@@ -428,7 +430,7 @@ class OtlpReader:
                     when = rec.get("timeUnixNano") or rec.get("observedTimeUnixNano")
                     by_span.setdefault(key, []).append((when, name, attrs))
                     resources.setdefault(key, resource)
-        out: list[tuple[str, genai.SpanView]] = []
+        out: list[tuple[str, span_attributes.SpanView]] = []
         for (trace_id, span_id), records in by_span.items():
             starts = [int(w) for w, _, _ in records if str(w or "").isdigit() and int(w) > 0]
             view = span_view(
@@ -448,7 +450,7 @@ class OtlpReader:
 
     def _span(
         self, span: Any, resource: Mapping[str, Any], order: int
-    ) -> tuple[genai.SpanView | None, str, str]:
+    ) -> tuple[span_attributes.SpanView | None, str, str]:
         if not isinstance(span, dict):
             return None, "", "span is not an object"
         trace_id = _hex_id(span.get("traceId", span.get("trace_id")))

@@ -15,7 +15,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from selfimprove.traces.formats import _feedback, _fields, _io, _messages, _records
+from selfimprove.traces.formats import _feedback, _fields, _io, _records
+from selfimprove.traces.messages.convert import convert_messages, convert_messages_post
+from selfimprove.traces.messages.values import text_of
 from selfimprove.traces.model import Feedback, Message, ToolCall, Trace
 
 
@@ -42,9 +44,9 @@ def steps_messages(steps: list[Any]) -> list[Message]:
         if isinstance(action, str) and action.strip():
             command = action.strip()
             calls = (ToolCall(command.split()[0], command, f"step-{i}"),)
-        out.append(Message("assistant", _messages.text_of(text), calls))
+        out.append(Message("assistant", text_of(text), calls))
         if "observation" in step:
-            out.append(Message("tool", _messages.text_of(step.get("observation")),
+            out.append(Message("tool", text_of(step.get("observation")),
                                tool_call_id=f"step-{i}" if calls else None,
                                name=calls[0].name if calls else None))
     return out
@@ -91,9 +93,10 @@ class SweAgentReader:
                           b'"environment"')
         return 80 if hits >= 3 else 0
 
-    def read(self, path: Path, report: _io.SourceReport) -> Iterator[Trace]:
+    def read(self, path: Path, report: _io.SourceReport,
+             context: _io.ReadContext = _io.PLAIN) -> Iterator[Trace]:
         stem = _fields.file_stem(path)
-        for line, record in _io.iter_records(path, report):
+        for line, record in _io.iter_records(path, report, context):
             trace = _records.guarded(report, line, partial(self._trace, record, stem, report, line))
             if trace is not None:
                 yield trace
@@ -105,10 +108,10 @@ class SweAgentReader:
         history = record.get("history")
         messages: tuple[Message, ...] = ()
         if isinstance(history, list) and history:
-            messages = _messages.convert_messages(_observations_as_tool_results(
+            messages = convert_messages(_observations_as_tool_results(
                 m for m in history if not (isinstance(m, Mapping) and m.get("is_demo"))))
         if not messages and isinstance(record.get("trajectory"), list):
-            messages = _messages.convert_messages_post(steps_messages(record["trajectory"]))
+            messages = convert_messages_post(steps_messages(record["trajectory"]))
         if not messages:
             report.defer(line, "no history or trajectory steps")
             return None
