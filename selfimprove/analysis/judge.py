@@ -35,7 +35,7 @@ from selfimprove.analysis.signals import IMPLICIT, Signal
 from selfimprove.errors import SelfImproveError
 
 if TYPE_CHECKING:
-    from selfimprove.analysis.pipeline import Collected
+    from selfimprove.analysis.records import Collected
     from selfimprove.llm import Completer, Completion
     from selfimprove.traces.model import Trace, TraceView
 
@@ -211,7 +211,7 @@ def transcript(view: TraceView, failed: Set[int | None] = frozenset()) -> str:
 
 def framed(text: str) -> str:
     """A transcript as sent: redacted, inside delimiters it cannot close."""
-    from selfimprove.llm import redact
+    from selfimprove.redact import redact
 
     body = _DELIMITER.sub(r"‹\1\2", redact(text))
     return f"<transcript>\n{body}\n</transcript>"
@@ -355,7 +355,7 @@ class _Metered:
 
 
 def _parsed(index: int, reply: Mapping[str, Any], messages: int) -> Verdict:
-    from selfimprove.llm import redact
+    from selfimprove.redact import redact
 
     step = reply.get("step")
     if not isinstance(step, int) or isinstance(step, bool) or not 0 <= step < messages:
@@ -436,7 +436,7 @@ def judge(col: Collected, scores: Sequence[float], options: JudgeOptions, comple
     from selfimprove.store import JsonStore
 
     pool = col.pool
-    assert pool is not None, "the pool is gathered while streaming when a judge is configured"
+    assert isinstance(pool, JudgePool), "the pool is gathered while streaming when a judge is configured"
     sample = select(pool, scores, options.sample, population(col, scores))
     store = JsonStore(options.cache_dir or Path("."), enabled=options.cache_dir is not None)
     found: list[Verdict] = []

@@ -30,15 +30,15 @@ import hashlib
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from selfimprove.analysis.signals import Signal, excerpt
+from selfimprove.analysis.records import Pattern
+from selfimprove.analysis.signals import Signal, _failed_result, excerpt
 
 if TYPE_CHECKING:
     from selfimprove.analysis.outcomes import Outcome
-    from selfimprove.analysis.pipeline import Collected, Demo, Summary
+    from selfimprove.analysis.records import Collected, Demo, Summary
     from selfimprove.traces.model import TraceView
 
 KIND_ORDER = ("run_error", "max_turns", "tool_error", "loop", "escalation", "refusal", "user_correction",
@@ -49,29 +49,6 @@ MAX_COMPARED = 300  # keys per kind compared pairwise (the most frequent); the r
 MAX_EXAMPLES = 3
 REACTION_GAP = 3  # messages between a failed tool result and the user turn that reacts to it, at most
 MAX_DEMOS = 3
-
-
-@dataclass(frozen=True)
-class Pattern:
-    id: str
-    title: str
-    kind: str
-    count: int
-    share: float
-    trace_ids: tuple[str, ...]
-    examples: tuple[Mapping[str, Any], ...]
-    evidence: Mapping[str, Any]
-    members: tuple[int, ...] = field(default=(), compare=False, repr=False)  # summary indices, internal
-    # what a model wrote about the pattern (reflection): its notes, never mixed into what traces show
-    notes: Mapping[str, Any] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        doc = {"id": self.id, "title": self.title, "kind": self.kind, "count": self.count,
-               "share": round(self.share, 4), "trace_ids": list(self.trace_ids),
-               "examples": [dict(e) for e in self.examples], "evidence": dict(self.evidence)}
-        if self.notes:
-            doc["notes"] = dict(self.notes)
-        return doc
 
 
 def kind_of(key: str) -> str:
@@ -780,8 +757,6 @@ def call_steps(view: TraceView) -> tuple[tuple[str, str, str, str], ...]:
     trace: the step a failing trace got wrong, done right. The request is the user turn the call
     answers (none when it is a courtesy or an attempt to steer the agent); the reply, the agent's
     first text after the call."""
-    from selfimprove.analysis.signals import _failed_result
-
     roles, texts = view.roles, view.texts
     failed = {cid for _, content, is_error, _, cid in view.results
               if cid and _failed_result(content, is_error)}

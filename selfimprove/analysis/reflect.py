@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from selfimprove.analysis.patterns import Pattern
+from selfimprove.analysis.records import Pattern
 from selfimprove.errors import SelfImproveError
 
 MAX_PATTERNS = 10  # reflect on the most frequent patterns only: they carry the most failures
@@ -40,7 +40,8 @@ SYSTEM = (
 
 def prompt(pattern: Pattern, nonce: str) -> str:
     """The user message for one pattern: its evidence, redacted and bounded, as one data block."""
-    from selfimprove.llm import data_block, redact
+    from selfimprove.llm import data_block
+    from selfimprove.redact import redact
 
     ev = pattern.evidence
     doc: dict[str, Any] = {
@@ -103,7 +104,7 @@ def reflect(patterns: Sequence[Pattern], *, completer: Any,
             cost += c.cost_usd
             tokens[0] += c.input_tokens
             tokens[1] += c.output_tokens
-        from selfimprove.llm import redact
+        from selfimprove.redact import redact
 
         notes = {key: redact(str(reply[key])) for key in ("name", "root_cause", "fix_kind", "suggested_fix")}
         out.append(replace(pattern, notes=notes))

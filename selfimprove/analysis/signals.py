@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -679,7 +679,3 @@ def explicit(trace: Trace) -> list[Signal]:
         else:
             found.append(Signal("explicit_success", weight=-1.0, detail=_describe(fb)))
     return found
-
-
-def tools_called(messages: Iterable[Message]) -> list[str]:
-    return [call.name for m in messages for call in m.tool_calls]

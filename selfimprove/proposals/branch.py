@@ -66,7 +66,7 @@ def _one_line(value: Any) -> str:
 
 def commit_message(proposal: Proposal, pattern: Mapping[str, Any]) -> str:
     """Subject, evidence body and trailers; every line that can hold trace text is redacted."""
-    from selfimprove.llm import redact
+    from selfimprove.redact import redact
 
     evidence = proposal.evidence
     count = pattern.get("count", 0)

@@ -78,19 +78,6 @@ class LLMOutcome:
     cost_usd: float = 0.0
 
 
-def redacted(value: Any) -> Any:
-    """`value` (JSON-like) with every string redacted."""
-    from selfimprove.llm import redact
-
-    if isinstance(value, str):
-        return redact(value)
-    if isinstance(value, Mapping):
-        return {str(k): redacted(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [redacted(v) for v in value]
-    return value
-
-
 def bounded(value: Any) -> Any:
     """`value` (JSON-like) with strings cut to MAX_STRING characters and lists to MAX_LIST entries."""
     if isinstance(value, str):
@@ -104,6 +91,8 @@ def bounded(value: Any) -> Any:
 
 def trace_data(value: Any) -> str:
     """Trace data as a model is sent it: redacted, bounded, compact JSON."""
+    from selfimprove.redact import redacted
+
     return json.dumps(bounded(redacted(value)), ensure_ascii=False, indent=1, default=str)
 
 

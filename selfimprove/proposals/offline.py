@@ -35,12 +35,6 @@ DEMO_LIMIT = 400  # characters of one demonstration turn; longer (or truncated) 
 Outcome = Candidate | str | None  # a candidate, a reason it cannot be made, or "does not apply"
 
 
-def propose_offline(pattern: Mapping[str, Any], ws: Workspace) -> Candidate | str:
-    """The first grounded candidate for `pattern`, or why there is none."""
-    outcomes = candidates(pattern, ws)
-    return next((c for c in outcomes if isinstance(c, Candidate)), None) or "; ".join(map(str, outcomes))
-
-
 def candidates(pattern: Mapping[str, Any], ws: Workspace, *,
                feedback: Sequence[Mapping[str, Any]] | None = None) -> list[Candidate | str]:
     """Every grounded candidate for `pattern` in order of preference, and the reasons of the proposers

@@ -472,7 +472,7 @@ def _with_lineage(message: str, lineage: Mapping[str, Any]) -> str:
         score = f"refused: {c['refused'][:80]}" if "refused" in c else f"dev {c['dev']}/{dev['cases']}"
         parents = f" from {'+'.join(c['parents'])}" if c.get("parents") else ""
         lines.append(f"- {c['id']}{parents} {c['title'][:60]} ({score})")
-    from selfimprove.llm import redact
+    from selfimprove.redact import redact
 
     block = redact("\n".join(lines))
     return f"{body}\n\n{block}{sep}{trailers}\n"

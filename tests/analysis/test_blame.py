@@ -206,8 +206,9 @@ def _labelled(n: int, *, error: bool, failed: bool, correction: bool = False) ->
 
 
 def test_a_routine_error_is_no_cause_and_a_weak_signal_beats_a_catch_all() -> None:
+    from selfimprove.analysis.collect import collect
     from selfimprove.analysis.patterns import group
-    from selfimprove.analysis.pipeline import collect, score
+    from selfimprove.analysis.pipeline import score
 
     # "user not found" is as common among labelled successes (10 of 20) as among failures (5 of 10):
     # routine. The failures with a correction after it belong to the correction; the rest say nothing

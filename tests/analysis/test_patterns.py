@@ -4,6 +4,7 @@ import hashlib
 import json
 from pathlib import Path
 
+from selfimprove.analysis.collect import collect
 from selfimprove.analysis.patterns import (
     config_hint,
     demonstration_turns,
@@ -12,7 +13,8 @@ from selfimprove.analysis.patterns import (
     group,
     pleasantry,
 )
-from selfimprove.analysis.pipeline import Demo, collect, score
+from selfimprove.analysis.pipeline import score
+from selfimprove.analysis.records import Demo
 from selfimprove.traces.model import Feedback, view_of
 
 from .helpers import assistant, call, tool, trace, user

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import json
 
-from selfimprove.analysis.patterns import Pattern
+from selfimprove.analysis.records import Pattern
 from selfimprove.analysis.reflect import reflect
 from selfimprove.llm import Completion, ScriptedCompleter
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from selfimprove.analysis import outcomes as oc
-from selfimprove.analysis.pipeline import collect, score
+from selfimprove.analysis.collect import collect
+from selfimprove.analysis.pipeline import score
 from selfimprove.traces.read import read_traces
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -10,10 +11,10 @@ from selfimprove.config import load_settings
 from selfimprove.gitrepo import Repo
 from selfimprove.proposals.model import Candidate
 from selfimprove.proposals.offline import (
+    candidates,
     config_change,
     correction_rule,
     demonstrations,
-    propose_offline,
     tool_error_rule,
 )
 from selfimprove.proposals.workspace import Workspace, load_workspace
@@ -253,7 +254,7 @@ def test_config_change_stops_at_the_schema_maximum(prompt_repo: Path):
         "/tools/lookup_order/timeout_s in config/agent.yaml cannot be raised from 30 within its schema's "
         "maximum and the policy's bound (x1.5)")
     # the proposer chain then falls back to a rule naming the timeout
-    candidate = propose_offline(pattern, ws)
+    candidate = first_candidate(pattern, ws)
     assert isinstance(candidate, Candidate) and candidate.proposer == "offline/tool-error-rule"
 
 
@@ -263,10 +264,10 @@ def test_config_hint_without_a_matching_pointer_does_not_apply(ws: Workspace):
 
 
 def test_no_grounded_edit_is_a_clear_reason(ws: Workspace):
-    assert propose_offline(patterns("mixed.json")["escalation-0b9d3e55"], ws) == (
+    assert candidates(patterns("mixed.json")["escalation-0b9d3e55"], ws) == [
         "no grounded offline edit for an escalation pattern (its evidence has no tool error, user "
         "correction, demonstration or config hint); try --model"
-    )
+    ]
 
 
 def test_config_hint_for_another_tool_does_not_touch_this_tools_setting(ws: Workspace):
@@ -289,7 +290,12 @@ def test_escalation_phrases_are_not_corrections_and_cut_demos_are_skipped(ws: Wo
                                 {"trace_id": "t-2", "user": "I want a human.",
                                  "assistant": "I have handed you over; they reply within an hour."}]}}
     assert correction_rule(pattern, ws) is None
-    candidate = propose_offline(pattern, ws)
+    candidate = first_candidate(pattern, ws)
     assert isinstance(candidate, Candidate) and candidate.proposer == "offline/demonstrations"
     assert candidate.edits[0].after == ("## Examples\n\nUser: I want a human.\n"
                                         "Assistant: I have handed you over; they reply within an hour.\n")
+
+
+def first_candidate(pattern: dict[str, Any], ws: Workspace) -> Candidate | None:
+    """The candidate the offline proposers prefer for `pattern`, if they make one."""
+    return next((c for c in candidates(pattern, ws) if isinstance(c, Candidate)), None)
