@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from selfimprove.analysis import outcomes as oc
 from selfimprove.analysis.collect import collect, new_collected
-from selfimprove.analysis.records import Analysis, Collected, Pattern, SourceInfo, Summary
+from selfimprove.analysis.records import Analysis, Collected, Evidence, Example, Pattern, SourceInfo, Summary
 from selfimprove.analysis.signals import IMPLICIT, Signal
 from selfimprove.errors import SelfImproveError
 from selfimprove.redact import redacted
@@ -224,7 +224,10 @@ def analyze(paths: Sequence[Path], *, format: str = "auto", since: datetime | No
 
 
 def _redacted_pattern(p: Pattern) -> Pattern:
-    return replace(p, title=redacted(p.title), examples=redacted(p.examples), evidence=redacted(p.evidence))
+    """The pattern with every string that quotes a trace redacted (the keys of its counts are names)."""
+    return replace(p, title=redacted(p.title),
+                   examples=tuple(Example.from_json(redacted(e.to_json())) for e in p.examples),
+                   evidence=Evidence.from_json(redacted(p.evidence.to_json())))
 
 
 PARALLEL_MIN_BYTES = 16 << 20

@@ -3,8 +3,10 @@
 Owns the shared, typed records of the analysis stage so that every module of it (the streaming
 pass, scoring, grouping, the judge, reflection, the exports) and every reader downstream (the CLI's
 reports, the proposers) depends on them rather than on each other: `Summary`, `KeyEvidence`, `Demo`
-and `Collected` (what one pass over the traces keeps), `SourceInfo`, `Pattern` and `Analysis` (the
-result, `to_json` giving the "selfimprove.analysis/v1" document, DESIGN §5).
+and `Collected` (what one pass over the traces keeps), `SourceInfo`, `Pattern` with its `Evidence`
+and `Examples`, and `Analysis` (the result, `to_json` giving the "selfimprove.analysis/v1" document,
+DESIGN §5, described by schemas/analysis.schema.json). `Pattern.from_json` is how proposals read a
+saved analysis: the contract between the two stages is these records, not a dict with string keys.
 
 Never does: decide, read or render anything; it imports no other module of the analysis but the
 record modules below it (signals, blame, outcomes).
@@ -126,16 +128,145 @@ class SourceInfo:
         return doc
 
 
+# --- a pattern and its evidence: what analysis hands to proposals ------------------------------------
+
+@dataclass(frozen=True)
+class Example:
+    """A failing trace of a pattern, with what it shows (a signal's detail or the user's request)."""
+
+    trace_id: str
+    source: str
+    excerpt: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"trace_id": self.trace_id, "source": self.source, "excerpt": self.excerpt}
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> Example:
+        return cls(str(doc.get("trace_id", "")), str(doc.get("source", "")), str(doc.get("excerpt", "")))
+
+
+@dataclass(frozen=True)
+class Demonstration:
+    """A successful exchange that answers the same kind of request (for a tool's pattern: the request,
+    then the call that worked and the agent's reply)."""
+
+    trace_id: str
+    user: str
+    assistant: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"trace_id": self.trace_id, "user": self.user, "assistant": self.assistant}
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> Demonstration:
+        return cls(str(doc.get("trace_id", "")), str(doc.get("user", "")), str(doc.get("assistant", "")))
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One message of a failing exchange, excerpted (a call shown as `[calls tool({...})]`)."""
+
+    role: str
+    text: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"role": self.role, "text": self.text}
+
+
+@dataclass(frozen=True)
+class CallArguments:
+    """The scalar arguments of the pattern's failing calls and of the same tool's calls that worked."""
+
+    failing: tuple[Mapping[str, Any], ...]
+    succeeding: tuple[Mapping[str, Any], ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"failing": [dict(c) for c in self.failing], "succeeding": [dict(c) for c in self.succeeding]}
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> CallArguments:
+        return cls(tuple(dict(c) for c in doc.get("failing") or ()),
+                   tuple(dict(c) for c in doc.get("succeeding") or ()))
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What the traces show about a pattern: built by `patterns`, read by the proposers and reports.
+
+    Every field is bounded when it is built, and in JSON (`to_json`, schemas/analysis.schema.json) a
+    field is written only when it holds something, except `signals`. A new field is added here, in
+    `to_json` / `from_json` and in the schema.
+    """
+
+    signals: Mapping[str, int] = field(default_factory=dict)  # signal name → failing traces with it
+    consequences: Mapping[str, int] = field(default_factory=dict)  # what followed the anomaly → traces
+    blame: Mapping[str, int] = field(default_factory=dict)  # the agent that first went wrong → traces
+    tool: str | None = None
+    error_template: str | None = None
+    error_samples: tuple[str, ...] = ()
+    user_phrases: tuple[str, ...] = ()
+    config_hint: str | None = None  # a config knob the errors point at (timeout, max_results, …)
+    demonstrations: tuple[Demonstration, ...] = ()
+    exchanges: tuple[tuple[Turn, ...], ...] = ()
+    call_arguments: CallArguments | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"signals": dict(self.signals)}
+        if self.consequences:
+            doc["consequences"] = dict(self.consequences)
+        if self.blame:
+            doc["blame"] = dict(self.blame)
+        if self.tool is not None:
+            doc["tool"] = self.tool
+        if self.error_template is not None:
+            doc["error_template"] = self.error_template
+        if self.error_samples:
+            doc["error_samples"] = list(self.error_samples)
+        if self.user_phrases:
+            doc["user_phrases"] = list(self.user_phrases)
+        if self.config_hint is not None:
+            doc["config_hint"] = self.config_hint
+        if self.demonstrations:
+            doc["demonstrations"] = [d.to_json() for d in self.demonstrations]
+        if self.exchanges:
+            doc["exchanges"] = [[turn.to_json() for turn in exchange] for exchange in self.exchanges]
+        if self.call_arguments is not None:
+            doc["call_arguments"] = self.call_arguments.to_json()
+        return doc
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> Evidence:
+        """The evidence of an `analyze --json` document (checked against its schema before)."""
+        calls = doc.get("call_arguments")
+        return cls(
+            signals=dict(doc.get("signals") or {}),
+            consequences=dict(doc.get("consequences") or {}),
+            blame=dict(doc.get("blame") or {}),
+            tool=doc.get("tool"),
+            error_template=doc.get("error_template"),
+            error_samples=tuple(doc.get("error_samples") or ()),
+            user_phrases=tuple(doc.get("user_phrases") or ()),
+            config_hint=doc.get("config_hint"),
+            demonstrations=tuple(Demonstration.from_json(d) for d in doc.get("demonstrations") or ()),
+            exchanges=tuple(tuple(Turn(str(t.get("role", "")), str(t.get("text", ""))) for t in exchange)
+                            for exchange in doc.get("exchanges") or ()),
+            call_arguments=CallArguments.from_json(calls) if isinstance(calls, Mapping) else None,
+        )
+
+
 @dataclass(frozen=True)
 class Pattern:
+    """Failing traces that went wrong the same way, ranked by count; the unit a proposal fixes."""
+
     id: str
     title: str
     kind: str
     count: int
     share: float
     trace_ids: tuple[str, ...]
-    examples: tuple[Mapping[str, Any], ...]
-    evidence: Mapping[str, Any]
+    examples: tuple[Example, ...]
+    evidence: Evidence
     members: tuple[int, ...] = field(default=(), compare=False, repr=False)  # summary indices, internal
     # what a model wrote about the pattern (reflection): its notes, never mixed into what traces show
     notes: Mapping[str, Any] = field(default_factory=dict)
@@ -143,10 +274,22 @@ class Pattern:
     def to_json(self) -> dict[str, Any]:
         doc = {"id": self.id, "title": self.title, "kind": self.kind, "count": self.count,
                "share": round(self.share, 4), "trace_ids": list(self.trace_ids),
-               "examples": [dict(e) for e in self.examples], "evidence": dict(self.evidence)}
+               "examples": [e.to_json() for e in self.examples], "evidence": self.evidence.to_json()}
         if self.notes:
             doc["notes"] = dict(self.notes)
         return doc
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> Pattern:
+        """A pattern of an `analyze --json` document (checked against its schema before)."""
+        return cls(
+            id=str(doc["id"]), title=str(doc.get("title") or ""), kind=str(doc.get("kind") or ""),
+            count=int(doc.get("count") or 0), share=float(doc.get("share") or 0.0),
+            trace_ids=tuple(str(i) for i in doc.get("trace_ids") or ()),
+            examples=tuple(Example.from_json(e) for e in doc.get("examples") or ()),
+            evidence=Evidence.from_json(doc.get("evidence") or {}),
+            notes=dict(doc.get("notes") or {}),
+        )
 
 
 @dataclass(frozen=True)

@@ -43,20 +43,19 @@ def prompt(pattern: Pattern, nonce: str) -> str:
     from selfimprove.llm import data_block
     from selfimprove.redact import redact
 
-    ev = pattern.evidence
+    ev = pattern.evidence.to_json()
     doc: dict[str, Any] = {
         "pattern": {"kind": pattern.kind, "title": pattern.title, "count": pattern.count,
                     "share_of_failures": round(pattern.share, 3)},
-        "signals": ev.get("signals", {}),
+        "signals": ev["signals"],
     }
     for key in ("tool", "error_template", "error_samples", "user_phrases", "exchanges", "call_arguments",
                 "config_hint"):
         if key in ev:
             doc[key] = ev[key]
-    doc["examples"] = [e.get("excerpt", "") for e in pattern.examples]
-    demos = ev.get("demonstrations") or []
-    if demos:
-        doc["a_similar_success"] = demos[0]
+    doc["examples"] = [e.excerpt for e in pattern.examples]
+    if pattern.evidence.demonstrations:
+        doc["a_similar_success"] = pattern.evidence.demonstrations[0].to_json()
     text = json.dumps(doc, ensure_ascii=False, indent=1)
     if len(text) > MAX_CHARS:  # the exchanges are the bulk: keep the first ones whole
         doc["exchanges"] = list(doc.get("exchanges") or ())[:1]

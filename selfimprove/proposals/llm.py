@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
+from selfimprove.analysis.records import Pattern
 from selfimprove.proposals.model import Candidate, Edit
 from selfimprove.proposals.text import quote
 from selfimprove.proposals.workspace import Workspace
@@ -96,7 +97,7 @@ def trace_data(value: Any) -> str:
     return json.dumps(bounded(redacted(value)), ensure_ascii=False, indent=1, default=str)
 
 
-def build_messages(pattern: Mapping[str, Any], ws: Workspace, feedback: Sequence[FeedbackCase] = (),
+def build_messages(pattern: Pattern, ws: Workspace, feedback: Sequence[FeedbackCase] = (),
                    notes: Sequence[str] = (), *, nonce: str | None = None) -> list[dict[str, str]]:
     """The request for one pattern: system instructions, then the data, the prompt repo and the limits.
 
@@ -107,8 +108,9 @@ def build_messages(pattern: Mapping[str, Any], ws: Workspace, feedback: Sequence
 
     nonce = nonce or new_nonce()
     policy = ws.settings.policy
-    evidence = {key: pattern.get(key) for key in EVIDENCE_KEYS if pattern.get(key) is not None}
-    evidence["trace_ids"] = list(pattern.get("trace_ids") or ())[:10]
+    shown = pattern.to_json()
+    evidence = {key: shown[key] for key in EVIDENCE_KEYS}
+    evidence["trace_ids"] = list(pattern.trace_ids)[:10]
     prompts = []
     for path, doc in ws.prompts.items():
         prompts.append({
@@ -147,10 +149,9 @@ def build_messages(pattern: Mapping[str, Any], ws: Workspace, feedback: Sequence
     if notes:
         parts += ["Scores of the earlier candidates of this search (your own notes):",
                   data_block("search-notes", trace_data(list(notes[:20])), nonce)]
-    own = pattern.get("notes")
-    if isinstance(own, Mapping) and own:
+    if pattern.notes:
         parts += ["Your own earlier notes on this pattern (written by a model, not observed in the traces; "
-                  "they may be wrong):", data_block("notes", trace_data(own), nonce)]
+                  "they may be wrong):", data_block("notes", trace_data(pattern.notes), nonce)]
     parts += ["Prompts (yours to keep verbatim except for your operations):",
               json.dumps(prompts, ensure_ascii=False, indent=1)]
     if configs:
@@ -166,7 +167,7 @@ def _case_json(case: FeedbackCase) -> dict[str, Any]:
     return case.to_json()
 
 
-def propose_llm(pattern: Mapping[str, Any], ws: Workspace, completer: Completer, model: str,
+def propose_llm(pattern: Pattern, ws: Workspace, completer: Completer, model: str,
                 feedback: Sequence[FeedbackCase] = (), notes: Sequence[str] = ()) -> LLMOutcome:
     from selfimprove.llm import LLMError, complete_json
 

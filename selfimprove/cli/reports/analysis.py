@@ -141,29 +141,30 @@ def _fit_line(fit: Fit) -> str:
 def _pattern_lines(p: Pattern) -> list[str]:
     ev = p.evidence
     lines = []
-    signals = ", ".join(f"{k} {v}" for k, v in sorted(ev.get("signals", {}).items(), key=lambda kv: -kv[1]))
+    signals = ", ".join(f"{k} {v}" for k, v in sorted(ev.signals.items(), key=lambda kv: -kv[1]))
     lines.append(f"{p.count} traces, {_pct(p.share)} of failures; signals: {signals}")
     if p.notes.get("root_cause"):
         lines.append(f"root cause (model): {p.notes['root_cause']}")
     if p.notes.get("suggested_fix"):
         lines.append(f"suggested fix (model): {p.notes['suggested_fix']}")
     label = "error" if p.kind in ("tool_error", "run_error") else "seen"
-    for sample in ev.get("error_samples", [])[:2]:
+    for sample in ev.error_samples[:2]:
         lines.append(f"{label}: {excerpt(sample, 110)}")
-    for phrase in ev.get("user_phrases", [])[:2]:
+    for phrase in ev.user_phrases[:2]:
         lines.append(f"user: {excerpt(phrase, 110)}")
-    if ev.get("config_hint"):
-        lines.append(f"config knob: {ev['config_hint']}")
-    if ev.get("consequences"):
-        followed = ev["consequences"].items()
-        lines.append("then: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in followed))
-    blamed = ev.get("blame") or {}
-    if any(agent.lower() not in ("assistant", "user") for agent in blamed):  # a multi-agent log: say who
-        lines.append("responsible agent: " + ", ".join(f"{k} ({v} of {p.count})" for k, v in blamed.items()))
+    if ev.config_hint:
+        lines.append(f"config knob: {ev.config_hint}")
+    if ev.consequences:
+        lines.append("then: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in ev.consequences.items()))
+    if any(agent.lower() not in ("assistant", "user") for agent in ev.blame):  # a multi-agent log: say who
+        agents = ", ".join(f"{k} ({v} of {p.count})" for k, v in ev.blame.items())
+        lines.append(f"responsible agent: {agents}")
     if p.examples:
-        lines.append("e.g. " + ", ".join(str(e["trace_id"]) for e in p.examples))
+        lines.append("e.g. " + ", ".join(e.trace_id for e in p.examples))
     return lines
 
+
+# --- markdown ----------------------------------------------------------------------------------------
 
 def _md(text: Any) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
@@ -191,9 +192,9 @@ def markdown(analysis: Analysis) -> str:
         for n, p in enumerate(analysis.patterns[:TOP], 1):
             out += [f"### {n}. {_md(p.title)}", ""]
             out += [f"- {_md(line)}" for line in _pattern_lines(p)]
-            for demo in p.evidence.get("demonstrations", [])[:1]:
-                user, reply = excerpt(demo["user"], 100), excerpt(demo["assistant"], 100)
-                out.append(f"- a success that looked alike ({_md(demo['trace_id'])}): user "
+            for demo in p.evidence.demonstrations[:1]:
+                user, reply = excerpt(demo.user, 100), excerpt(demo.assistant, 100)
+                out.append(f"- a success that looked alike ({_md(demo.trace_id)}): user "
                            f"“{_md(user)}”, agent “{_md(reply)}”")
             out.append("")
     if analysis.versions:
