@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import re
-from collections.abc import Sequence
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from selfimprove.cli import options as opt
-from selfimprove.errors import SelfImproveError
 
 Paths = Annotated[list[Path] | None, typer.Argument(
     help="Trace files or directories (.gz read transparently). Default: traces.path of selfimprove.yaml.",
@@ -42,8 +38,8 @@ def command(paths: Paths = None, format: Format = None, strict: Strict = False, 
             verbose: opt.Verbose = False, debug: opt.Debug = False) -> None:
     """Read traces, classify outcomes, mine failure patterns and report the top reasons for failure."""
     from selfimprove.analysis import export
-    from selfimprove.analysis.judge import resolve as resolve_judge
     from selfimprove.analysis.pipeline import analyze
+    from selfimprove.cli.inputs import parse_time, resolve_inputs, resolve_judge
     from selfimprove.cli.render import ProgressBar, emit_json, err_console, out_console, progress_enabled
     from selfimprove.cli.reports import analysis as report
 
@@ -83,61 +79,3 @@ def command(paths: Paths = None, format: Format = None, strict: Strict = False, 
             console.print(f"wrote {what} to {path}")
     if written is not None:
         console.print(f"wrote {written} eval case(s) to {export_cases}")
-
-
-# --- options completed from selfimprove.yaml ---------------------------------------------------------
-
-_RELATIVE = re.compile(r"^\s*(\d+)\s*([smhdw])\s*(?:ago)?\s*$", re.I)
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
-
-def parse_time(text: str | None, flag: str, *, now: datetime | None = None) -> datetime | None:
-    """An ISO date or date-time (UTC when no zone is given), or a span ago such as 7d, 24h, 30m."""
-    if text is None:
-        return None
-    rel = _RELATIVE.match(text)
-    if rel:
-        now = now or datetime.now(timezone.utc)
-        return now - timedelta(**{_UNITS[rel.group(2).lower()]: int(rel.group(1))})
-    try:
-        when = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        when = None
-    if when is None:
-        raise SelfImproveError(f"{flag} {text!r} is not a date or time",
-                               hint="use an ISO date such as 2025-01-31 or 2025-01-31T12:00, or 7d / 24h")
-    return when if when.tzinfo is not None else when.replace(tzinfo=timezone.utc)
-
-
-def resolve_inputs(paths: Sequence[Path], format: str | None, repo: Path | None, config: Path | None,
-                   model: str | None, offline: bool) -> tuple[list[Path], str, str | None, float]:
-    """(paths, format, reflection model, its timeout): the command's options, completed from
-    selfimprove.yaml."""
-    from selfimprove.config import load_settings
-
-    settings = None
-    if not paths or repo is not None or config is not None:
-        settings = load_settings(repo, config)
-    elif not offline and model is None:
-        settings = _optional_settings()
-    if not paths:
-        assert settings is not None
-        if not settings.traces_path:
-            raise SelfImproveError("no trace paths given and selfimprove.yaml has no traces.path",
-                                   where=str(settings.path.name),
-                                   hint="pass PATH... or set traces: {path: logs/} in selfimprove.yaml")
-        paths = [settings.root / settings.traces_path]
-    fmt = format or (settings.traces_format if settings is not None else "auto")
-    chosen = None if offline else (model or (settings.reflection_model if settings is not None else None))
-    return list(paths), fmt, chosen, settings.reflection_timeout if settings is not None else 60.0
-
-
-def _optional_settings() -> Any:
-    """The settings around the cwd when there are any (for the reflection model); none is fine."""
-    from selfimprove.config import CONFIG_NAME, find_root, load_settings
-
-    try:
-        root = find_root(Path.cwd())
-    except SelfImproveError:
-        return None
-    return load_settings(root) if (root / CONFIG_NAME).is_file() else None

@@ -280,7 +280,7 @@ def test_sharded_reading_samples_the_same_runs(tmp_path: Path, workers: int) -> 
 
 def test_analysis_judge_settings_are_read_and_resolved(tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    from selfimprove.analysis.judge import resolve
+    from selfimprove.cli.inputs import resolve_judge as resolve
     from selfimprove.config import JudgeSpec, parse_settings
 
     text = ("version: 1\nprompts: []\nanalysis:\n  judge: {model: openai/j, sample: 7, rubric: Fail it., "

@@ -7,7 +7,7 @@ import pytest
 
 from selfimprove.analysis.export import export_cases, write_outcomes
 from selfimprove.analysis.pipeline import analyze
-from selfimprove.cli.analyze import parse_time
+from selfimprove.cli.inputs import parse_time
 from selfimprove.cli.reports.analysis import markdown, write_markdown
 from selfimprove.errors import SelfImproveError
 from selfimprove.evals.suite import parse_suite_file

@@ -1,1 +1,2 @@
-"""Reports for people: an analysis, an eval run, the history, rendered for the terminal and as Markdown."""
+"""Results for people: an analysis, a propose run, an eval run and the history, rendered for the terminal
+(rich) and as files (Markdown, JUnit). Commands call these; nothing below the CLI renders."""
