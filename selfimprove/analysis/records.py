@@ -4,7 +4,7 @@ Owns the shared, typed records of the analysis stage so that every module of it 
 pass, scoring, grouping, the judge, reflection, the exports) and every reader downstream (the CLI's
 reports, the proposers) depends on them rather than on each other: `Summary`, `KeyEvidence`, `Demo`
 and `Collected` (what one pass over the traces keeps), `SourceInfo`, `Pattern` with its `Evidence`
-and `Examples`, and `Analysis` (the result, `to_json` giving the "selfimprove.analysis/v1" document,
+and `Example`s, and `Analysis` (the result, `to_json` giving the "selfimprove.analysis/v1" document,
 DESIGN §5, described by schemas/analysis.schema.json). `Pattern.from_json` is how proposals read a
 saved analysis: the contract between the two stages is these records, not a dict with string keys.
 

@@ -1,17 +1,19 @@
 """`propose`: failure patterns in, one checked git branch per proposal out.
 
-Owns the order of things, which is the safety argument:
+Owns the order of things, which is the safety argument (the input, a saved or fresh analysis, is first
+checked against schemas/analysis.schema.json and read as `Pattern` records):
   1. the base is a commit (HEAD's by default); every managed file is read from it, never from disk;
   2. per pattern, a branch an earlier run wrote for the same base and pattern is reported, not redone
      (unless its eval note says it failed: then that is reported and the pattern is proposed again);
-  3. a proposer (offline, or the reflection model) suggests edits of mutable sections / pointers,
-     in order of preference;
+  3. the run's proposer (`proposers.choose`: offline, or the reflection model) suggests edits of
+     mutable sections / pointers, in order of preference;
   4. near-duplicate rules are dropped (against the section and earlier proposals); what remains passes
      `proposals.safety` (items added and removed, redaction markers, injections, contradictions of a
      guardrail, config bounds) and, applied to the base's bytes, `prompts.policy.check` (immutable
      text, protected phrases, caps, schemas), whichever proposer made it. The first candidate that
      passes is written; a refused one gives way to the next (unless an open branch already makes the
-     same change: then the pattern is being handled); refusals are reported under `rejected`;
+     same change: a `Refusal` of kind `Why.PENDING`, and the pattern is being handled); refusals are
+     reported under `rejected`;
   5. only then, under the repo lock, one commit on the base and a new branch ref (compare-and-swap).
 
 Must never: write when `dry_run`, touch HEAD / the index / the working tree, or write a candidate the
@@ -28,7 +30,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from selfimprove.analysis.records import Pattern
+from selfimprove.analysis.records import SCHEMA, Pattern
 from selfimprove.errors import SelfImproveError
 from selfimprove.proposals import branch as branches
 from selfimprove.proposals.dedupe import Memory, near_duplicate, normalise
@@ -40,8 +42,6 @@ if TYPE_CHECKING:
     from selfimprove.config import Settings
     from selfimprove.gitrepo import Repo
     from selfimprove.llm import Budget, Completer
-
-ANALYSIS_SCHEMA = "selfimprove.analysis/v1"
 
 
 # -- input ----------------------------------------------------------------------------------------
@@ -77,7 +77,7 @@ def check_analysis(doc: Any, source: str) -> None:
         return
     error = errors[0]
     if error.validator == "const":
-        message = f"expected schema {ANALYSIS_SCHEMA!r}, got {error.instance!r}"
+        message = f"expected schema {SCHEMA!r}, got {error.instance!r}"
     elif error.validator == "required":
         message = str(error.message).replace("is a required property", "is required")
     else:
