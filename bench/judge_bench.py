@@ -1,7 +1,7 @@
 """Benchmark: the LLM judge of `analyze`: what its candidate pool costs while traces stream, what its labels
 do to the learned weights, and a judged run through litellm.
 
-1. pool: the streaming pass (`pipeline.collect`, one process) over a synthetic OpenAI JSONL file
+1. pool: the streaming pass (`collect.collect`, one process) over a synthetic OpenAI JSONL file
    (bench/analyze_bench.py's generator), without a pool and with the pool of `--judge-sample 50`:
    CPU seconds, strata, candidates kept and their transcript characters.
 2. oracle: tau-retail (../shared/data/traces/agentrx/tau_retail/tau_dataset_full.json) with the
@@ -57,7 +57,7 @@ tau = TAU
 
 
 def pool(path: Path) -> None:
-    from selfimprove.analysis.pipeline import collect, new_collected
+    from selfimprove.analysis.collect import collect, new_collected
     from selfimprove.traces.read import read_traces
 
     for size in (0, 50):

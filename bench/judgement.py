@@ -32,7 +32,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from selfimprove.analysis import outcomes as oc  # noqa: E402
-from selfimprove.analysis.pipeline import Summary, collect, medians_of, vectorize  # noqa: E402
+from selfimprove.analysis.collect import collect  # noqa: E402
+from selfimprove.analysis.pipeline import medians_of, vectorize  # noqa: E402
+from selfimprove.analysis.records import Summary  # noqa: E402
 from selfimprove.traces.read import read_traces  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data" / "traces"

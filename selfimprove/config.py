@@ -104,9 +104,6 @@ class Settings:
                 paths.append(spec.schema)
         return tuple(dict.fromkeys(paths))
 
-    def config_for(self, path: str) -> ConfigSpec | None:
-        return next((spec for spec in self.configs if spec.path == path), None)
-
 
 def find_root(start: Path) -> Path:
     """The nearest directory at or above `start` holding `.git` (or, failing that, selfimprove.yaml)."""

@@ -3,11 +3,11 @@
 Owns: the only import of litellm (lazy, inside functions, after setting LITELLM_LOCAL_MODEL_COST_MAP so
 that importing it never reaches the network), the retry policy (ours, not litellm's: explicit timeout,
 `num_retries=0` passed to litellm, exponential backoff that honours `Retry-After` on 429 and 5xx),
-token and cost accounting, secret redaction of everything sent, and JSON replies validated with
-jsonschema (`complete_json`): the schema goes in every such request's text, and as the provider's
-structured output (`response_format`) where litellm says the model supports it; a retry quotes at most
-RETRY_ECHO characters of the invalid reply. Trace data in a request is framed by `data_block`, whose
-delimiter carries a per-request nonce that the data cannot contain.
+token and cost accounting, secret redaction of everything sent (`selfimprove.redact`), and JSON replies
+validated with jsonschema (`complete_json`): the schema goes in every such request's text, and as the
+provider's structured output (`response_format`) where litellm says the model supports it; a retry
+quotes at most RETRY_ECHO characters of the invalid reply. Trace data in a request is framed by
+`data_block`, whose delimiter carries a per-request nonce that the data cannot contain.
 
 Must never: import litellm at module import time (`selfimprove --help` and offline commands stay fast),
 let a provider exception or traceback reach the user (a failed call is one `LLMError` line), or send an
@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from selfimprove.errors import SelfImproveError
+from selfimprove.redact import redact_messages
 from selfimprove.traces.model import ToolCall
 
 __all__ = [
@@ -50,7 +51,6 @@ __all__ = [
     "estimate_cost",
     "parse_json",
     "make_completer",
-    "redact",
     "with_budget",
 ]
 
@@ -177,79 +177,6 @@ def with_budget(completer: Completer, budget: Budget | None) -> Completer:
     if isinstance(completer, Budgeted) and completer.budget is budget:
         return completer
     return Budgeted(completer, budget)
-
-
-# -- redaction ----------------------------------------------------------------------------------------
-
-_SECRET_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("private_key", re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----",
-                               re.S)),
-    ("bearer", re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]{16,}")),
-    ("api_key", re.compile(
-        r"\b(?:sk-(?:ant-|proj-)?[A-Za-z0-9_-]{16,}"  # OpenAI / Anthropic
-        r"|AKIA[0-9A-Z]{16}"  # AWS access key id
-        r"|gh[pousr]_[A-Za-z0-9]{30,}"  # GitHub tokens
-        r"|xox[abprs]-[A-Za-z0-9-]{10,}"  # Slack
-        r"|AIza[0-9A-Za-z_-]{35}"  # Google
-        r"|hf_[A-Za-z0-9]{30,})"  # Hugging Face
-    )),
-    ("api_key", re.compile(
-        r"(?i)\b(?:api[_-]?key|secret|access[_-]?token|password)\b([\"']?\s*[:=]\s*[\"']?)"
-        r"[A-Za-z0-9._~+/-]{12,}"
-    )),
-    ("email", re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b")),
-    ("card", re.compile(r"(?<![\d-])(?:\d[ -]?){12,18}\d(?![\d-])")),
-    ("phone", re.compile(
-        r"(?<![\w+])(?:\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{2,4}(?:[ .-]?\d{2,4}){2,3}"
-        r"|\(\d{3}\)\s?\d{3}[ .-]\d{4}"
-        r"|\d{3}[.-]\d{3}[.-]\d{4})(?![\w])"
-    )),
-)
-
-
-def _luhn_ok(digits: str) -> bool:
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = int(ch)
-        if i % 2 == 1:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return total % 10 == 0
-
-
-def redact(text: str) -> str:
-    """API keys, bearer tokens, e-mails, card numbers (Luhn-checked), phone numbers → `[REDACTED:kind]`."""
-    for kind, pattern in _SECRET_PATTERNS:
-        if kind == "card":
-            def _card(m: re.Match[str]) -> str:
-                digits = re.sub(r"\D", "", m.group(0))
-                return "[REDACTED:card]" if 13 <= len(digits) <= 19 and _luhn_ok(digits) else m.group(0)
-
-            text = pattern.sub(_card, text)
-        elif kind == "api_key" and pattern.groups:
-            text = pattern.sub(lambda m: m.group(0)[: m.end(1) - m.start(0)] + "[REDACTED:api_key]", text)
-        else:
-            text = pattern.sub(f"[REDACTED:{kind}]", text)
-    return text
-
-
-def _redact_messages(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    for message in messages:
-        copy = dict(message)
-        content = copy.get("content")
-        if isinstance(content, str):
-            copy["content"] = redact(content)
-        elif isinstance(content, list):
-            copy["content"] = [
-                {**part, "text": redact(part["text"])}
-                if isinstance(part, Mapping) and isinstance(part.get("text"), str) else part
-                for part in content
-            ]
-        out.append(copy)
-    return out
 
 
 # -- litellm ----------------------------------------------------------------------------------------
@@ -399,7 +326,7 @@ class LiteLLMCompleter:
         # model must return verbatim, contact details included) is the user's own, sent as it is
         sanitise = params.get("redact", True) is not False
         kwargs: dict[str, Any] = {k: v for k, v in params.items() if v is not None and k != "redact"}
-        kwargs.update(model=model, messages=_redact_messages(messages) if sanitise else
+        kwargs.update(model=model, messages=redact_messages(messages) if sanitise else
                       [dict(m) for m in messages], timeout=self.timeout, num_retries=0, max_retries=0)
         if self.api_base and "api_base" not in params:
             kwargs["api_base"] = self.api_base
@@ -445,7 +372,7 @@ class LiteLLMCompleter:
             return self._spent(_to_completion(litellm, response, model))
 
     async def acomplete(self, model: str, messages: Sequence[Mapping[str, Any]], **params: Any) -> Completion:
-        import asyncio  # here, not at the top: analysis imports this module for `redact` alone
+        import asyncio  # here, not at the top: most commands never make a model call
 
         litellm = _litellm()
         kwargs = self._kwargs(model, messages, params)

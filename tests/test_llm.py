@@ -19,8 +19,8 @@ from selfimprove.llm import (
     acomplete_json,
     complete_json,
     make_completer,
-    redact,
 )
+from selfimprove.redact import redact
 from selfimprove.traces.model import ToolCall
 from tests.stub_openai import Reply, last_user, system_prompt
 

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from selfimprove.analysis.outcomes import Fit, Outcome
-from selfimprove.analysis.patterns import Pattern
 from selfimprove.analysis.pipeline import analyze
-from selfimprove.analysis.report import Analysis
+from selfimprove.analysis.records import Analysis, Evidence, Pattern
 from selfimprove.analysis.signals import Signal
 
-__all__ = ["Analysis", "Fit", "Outcome", "Pattern", "Signal", "analyze"]
+__all__ = ["Analysis", "Evidence", "Fit", "Outcome", "Pattern", "Signal", "analyze"]

@@ -35,7 +35,7 @@ from selfimprove.analysis.signals import IMPLICIT, Signal
 from selfimprove.errors import SelfImproveError
 
 if TYPE_CHECKING:
-    from selfimprove.analysis.pipeline import Collected
+    from selfimprove.analysis.records import Collected
     from selfimprove.llm import Completer, Completion
     from selfimprove.traces.model import Trace, TraceView
 
@@ -211,7 +211,7 @@ def transcript(view: TraceView, failed: Set[int | None] = frozenset()) -> str:
 
 def framed(text: str) -> str:
     """A transcript as sent: redacted, inside delimiters it cannot close."""
-    from selfimprove.llm import redact
+    from selfimprove.redact import redact
 
     body = _DELIMITER.sub(r"‹\1\2", redact(text))
     return f"<transcript>\n{body}\n</transcript>"
@@ -355,7 +355,7 @@ class _Metered:
 
 
 def _parsed(index: int, reply: Mapping[str, Any], messages: int) -> Verdict:
-    from selfimprove.llm import redact
+    from selfimprove.redact import redact
 
     step = reply.get("step")
     if not isinstance(step, int) or isinstance(step, bool) or not 0 <= step < messages:
@@ -436,7 +436,7 @@ def judge(col: Collected, scores: Sequence[float], options: JudgeOptions, comple
     from selfimprove.store import JsonStore
 
     pool = col.pool
-    assert pool is not None, "the pool is gathered while streaming when a judge is configured"
+    assert isinstance(pool, JudgePool), "the pool is gathered while streaming when a judge is configured"
     sample = select(pool, scores, options.sample, population(col, scores))
     store = JsonStore(options.cache_dir or Path("."), enabled=options.cache_dir is not None)
     found: list[Verdict] = []
@@ -513,57 +513,3 @@ def _report(col: Collected, options: JudgeOptions, sampled: int, verdicts: Mappi
         "first_error": errors[0] if errors else None,
         "stopped": stopped,
     }
-
-
-# --- options ---------------------------------------------------------------------------------------
-
-def resolve(model: str | None, sample: int | None, *, offline: bool, fallback_model: str | None,
-            repo: Path | None, config: Path | None) -> JudgeOptions | None:
-    """The judge of this run, from `--judge` / `--judge-sample` and `analysis.judge`; None when there is
-    none (no judge model, or `--offline`)."""
-    if offline:
-        return None
-    settings = _settings(repo, config)
-    spec = settings.judge if settings is not None else None
-    chosen = model or (spec.model or fallback_model if spec is not None else None)
-    if chosen is None:
-        if sample is not None:
-            raise SelfImproveError("--judge-sample needs a judge model",
-                                   hint="pass --judge MODEL or set analysis.judge.model in selfimprove.yaml")
-        return None
-    if chosen.startswith("exec:"):
-        raise SelfImproveError(f"the judge must be a litellm model, not '{chosen}'",
-                               hint="pass --judge MODEL (e.g. openai/gpt-4o-mini)")
-    n = sample if sample is not None else (spec.sample if spec is not None and spec.sample
-                                           else DEFAULT_SAMPLE)
-    if not 1 <= n <= MAX_SAMPLE:
-        raise SelfImproveError(f"--judge-sample must be between 1 and {MAX_SAMPLE}, got {n}")
-    root = settings.root if settings is not None else _root()
-    from selfimprove.store import CACHE_DIR
-
-    return JudgeOptions(
-        model=chosen, sample=n, rubric=spec.rubric if spec is not None else None,
-        concurrency=(spec.concurrency or DEFAULT_CONCURRENCY) if spec is not None else DEFAULT_CONCURRENCY,
-        timeout=(spec.timeout or 60.0) if spec is not None else 60.0, cache_dir=root / CACHE_DIR)
-
-
-def _settings(repo: Path | None, config: Path | None) -> Any:
-    from selfimprove.config import CONFIG_NAME, find_root, load_settings
-
-    if repo is not None or config is not None:
-        return load_settings(repo, config)
-    try:
-        root = find_root(Path.cwd())
-    except SelfImproveError:
-        return None
-    return load_settings(root) if (root / CONFIG_NAME).is_file() else None
-
-
-def _root() -> Path:
-    """Where verdicts are cached without a prompt repo: the git repo around the cwd, else the cwd."""
-    from selfimprove.config import find_root
-
-    try:
-        return find_root(Path.cwd())
-    except SelfImproveError:
-        return Path.cwd()

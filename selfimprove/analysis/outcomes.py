@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from selfimprove.analysis import signals
 from selfimprove.analysis.signals import Signal
 
 if TYPE_CHECKING:
@@ -27,17 +28,9 @@ if TYPE_CHECKING:
 
 # The model's generic features: the implicit signals, how much longer (or shorter) than usual a run was,
 # and whether the agent's last word claims the task done. Every agent has them, so the prior weighs them.
-FEATURES = ("tool_error", "user_correction", "rephrase", "escalation", "abandonment", "loop", "refusal",
-            "max_turns", "long_run", "handoff", "accepted_refusal", "unfinished", "claims_done", "short_run")
-# Prior log-odds weights: what each feature usually means when no label says otherwise. Hand-set, not
-# fitted to any one log: bench/judgement.py scores them on every labelled domain at hand, next to weights
-# fitted leaving that domain out (which move them little). A hand-off or a refusal the user accepted is
-# often the agent following its policy: no weight until labels say otherwise.
-HAND_PRIOR: Mapping[str, float] = {
-    "tool_error": 1.0, "user_correction": 1.0, "rephrase": 0.8, "escalation": 1.5, "abandonment": 1.5,
-    "loop": 2.0, "refusal": 1.0, "max_turns": 2.5, "long_run": 1.0, "handoff": 0.0, "accepted_refusal": 0.0,
-    "unfinished": 1.5, "claims_done": 0.0, "short_run": 0.0,
-}
+# Declared, with their prior weights, in `signals.KINDS`.
+FEATURES = signals.FEATURES
+HAND_PRIOR: Mapping[str, float] = signals.PRIOR_WEIGHTS
 PRIOR: Mapping[str, float] = dict(HAND_PRIOR)
 PRIOR_BIAS = -1.5
 FAILURE_THRESHOLD = 0.5

@@ -3,7 +3,7 @@
 Owns the process pool of `analyze` and the merge of the shards' compact results. Each worker reads
 its shard of the input (`read_traces(..., shard=(k, n))`: big JSONL files are split at line
 boundaries, other files dealt out whole) and runs the same streaming pass as a single process
-(`pipeline.collect`); only the compact summaries, bounded evidence and source reports travel back.
+(`collect.collect`); only the compact summaries, bounded evidence and source reports travel back.
 The merge puts every summary back in stream order (file order, then line), reads one trace once
 across shards (a trace whose identity an earlier trace of another shard has is dropped with its
 evidence, and its source kept beside that one's), makes trace ids unique as one stream would, and
@@ -32,17 +32,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from selfimprove.analysis.pipeline import (
+from selfimprove.analysis.collect import (
     MAX_DEMO_POOL,
     MAX_EXAMPLES_PER_KEY,
     MAX_KEPT,
     MAX_KEYS,
-    Collected,
-    Demo,
-    KeyEvidence,
     collect,
     new_collected,
 )
+from selfimprove.analysis.records import Collected, Demo, KeyEvidence
 from selfimprove.errors import SelfImproveError
 from selfimprove.traces.model import Trace
 
@@ -260,11 +258,11 @@ def merge(parts: Sequence[Collected], order: dict[str, int], shards: Sequence[Sh
                    if new[k][d.index] >= 0)
     out.demos = [Demo(out.summaries[n].id, d.user, d.assistant, d.tools, n, d.calls, d.steps)
                  for n, d in demos[:MAX_DEMO_POOL]]
-    pools = [(part.pool, k) for k, part in enumerate(parts) if part.pool is not None]
-    if pools:
-        from selfimprove.analysis.judge import merge_pools
+    if any(part.pool is not None for part in parts):
+        from selfimprove.analysis.judge import JudgePool, merge_pools
 
-        out.pool = merge_pools([(pool, _renumber(new, k)) for pool, k in pools])
+        out.pool = merge_pools([(part.pool, _renumber(new, k)) for k, part in enumerate(parts)
+                                if isinstance(part.pool, JudgePool)])
     return out
 
 

@@ -30,48 +30,23 @@ import hashlib
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from selfimprove.analysis.signals import Signal, excerpt
+from selfimprove.analysis.records import CallArguments, Demonstration, Evidence, Example, Pattern, Turn
+from selfimprove.analysis.signals import KIND_ORDER, Signal, _failed_result, excerpt
 
 if TYPE_CHECKING:
     from selfimprove.analysis.outcomes import Outcome
-    from selfimprove.analysis.pipeline import Collected, Demo, Summary
+    from selfimprove.analysis.records import Collected, Demo, Summary
     from selfimprove.traces.model import TraceView
 
-KIND_ORDER = ("run_error", "max_turns", "tool_error", "loop", "escalation", "refusal", "user_correction",
-              "abandonment", "explicit_failure")
 SIMILAR = 88  # rapidfuzz ratio above which two error templates of one kind and tool are the same pattern
 SIMILAR_PROSE = 75  # token-set ratio for prose (refusals, correction cues): word order varies more
 MAX_COMPARED = 300  # keys per kind compared pairwise (the most frequent); the rest stay as they are
 MAX_EXAMPLES = 3
 REACTION_GAP = 3  # messages between a failed tool result and the user turn that reacts to it, at most
 MAX_DEMOS = 3
-
-
-@dataclass(frozen=True)
-class Pattern:
-    id: str
-    title: str
-    kind: str
-    count: int
-    share: float
-    trace_ids: tuple[str, ...]
-    examples: tuple[Mapping[str, Any], ...]
-    evidence: Mapping[str, Any]
-    members: tuple[int, ...] = field(default=(), compare=False, repr=False)  # summary indices, internal
-    # what a model wrote about the pattern (reflection): its notes, never mixed into what traces show
-    notes: Mapping[str, Any] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        doc = {"id": self.id, "title": self.title, "kind": self.kind, "count": self.count,
-               "share": round(self.share, 4), "trace_ids": list(self.trace_ids),
-               "examples": [dict(e) for e in self.examples], "evidence": dict(self.evidence)}
-        if self.notes:
-            doc["notes"] = dict(self.notes)
-        return doc
 
 
 def kind_of(key: str) -> str:
@@ -406,7 +381,7 @@ def _build(col: Collected, outcomes: Sequence[Outcome], head: str, keys: Sequenc
         signal_counts.update({s.name for s in outcomes[i].signals})
     samples: list[str] = []
     said: list[str] = list(phrases or ())
-    examples: list[tuple[int, dict[str, Any]]] = []
+    examples: list[tuple[int, Example]] = []
     users: list[str] = []
     seen_examples: set[int] = set()
     for k in sorted(keys, key=lambda k: (k != head, k)):
@@ -420,7 +395,7 @@ def _build(col: Collected, outcomes: Sequence[Outcome], head: str, keys: Sequenc
             if index in member_set and index not in seen_examples:
                 seen_examples.add(index)
                 s = col.summaries[index]
-                examples.append((index, {"trace_id": s.id, "source": s.source, "excerpt": text or user}))
+                examples.append((index, Example(s.id, s.source, text or user)))
                 if user:
                     users.append(user)
     if len(examples) < MAX_EXAMPLES:
@@ -429,39 +404,32 @@ def _build(col: Collected, outcomes: Sequence[Outcome], head: str, keys: Sequenc
                 continue
             s = col.summaries[index]
             detail = next((g.detail for g in s.explicit + s.implicit if g.detail), "")
-            examples.append((index, {"trace_id": s.id, "source": s.source, "excerpt": detail}))
+            examples.append((index, Example(s.id, s.source, detail)))
             seen_examples.add(index)
             if len(examples) >= MAX_EXAMPLES:
                 break
     examples.sort(key=lambda e: e[0])
-    evidence: dict[str, Any] = {"signals": dict(sorted(signal_counts.items()))}
     followed = consequences(col, members, keys)
-    if followed:
-        evidence["consequences"] = followed
     blamed = Counter(b.agent for b in (col.summaries[i].blame for i in members) if b is not None)
-    if blamed:
-        evidence["blame"] = dict(sorted(blamed.items(), key=lambda kv: (-kv[1], kv[0])))
-    if tool and kind in ("tool_error", "loop", "escalation", "explicit_failure") and " " not in tool:
-        evidence["tool"] = tool
-    if kind in ("tool_error", "run_error", "refusal") and template:
-        evidence["error_template"] = template
-    if samples:
-        evidence["error_samples"] = samples[:3]
-    if said:
-        evidence["user_phrases"] = said[:5]
+    named = tool if tool and kind in ("tool_error", "loop", "escalation", "explicit_failure") \
+        and " " not in tool else None
     hint = config_hint(kind, [template, *samples])
-    if hint:
-        evidence["config_hint"] = hint
-    demos = demonstrations(col.demos, tool if "tool" in evidence else None, users, col.summaries)
-    if demos:
-        evidence["demonstrations"] = demos
-    exchanges = _exchanges(col, keys, member_set)
-    if exchanges:
-        evidence["exchanges"] = exchanges
+    demos = demonstrations(col.demos, named, users, col.summaries)
+    calls = _argument_evidence(col, keys, members, tool) if kind == "tool_error" else None
+    evidence = Evidence(
+        signals=dict(sorted(signal_counts.items())),
+        consequences=followed,
+        blame=dict(sorted(blamed.items(), key=lambda kv: (-kv[1], kv[0]))),
+        tool=named,
+        error_template=template if kind in ("tool_error", "run_error", "refusal") and template else None,
+        error_samples=tuple(samples[:3]),
+        user_phrases=tuple(said[:5]),
+        config_hint=hint or None,
+        demonstrations=tuple(Demonstration(d["trace_id"], d["user"], d["assistant"]) for d in demos),
+        exchanges=_exchanges(col, keys, member_set),
+        call_arguments=calls,
+    )
     if kind == "tool_error":
-        calls = _argument_evidence(col, keys, members, tool)
-        if calls:
-            evidence["call_arguments"] = calls
         concrete = _agreed_error(col, members, keys)
         title = _title(kind, tool, concrete or template, head, len(keys))
     elif quote is not None:
@@ -593,21 +561,22 @@ def exchange(view: TraceView, at: int | None) -> str | None:
     return json.dumps(turns[::-1], ensure_ascii=False)
 
 
-def _exchanges(col: Collected, keys: Sequence[str], members: set[int]) -> list[list[dict[str, str]]]:
+def _exchanges(col: Collected, keys: Sequence[str], members: set[int]) -> tuple[tuple[Turn, ...], ...]:
     """Up to MAX_EXCHANGES failing exchanges of the pattern's members, one per trace, in stream order."""
     import json
 
     found: dict[int, str] = {}
     for k in keys:
         ev = col.evidence.get(k)
-        for i, text in getattr(ev, "exchanges", ()) if ev is not None else ():
+        for i, text in ev.exchanges if ev is not None else ():
             if i in members and i not in found:
                 found[i] = text
-    return [json.loads(found[i]) for i in sorted(found)[:MAX_EXCHANGES]]
+    return tuple(tuple(Turn(t["role"], t["text"]) for t in json.loads(found[i]))
+                 for i in sorted(found)[:MAX_EXCHANGES])
 
 
 def _argument_evidence(col: Collected, keys: Sequence[str], members: Sequence[int], tool: str
-                       ) -> dict[str, list[dict[str, Any]]]:
+                       ) -> CallArguments | None:
     """Arguments of the failing calls (members only) and of the same tool's calls in successful traces."""
     import json
 
@@ -615,18 +584,18 @@ def _argument_evidence(col: Collected, keys: Sequence[str], members: Sequence[in
     failing: list[str] = []
     for k in keys:
         ev = col.evidence.get(k)
-        for i, args in getattr(ev, "arguments", ()) if ev is not None else ():
+        for i, args in ev.arguments if ev is not None else ():
             if i in member_set and args not in failing:
                 failing.append(args)
     succeeding: list[str] = []
     for demo in col.demos:
-        for name, args in getattr(demo, "calls", ()):
+        for name, args in demo.calls:
             if name == tool and args not in succeeding and args not in failing:
                 succeeding.append(args)
     if not failing:
-        return {}
-    return {"failing": [json.loads(a) for a in failing[:5]],
-            "succeeding": [json.loads(a) for a in succeeding[:MAX_EXAMPLES]]}
+        return None
+    return CallArguments(tuple(json.loads(a) for a in failing[:5]),
+                         tuple(json.loads(a) for a in succeeding[:MAX_EXAMPLES]))
 
 
 _PLEASANTRY = re.compile(
@@ -780,8 +749,6 @@ def call_steps(view: TraceView) -> tuple[tuple[str, str, str, str], ...]:
     trace: the step a failing trace got wrong, done right. The request is the user turn the call
     answers (none when it is a courtesy or an attempt to steer the agent); the reply, the agent's
     first text after the call."""
-    from selfimprove.analysis.signals import _failed_result
-
     roles, texts = view.roles, view.texts
     failed = {cid for _, content, is_error, _, cid in view.results
               if cid and _failed_result(content, is_error)}

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from selfimprove.analysis.patterns import Pattern
+from selfimprove.analysis.records import Pattern
 from selfimprove.errors import SelfImproveError
 
 MAX_PATTERNS = 10  # reflect on the most frequent patterns only: they carry the most failures
@@ -40,22 +40,22 @@ SYSTEM = (
 
 def prompt(pattern: Pattern, nonce: str) -> str:
     """The user message for one pattern: its evidence, redacted and bounded, as one data block."""
-    from selfimprove.llm import data_block, redact
+    from selfimprove.llm import data_block
+    from selfimprove.redact import redact
 
-    ev = pattern.evidence
+    ev = pattern.evidence.to_json()
     doc: dict[str, Any] = {
         "pattern": {"kind": pattern.kind, "title": pattern.title, "count": pattern.count,
                     "share_of_failures": round(pattern.share, 3)},
-        "signals": ev.get("signals", {}),
+        "signals": ev["signals"],
     }
     for key in ("tool", "error_template", "error_samples", "user_phrases", "exchanges", "call_arguments",
                 "config_hint"):
         if key in ev:
             doc[key] = ev[key]
-    doc["examples"] = [e.get("excerpt", "") for e in pattern.examples]
-    demos = ev.get("demonstrations") or []
-    if demos:
-        doc["a_similar_success"] = demos[0]
+    doc["examples"] = [e.excerpt for e in pattern.examples]
+    if pattern.evidence.demonstrations:
+        doc["a_similar_success"] = pattern.evidence.demonstrations[0].to_json()
     text = json.dumps(doc, ensure_ascii=False, indent=1)
     if len(text) > MAX_CHARS:  # the exchanges are the bulk: keep the first ones whole
         doc["exchanges"] = list(doc.get("exchanges") or ())[:1]
@@ -103,7 +103,7 @@ def reflect(patterns: Sequence[Pattern], *, completer: Any,
             cost += c.cost_usd
             tokens[0] += c.input_tokens
             tokens[1] += c.output_tokens
-        from selfimprove.llm import redact
+        from selfimprove.redact import redact
 
         notes = {key: redact(str(reply[key])) for key in ("name", "root_cause", "fix_kind", "suggested_fix")}
         out.append(replace(pattern, notes=notes))

@@ -1,7 +1,10 @@
 """Signals: small, explicit detectors that say *why* a trace may have failed.
 
-Owns the registry of detectors (name → function over one `Trace` and its `TraceView`, the columns
-of its messages, built once and shared by all detectors) and the text normalisation used to
+Owns `KINDS`, the one declaration of every kind of signal (where it comes from, its prior weight as a
+feature of the outcome model, its rank among pattern kinds; `IMPLICIT`, `outcomes.FEATURES` and
+`PRIOR`, and `KIND_ORDER` are derived from it), the registry of detectors (name → function over one
+`Trace` and its `TraceView`, the columns of its messages, built once and shared by all detectors;
+a detector's name must be a declared kind) and the text normalisation used to
 turn raw error messages into templates that group well. Each detector looks at one trace only, in
 one pass over its messages, and returns `Signal`s with a short human detail and the message index,
 so that every outcome can be explained line by line.
@@ -23,7 +26,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -56,10 +59,54 @@ class Signal:
         return doc
 
 
-# The implicit signals, in the order used for feature vectors and for breaking ties between kinds.
-IMPLICIT = ("tool_error", "user_correction", "rephrase", "escalation", "abandonment", "loop", "refusal",
-            "max_turns", "handoff", "accepted_refusal", "unfinished")
-EXPLICIT = ("explicit_failure", "explicit_success", "run_error")
+@dataclass(frozen=True)
+class Kind:
+    """One kind of signal, declared once; everything that lists kinds is derived from `KINDS`.
+
+    `source`: "detector" (found in the messages by a registered detector: the implicit signals),
+    "run" (a feature of the run as a whole: its length, its last word) or "label" (read from explicit
+    feedback). `prior`: the prior log-odds weight of the kind as a feature of the outcome model (None:
+    not a feature); the table's order is the order of the feature vector. `rank`: the kind's place
+    among pattern kinds when two patterns have the same count (None: ranked after every ranked kind).
+    """
+
+    name: str
+    source: str
+    prior: float | None = None
+    rank: int | None = None
+
+
+# The prior weights say what each kind usually means when no label says otherwise. Hand-set, not fitted
+# to any one log: bench/judgement.py scores them on every labelled domain at hand, next to weights fitted
+# leaving that domain out (which move them little). A hand-off or a refusal the user accepted is often
+# the agent following its policy: no weight until labels say otherwise.
+KINDS: tuple[Kind, ...] = (
+    Kind("tool_error", "detector", prior=1.0, rank=2),
+    Kind("user_correction", "detector", prior=1.0, rank=6),
+    Kind("rephrase", "detector", prior=0.8),  # its patterns are user corrections
+    Kind("escalation", "detector", prior=1.5, rank=4),
+    Kind("abandonment", "detector", prior=1.5, rank=7),
+    Kind("loop", "detector", prior=2.0, rank=3),
+    Kind("refusal", "detector", prior=1.0, rank=5),
+    Kind("max_turns", "detector", prior=2.5, rank=1),
+    Kind("long_run", "run", prior=1.0),  # how much longer than usual a run was; its patterns are loops
+    Kind("handoff", "detector", prior=0.0),
+    Kind("accepted_refusal", "detector", prior=0.0),
+    Kind("unfinished", "detector", prior=1.5),
+    Kind("claims_done", "run", prior=0.0),  # the agent's last word claims the task done
+    Kind("short_run", "run", prior=0.0),  # how much shorter than usual a run was
+    Kind("explicit_failure", "label", rank=8),
+    Kind("explicit_success", "label"),
+    Kind("run_error", "label", rank=0),
+)
+# The implicit signals, in the order of the feature vector (which also breaks ties between kinds).
+IMPLICIT = tuple(k.name for k in KINDS if k.source == "detector")
+EXPLICIT = tuple(k.name for k in KINDS if k.source == "label")
+# The outcome model's generic features, with their prior weights (`outcomes.FEATURES`, `PRIOR`).
+FEATURES = tuple(k.name for k in KINDS if k.prior is not None)
+PRIOR_WEIGHTS: Mapping[str, float] = {k.name: k.prior for k in KINDS if k.prior is not None}
+# Pattern kinds in the order that breaks ties of equal count (`patterns.group`).
+KIND_ORDER = tuple(k.name for k in sorted(KINDS, key=lambda k: k.rank or 0) if k.rank is not None)
 
 DETAIL_CHARS = 200
 
@@ -139,6 +186,10 @@ REGISTRY: dict[str, Detector] = {}
 
 
 def detector(name: str) -> Callable[[Detector], Detector]:
+    """Register a detector of the kind `name`, which `KINDS` must declare (with its prior and rank)."""
+    if name not in IMPLICIT:
+        raise ValueError(f"detector {name!r}: declare its kind in signals.KINDS first")
+
     def register(fn: Detector) -> Detector:
         REGISTRY[name] = fn
         return fn
@@ -679,7 +730,3 @@ def explicit(trace: Trace) -> list[Signal]:
         else:
             found.append(Signal("explicit_success", weight=-1.0, detail=_describe(fb)))
     return found
-
-
-def tools_called(messages: Iterable[Message]) -> list[str]:
-    return [call.name for m in messages for call in m.tool_calls]

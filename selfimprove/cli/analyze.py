@@ -37,11 +37,11 @@ def command(paths: Paths = None, format: Format = None, strict: Strict = False, 
             repo: opt.Repo = None, config: opt.Config = None,
             verbose: opt.Verbose = False, debug: opt.Debug = False) -> None:
     """Read traces, classify outcomes, mine failure patterns and report the top reasons for failure."""
-    from selfimprove.analysis import report
-    from selfimprove.analysis.judge import resolve as resolve_judge
-    from selfimprove.analysis.pipeline import analyze, parse_time, resolve_inputs
-    from selfimprove.analysis.pipeline import export_cases as export
+    from selfimprove.analysis import export
+    from selfimprove.analysis.pipeline import analyze
+    from selfimprove.cli.inputs import parse_time, resolve_inputs, resolve_judge
     from selfimprove.cli.render import ProgressBar, emit_json, err_console, out_console, progress_enabled
+    from selfimprove.cli.reports import analysis as report
 
     inputs, fmt, reflection_model, timeout = resolve_inputs(paths or [], format, repo, config, model, offline)
     judging = resolve_judge(judge, judge_sample, offline=offline, fallback_model=reflection_model, repo=repo,
@@ -62,10 +62,10 @@ def command(paths: Paths = None, format: Format = None, strict: Strict = False, 
                          notice=progress.print if progress is not None
                          else lambda text: console.print(text, soft_wrap=True))
     if outcomes is not None:
-        report.write_outcomes(result, outcomes)
+        export.write_outcomes(result, outcomes)
     if markdown is not None:
         report.write_markdown(result, markdown)
-    written = export(result, export_cases) if export_cases is not None else None
+    written = export.export_cases(result, export_cases) if export_cases is not None else None
     if json:
         emit_json(result.to_json())
     else:
@@ -79,4 +79,3 @@ def command(paths: Paths = None, format: Format = None, strict: Strict = False, 
             console.print(f"wrote {what} to {path}")
     if written is not None:
         console.print(f"wrote {written} eval case(s) to {export_cases}")
-

@@ -38,9 +38,9 @@ def command(ref: Ref = None, base: Base = None, repeat: Repeat = None, concurren
             verbose: opt.Verbose = False, debug: opt.Debug = False) -> None:
     """Evaluate a candidate against its base offline and refuse regressions (exit 1)."""
     from selfimprove.cli.render import ProgressBar, emit_json, err_console, out_console, progress_enabled
+    from selfimprove.cli.reports import eval as report
     from selfimprove.config import load_settings
     from selfimprove.errors import GateFailed, SelfImproveError
-    from selfimprove.evals import report
     from selfimprove.evals.runner import run_eval
     from selfimprove.gitrepo import Repo
 

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
 from selfimprove.cli import options as opt
-
-if TYPE_CHECKING:
-    from selfimprove.proposals import ProposeResult
 
 
 def command(
@@ -42,7 +39,7 @@ def command(
     debug: opt.Debug = False,
 ) -> None:
     """Turn failure patterns into edits of mutable sections, one git branch per proposal."""
-    from selfimprove.cli.render import emit_json, err_console
+    from selfimprove.cli.render import emit_json, err_console, out_console
     from selfimprove.config import load_settings
     from selfimprove.gitrepo import Repo
     from selfimprove.proposals import fresh_analysis, load_analysis, propose
@@ -80,7 +77,9 @@ def command(
     if json:
         emit_json(result.to_json())
     else:
-        _render(result)
+        from selfimprove.cli.reports.propose import render
+
+        render(result, out_console(), err_console())
     if (result.rejected or result.stopped) and not result.proposals:
         from selfimprove.errors import GateFailed
 
@@ -88,36 +87,3 @@ def command(
             raise GateFailed(f"nothing proposed: {result.stopped}")
         where = "listed under 'rejected'" if json else "listed above"
         raise GateFailed(f"nothing proposed: every candidate was refused ({where})")
-
-
-def _render(result: ProposeResult) -> None:
-
-    from selfimprove.cli.render import err_console, out_console
-
-    console, notices = out_console(), err_console()
-    for p in result.proposals:
-        verb = {"created": "created", "exists": "exists ", "dry-run": "would create"}[p.status]
-        console.print(f"{verb} {p.branch}  ({p.pattern}, {p.proposer})", markup=False, soft_wrap=True)
-        console.print(f"  {p.title}", markup=False, soft_wrap=True)
-        if p.search is not None:
-            dev = p.search["dev"]
-            console.print(f"  search: {p.search['rounds']} rounds, {len(p.search['candidates'])} candidates; "
-                          f"dev {dev['base']}/{dev['cases']} → {dev['best']}/{dev['cases']}",
-                          markup=False, soft_wrap=True)
-        if p.status == "dry-run":
-            console.file.write(p.diff)
-    for r in result.rejected:
-        console.print(f"refused {r.pattern}: {r.reason}", markup=False, soft_wrap=True)
-    if result.stopped:
-        console.print(f"stopped: {result.stopped} (what was done is listed above)", markup=False,
-                      soft_wrap=True)
-    if result.calls:
-        console.print(f"calls: {result.calls}", markup=False, soft_wrap=True)
-    if result.cost_usd or result.input_tokens:
-        console.print(f"model: {result.input_tokens} input + {result.output_tokens} output tokens, "
-                      f"${result.cost_usd:.4f}", markup=False, soft_wrap=True)
-    written = [p for p in result.proposals if p.status != "dry-run"]
-    if written:
-        notices.print(f"next: selfimprove eval {written[0].branch}", markup=False, soft_wrap=True)
-    elif not result.proposals and not result.rejected:
-        console.print("no failure patterns to propose for", markup=False, soft_wrap=True)

@@ -118,15 +118,6 @@ def get_pointer(doc: Any, pointer: str, *, path: str | None = None) -> Any:
     return node
 
 
-def has_pointer(doc: Any, pointer: str) -> bool:
-    node = doc
-    for token in split_pointer(pointer):
-        node = _step(node, token)
-        if node is _MISSING:
-            return False
-    return True
-
-
 def _same(a: Any, b: Any) -> bool:
     """Equality that tells 1 from True and 1 from "1" (but 1 == 1.0, as YAML and JSON readers agree)."""
     if isinstance(a, bool) or isinstance(b, bool):

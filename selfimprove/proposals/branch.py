@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from selfimprove.analysis.records import Evidence, Pattern
 from selfimprove.proposals.model import Proposal
 
 if TYPE_CHECKING:
@@ -64,32 +65,30 @@ def _one_line(value: Any) -> str:
     return " ".join(str(value).split())
 
 
-def commit_message(proposal: Proposal, pattern: Mapping[str, Any]) -> str:
+def commit_message(proposal: Proposal, pattern: Pattern) -> str:
     """Subject, evidence body and trailers; every line that can hold trace text is redacted."""
-    from selfimprove.llm import redact
+    from selfimprove.redact import redact
 
-    evidence = proposal.evidence
-    count = pattern.get("count", 0)
-    share = float(pattern.get("share") or 0.0)
-    ids = [str(i) for i in pattern.get("trace_ids") or ()]
+    evidence = proposal.evidence or Evidence()
+    count = pattern.count
+    ids = list(pattern.trace_ids)
     more = len(ids) - MAX_TRACE_IDS
     shown = ", ".join(ids[:MAX_TRACE_IDS]) + (f" (+{more} more)" if more > 0 else "")
-    signals = evidence.get("signals") or {}
     body = [
-        f"Pattern {pattern.get('id')} ({pattern.get('kind', '?')}): {_one_line(pattern.get('title', ''))}",
-        f"Seen in {count} failing trace{'s' if count != 1 else ''} ({share:.0%} of failures).",
+        f"Pattern {pattern.id} ({pattern.kind or '?'}): {_one_line(pattern.title)}",
+        f"Seen in {count} failing trace{'s' if count != 1 else ''} ({pattern.share:.0%} of failures).",
     ]
     if shown:
         body.append(f"Trace ids: {shown}")
-    if isinstance(signals, Mapping) and signals:
-        body.append("Signals: " + ", ".join(f"{k}={v}" for k, v in sorted(signals.items())))
-    for key, label in (("tool", "Tool"), ("error_template", "Error"), ("config_hint", "Config hint")):
-        if evidence.get(key):
-            body.append(f"{label}: {_one_line(evidence[key])}")
-    notes = pattern.get("notes")
-    if isinstance(notes, Mapping) and notes.get("root_cause"):
-        body.append(f"Root cause (a model's notes): {_one_line(notes['root_cause'])}")
-    phrases = [p for p in evidence.get("user_phrases") or () if isinstance(p, str)][:3]
+    if evidence.signals:
+        body.append("Signals: " + ", ".join(f"{k}={v}" for k, v in sorted(evidence.signals.items())))
+    for value, label in ((evidence.tool, "Tool"), (evidence.error_template, "Error"),
+                         (evidence.config_hint, "Config hint")):
+        if value:
+            body.append(f"{label}: {_one_line(value)}")
+    if pattern.notes.get("root_cause"):
+        body.append(f"Root cause (a model's notes): {_one_line(pattern.notes['root_cause'])}")
+    phrases = list(evidence.user_phrases[:3])
     if phrases:
         body.append("User corrections: " + "; ".join(f'"{_one_line(p)}"' for p in phrases))
     changes = [f"- {e.describe()}" for e in proposal.edits]

@@ -24,6 +24,7 @@ from selfimprove.proposals.model import Candidate, Edit
 from selfimprove.proposals.text import append_lines, bullet_for, looks_like_injection, quote
 
 if TYPE_CHECKING:
+    from selfimprove.analysis.records import Pattern
     from selfimprove.evals.runner import CaseResult
     from selfimprove.proposals.workspace import Workspace
 
@@ -88,21 +89,17 @@ def _last_user(messages: Sequence[Mapping[str, Any]]) -> str:
     return ""
 
 
-def _words(pattern: Mapping[str, Any]) -> frozenset[str]:
+def _words(pattern: Pattern) -> frozenset[str]:
     """What a pattern is about: its title, tool, error and users' words."""
     from selfimprove.analysis.patterns import salient
 
-    evidence = pattern.get("evidence") if isinstance(pattern.get("evidence"), Mapping) else {}
-    parts = [str(pattern.get("title") or "")]
-    assert isinstance(evidence, Mapping)
-    for key in ("tool", "error_template", "root_cause"):
-        if isinstance(evidence.get(key), str):
-            parts.append(evidence[key])
-    parts += [p for p in evidence.get("user_phrases") or () if isinstance(p, str)][:5]
+    evidence = pattern.evidence
+    parts = [pattern.title, *(v for v in (evidence.tool, evidence.error_template) if v)]
+    parts += list(evidence.user_phrases[:5])
     return salient(" ".join(parts))
 
 
-def relevant(pattern: Mapping[str, Any] | None, cases: Sequence[FailedCase]) -> list[FailedCase]:
+def relevant(pattern: Pattern | None, cases: Sequence[FailedCase]) -> list[FailedCase]:
     """The failed cases about `pattern` (every one when there is no pattern: the suite's own search)."""
     if pattern is None:
         return list(cases)
@@ -139,7 +136,7 @@ def _rule(kind: str, value: str, topic: str) -> str:
     return f'When the user asks {topic}, the answer must say "{quote(value, 60)}".'
 
 
-def feedback_rules(pattern: Mapping[str, Any] | None, ws: Workspace,
+def feedback_rules(pattern: Pattern | None, ws: Workspace,
                    feedback: Sequence[FailedCase]) -> list[Candidate]:
     """One candidate per expectation that failed cases share (most shared first): a rule stating it,
     scoped to the words those cases' inputs share."""

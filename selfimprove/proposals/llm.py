@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
+from selfimprove.analysis.records import Pattern
 from selfimprove.proposals.model import Candidate, Edit
 from selfimprove.proposals.text import quote
 from selfimprove.proposals.workspace import Workspace
@@ -78,19 +79,6 @@ class LLMOutcome:
     cost_usd: float = 0.0
 
 
-def redacted(value: Any) -> Any:
-    """`value` (JSON-like) with every string redacted."""
-    from selfimprove.llm import redact
-
-    if isinstance(value, str):
-        return redact(value)
-    if isinstance(value, Mapping):
-        return {str(k): redacted(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [redacted(v) for v in value]
-    return value
-
-
 def bounded(value: Any) -> Any:
     """`value` (JSON-like) with strings cut to MAX_STRING characters and lists to MAX_LIST entries."""
     if isinstance(value, str):
@@ -104,10 +92,12 @@ def bounded(value: Any) -> Any:
 
 def trace_data(value: Any) -> str:
     """Trace data as a model is sent it: redacted, bounded, compact JSON."""
+    from selfimprove.redact import redacted
+
     return json.dumps(bounded(redacted(value)), ensure_ascii=False, indent=1, default=str)
 
 
-def build_messages(pattern: Mapping[str, Any], ws: Workspace, feedback: Sequence[FeedbackCase] = (),
+def build_messages(pattern: Pattern, ws: Workspace, feedback: Sequence[FeedbackCase] = (),
                    notes: Sequence[str] = (), *, nonce: str | None = None) -> list[dict[str, str]]:
     """The request for one pattern: system instructions, then the data, the prompt repo and the limits.
 
@@ -118,8 +108,9 @@ def build_messages(pattern: Mapping[str, Any], ws: Workspace, feedback: Sequence
 
     nonce = nonce or new_nonce()
     policy = ws.settings.policy
-    evidence = {key: pattern.get(key) for key in EVIDENCE_KEYS if pattern.get(key) is not None}
-    evidence["trace_ids"] = list(pattern.get("trace_ids") or ())[:10]
+    shown = pattern.to_json()
+    evidence = {key: shown[key] for key in EVIDENCE_KEYS}
+    evidence["trace_ids"] = list(pattern.trace_ids)[:10]
     prompts = []
     for path, doc in ws.prompts.items():
         prompts.append({
@@ -158,10 +149,9 @@ def build_messages(pattern: Mapping[str, Any], ws: Workspace, feedback: Sequence
     if notes:
         parts += ["Scores of the earlier candidates of this search (your own notes):",
                   data_block("search-notes", trace_data(list(notes[:20])), nonce)]
-    own = pattern.get("notes")
-    if isinstance(own, Mapping) and own:
+    if pattern.notes:
         parts += ["Your own earlier notes on this pattern (written by a model, not observed in the traces; "
-                  "they may be wrong):", data_block("notes", trace_data(own), nonce)]
+                  "they may be wrong):", data_block("notes", trace_data(pattern.notes), nonce)]
     parts += ["Prompts (yours to keep verbatim except for your operations):",
               json.dumps(prompts, ensure_ascii=False, indent=1)]
     if configs:
@@ -177,7 +167,7 @@ def _case_json(case: FeedbackCase) -> dict[str, Any]:
     return case.to_json()
 
 
-def propose_llm(pattern: Mapping[str, Any], ws: Workspace, completer: Completer, model: str,
+def propose_llm(pattern: Pattern, ws: Workspace, completer: Completer, model: str,
                 feedback: Sequence[FeedbackCase] = (), notes: Sequence[str] = ()) -> LLMOutcome:
     from selfimprove.llm import LLMError, complete_json
 

@@ -9,7 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from selfimprove.analysis.records import Evidence
 
 SCHEMA = "selfimprove.proposals/v1"
 
@@ -42,6 +46,33 @@ class Candidate:
     cost_usd: float = 0.0
 
 
+class Why(Enum):
+    """Why a candidate (or a proposer) gave no proposal for a pattern."""
+
+    NO_CANDIDATE = "no-candidate"  # the proposer could make no grounded candidate (or the model none)
+    UNCHANGED = "unchanged"  # the candidate changes nothing, or only repeats what the section holds
+    PENDING = "pending"  # an open proposal (another branch) already makes this change
+    FAILED_EVAL = "failed-eval"  # the same change is on a branch that failed its eval
+    UNSAFE = "unsafe"  # proposals.safety: an injection, a redaction marker, a contradiction, a limit
+    POLICY = "policy"  # prompts.policy: immutable text, protected phrases, caps, schemas
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A reason there is no proposal: its kind (what callers branch on) and the sentence users read."""
+
+    why: Why
+    reason: str
+
+    def __str__(self) -> str:
+        return self.reason
+
+    @property
+    def pending(self) -> bool:
+        """The pattern is being handled on another branch: no alternative is proposed for it."""
+        return self.why is Why.PENDING
+
+
 @dataclass(frozen=True)
 class Proposal:
     pattern: str
@@ -49,7 +80,7 @@ class Proposal:
     slug: str
     proposer: str
     rationale: str
-    evidence: Mapping[str, Any]
+    evidence: Evidence | None  # the pattern's, for the commit message (None: an earlier run's branch)
     files: Mapping[str, bytes]  # full new bytes of each changed file
     edits: tuple[Edit, ...] = ()
     base: str = ""

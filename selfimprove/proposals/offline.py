@@ -22,83 +22,50 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from selfimprove.proposals.model import Candidate, Edit
+from selfimprove.analysis.records import Demonstration, Evidence, Pattern
+from selfimprove.proposals.model import Candidate, Edit, Refusal, Why
 from selfimprove.proposals.text import append_lines, bullet_for, gist, looks_like_injection, quote
 from selfimprove.proposals.workspace import Workspace
 
 MAX_DEMONSTRATIONS = 3
 DEMO_LIMIT = 400  # characters of one demonstration turn; longer (or truncated) ones are skipped, never cut
 
-Outcome = Candidate | str | None  # a candidate, a reason it cannot be made, or "does not apply"
+Outcome = Candidate | Refusal | None  # a candidate, a reason it cannot be made, or "does not apply"
 
 
-def propose_offline(pattern: Mapping[str, Any], ws: Workspace) -> Candidate | str:
-    """The first grounded candidate for `pattern`, or why there is none."""
-    outcomes = candidates(pattern, ws)
-    return next((c for c in outcomes if isinstance(c, Candidate)), None) or "; ".join(map(str, outcomes))
+def _cannot(reason: str) -> Refusal:
+    return Refusal(Why.NO_CANDIDATE, reason)
 
 
-def candidates(pattern: Mapping[str, Any], ws: Workspace, *,
-               feedback: Sequence[Mapping[str, Any]] | None = None) -> list[Candidate | str]:
+def candidates(pattern: Pattern, ws: Workspace) -> list[Candidate | Refusal]:
     """Every grounded candidate for `pattern` in order of preference, and the reasons of the proposers
-    that applied but could not make one (a single reason when none applied at all).
-
-    `feedback`: eval cases an earlier candidate failed (`{"id", "input", "output", "reasons"}`). The
-    candidates whose new text states more of what those cases expected (the values their assertions'
-    reasons quote) come first; the order is otherwise unchanged."""
-    out: list[Candidate | str] = []
+    that applied but could not make one (a single reason when none applied at all). Failed eval cases
+    do not change them: a search turns those into rules of its own (`feedback.feedback_rules`)."""
+    out: list[Candidate | Refusal] = []
     for proposer in PROPOSERS:
         outcome = proposer(pattern, ws)
         if outcome:
             out.append(outcome)
-    if out and feedback:
-        wanted = _expected_values(feedback)
-        out.sort(key=lambda c: -_covers(c, wanted) if isinstance(c, Candidate) else 1)
     if out:
         return out
-    kind = pattern.get("kind", "?")
-    article = "an" if str(kind)[:1] in "aeiou" else "a"
-    return [f"no grounded offline edit for {article} {kind} pattern (its evidence has no tool error, user "
-            "correction, demonstration or config hint); try --model"]
+    kind = pattern.kind or "?"
+    article = "an" if kind[:1] in "aeiou" else "a"
+    return [_cannot(f"no grounded offline edit for {article} {kind} pattern (its evidence has no tool error, "
+                    "user correction, demonstration or config hint); try --model")]
 
 
-_QUOTED_VALUE = re.compile(r"'([^']{2,80})'|\"([^\"]{2,80})\"")
-
-
-def _expected_values(feedback: Sequence[Mapping[str, Any]]) -> set[str]:
-    """The values failed assertions quote in their reasons ("expected output to contain '30 days'")."""
-    found: set[str] = set()
-    for case in feedback:
-        reasons = case.get("reasons")
-        for reason in reasons if isinstance(reasons, (list, tuple)) else [reasons]:
-            for match in _QUOTED_VALUE.finditer(str(reason or "")):
-                found.add((match.group(1) or match.group(2)).casefold())
-    return found
-
-
-def _covers(candidate: Candidate, wanted: set[str]) -> int:
-    text = " ".join(e.after for e in candidate.edits).casefold()
-    return sum(1 for value in wanted if value in text)
-
-
-def _evidence(pattern: Mapping[str, Any]) -> Mapping[str, Any]:
-    evidence = pattern.get("evidence")
-    return evidence if isinstance(evidence, Mapping) else {}
-
-
-def _share(pattern: Mapping[str, Any]) -> str:
-    count = int(pattern.get("count") or 0)
-    share = float(pattern.get("share") or 0.0)
-    return f"{count} failing trace{'s' if count != 1 else ''} ({share:.0%} of failures)"
+def _share(pattern: Pattern) -> str:
+    count = pattern.count
+    return f"{count} failing trace{'s' if count != 1 else ''} ({pattern.share:.0%} of failures)"
 
 
 def _rule_candidate(ws: Workspace, rule: str, *, title: str, proposer: str, rationale: str) -> Outcome:
     target = ws.rules_target()
     if target is None:
-        return "the prompts declare no mutable section to add a rule to"
+        return _cannot("the prompts declare no mutable section to add a rule to")
     path, section = target
     before = ws.body(path, section)
     after = append_lines(before, [bullet_for(before) + rule])
@@ -111,22 +78,22 @@ def _rule_candidate(ws: Workspace, rule: str, *, title: str, proposer: str, rati
 _ERROR_PREFIX = re.compile(r"^(?:error|exception|fatal|failed)\s*[:\-]\s*", re.IGNORECASE)
 
 
-def tool_error_rule(pattern: Mapping[str, Any], ws: Workspace) -> Outcome:
-    evidence = _evidence(pattern)
-    tool = evidence.get("tool")
-    error = _concrete_error(evidence, tool) or evidence.get("error_template")
-    if not isinstance(tool, str) or not tool.strip() or not isinstance(error, str) or not error.strip():
+def tool_error_rule(pattern: Pattern, ws: Workspace) -> Outcome:
+    evidence = pattern.evidence
+    tool = evidence.tool
+    error = _concrete_error(evidence, tool) or evidence.error_template
+    if not tool or not tool.strip() or not error or not error.strip():
         return None
     if looks_like_injection(error) or looks_like_injection(tool):
-        return (f"the error text of tool {tool!r} reads like an instruction to the agent "
-                "(possible prompt injection); it is not quoted into the prompt")
+        return _cannot(f"the error text of tool {tool!r} reads like an instruction to the agent "
+                       "(possible prompt injection); it is not quoted into the prompt")
     name = quote(tool, 60).replace(" ", "_")
     error = _ERROR_PREFIX.sub("", error.strip()) or error
     message = quote(error, 120)
     says = bool(_SAYS_WHAT_IT_WANTS.search(error))
     fix = "correct the arguments to what the error asks for" if says else "check the arguments you passed"
     seen = ""
-    difference = _argument_difference(evidence.get("call_arguments"))
+    difference = _argument_difference(evidence)
     if difference is not None:
         fix, seen = difference
 
@@ -152,17 +119,17 @@ def _shape(value: str) -> str:
     return re.sub(r"[^\W\d_]+", "a", re.sub(r"\d", "9", value))
 
 
-def _argument_difference(calls: Any) -> tuple[str, str] | None:
+def _argument_difference(evidence: Evidence) -> tuple[str, str] | None:
     """(what to do, what the evidence shows) from how the failing calls differ from the calls that
     worked, or None when the evidence shows no difference worth stating. In order: an argument whose
     values have one shape in every failing call and another in every working one; an argument every
     working call passed and no failing call did (or the reverse); an argument every working call gave
     the same value that no failing call gave. Values that differ call by call (ids, amounts) are no
     difference: a call that worked for another order says nothing about this one."""
-    if not isinstance(calls, Mapping):
+    calls = evidence.call_arguments
+    if calls is None:
         return None
-    failing = [c for c in calls.get("failing") or () if isinstance(c, Mapping)]
-    working = [c for c in calls.get("succeeding") or () if isinstance(c, Mapping)]
+    failing, working = list(calls.failing), list(calls.succeeding)
     if len(failing) < 2 or not working:
         return None
     shape = _argument_shape(failing, working)
@@ -219,12 +186,11 @@ def _argument_shape(failing: list[Mapping[str, Any]],
     return None
 
 
-def _concrete_error(evidence: Mapping[str, Any], tool: Any) -> str | None:
+def _concrete_error(evidence: Evidence, tool: str | None) -> str | None:
     """The error message itself when every sample of the pattern agrees on it (its template's
     placeholders are only needed when the samples differ)."""
-    raw = evidence.get("error_samples")
-    samples = [s for s in raw if isinstance(s, str) and s.strip()] if isinstance(raw, (list, tuple)) else []
-    if isinstance(tool, str) and tool:
+    samples = [s for s in evidence.error_samples if s.strip()]
+    if tool:
         samples = [s.removeprefix(f"{tool}: ") for s in samples]
     distinct = {" ".join(s.split()) for s in samples}
     return next(iter(distinct)) if len(distinct) == 1 else None
@@ -232,19 +198,16 @@ def _concrete_error(evidence: Mapping[str, Any], tool: Any) -> str | None:
 
 # -- user corrections ---------------------------------------------------------------------------
 
-def correction_rule(pattern: Mapping[str, Any], ws: Workspace) -> Outcome:
-    evidence = _evidence(pattern)
-    phrases = [p for p in evidence.get("user_phrases") or () if isinstance(p, str) and p.strip()]
-    raw_signals = evidence.get("signals")
-    signals: Mapping[str, Any] = raw_signals if isinstance(raw_signals, Mapping) else {}
-    corrections = int(signals.get("user_correction", 0) or 0) + int(signals.get("rephrase", 0) or 0)
-    if not phrases or (pattern.get("kind") != "user_correction"
-                       and corrections * 2 < int(pattern.get("count") or 0)):
+def correction_rule(pattern: Pattern, ws: Workspace) -> Outcome:
+    evidence = pattern.evidence
+    phrases = [p for p in evidence.user_phrases if p.strip()]
+    corrections = evidence.signals.get("user_correction", 0) + evidence.signals.get("rephrase", 0)
+    if not phrases or (pattern.kind != "user_correction" and corrections * 2 < pattern.count):
         return None  # the phrases of an escalation or a refusal are not corrections
     safe = [p for p in phrases if not looks_like_injection(p)]
     if not safe:
-        return ("every user correction of this pattern reads like an instruction about the prompt "
-                "(possible prompt injection); none is quoted into the prompt")
+        return _cannot("every user correction of this pattern reads like an instruction about the prompt "
+                       "(possible prompt injection); none is quoted into the prompt")
     from selfimprove.analysis.patterns import about_the_same, salient
 
     short = [p for p in safe if len(" ".join(p.split())) <= 100] or safe
@@ -317,27 +280,24 @@ def _medoid(phrases: list[str]) -> str:
 _USER_LINE = re.compile(r"^User:\s*(.*)$", re.MULTILINE)
 
 
-def demonstrations(pattern: Mapping[str, Any], ws: Workspace) -> Outcome:
+def demonstrations(pattern: Pattern, ws: Workspace) -> Outcome:
     from selfimprove.proposals.dedupe import similarity
 
-    evidence = _evidence(pattern)
-    demos = [d for d in evidence.get("demonstrations") or () if isinstance(d, Mapping)]
+    demos = pattern.evidence.demonstrations
     if not demos:
         return None
     target = ws.examples_target()
     if target is None:
-        return ("the evidence has demonstrations but no prompt declares a mutable examples section "
-                "(an id such as 'examples' or 'few-shot')")
+        return _cannot("the evidence has demonstrations but no prompt declares a mutable examples section "
+                       "(an id such as 'examples' or 'few-shot')")
     path, section = target
     before = ws.body(path, section)
     present = _USER_LINE.findall(before)
     budget = ws.settings.policy.max_added_chars
     blocks: list[str] = []
-    used: list[Mapping[str, Any]] = []
+    used: list[Demonstration] = []
     for demo in demos:
-        user, assistant = demo.get("user"), demo.get("assistant")
-        if not isinstance(user, str) or not isinstance(assistant, str):
-            continue
+        user, assistant = demo.user, demo.assistant
         if not user.strip() or not assistant.strip():
             continue
         if len(user) > DEMO_LIMIT or len(assistant) > DEMO_LIMIT:
@@ -358,11 +318,11 @@ def demonstrations(pattern: Mapping[str, Any], ws: Workspace) -> Outcome:
         if len(blocks) == MAX_DEMONSTRATIONS:
             break
     if not blocks:
-        return ("no demonstration of this pattern can be used (already in the examples section, too long, "
-                "or reads like an instruction)")
+        return _cannot("no demonstration of this pattern can be used (already in the examples section, too "
+                       "long, or reads like an instruction)")
     after = append_lines(before, ["\n\n".join(blocks)], blank_line_before=bool(before.strip()))
-    ids = ", ".join(str(d.get("trace_id", "?")) for d in used)
-    name = gist(str(pattern.get("title") or pattern.get("id") or "this pattern"))
+    ids = ", ".join(d.trace_id or "?" for d in used)
+    name = gist(pattern.title or pattern.id or "this pattern")
     return Candidate(
         title=f"add {len(blocks)} example{'s' if len(blocks) != 1 else ''} for {name}",
         proposer="offline/demonstrations",
@@ -374,14 +334,14 @@ def demonstrations(pattern: Mapping[str, Any], ws: Workspace) -> Outcome:
 
 # -- structured config --------------------------------------------------------------------------
 
-def config_change(pattern: Mapping[str, Any], ws: Workspace) -> Outcome:
+def config_change(pattern: Pattern, ws: Workspace) -> Outcome:
     from selfimprove.prompts.structured import get_pointer
 
-    evidence = _evidence(pattern)
-    hint = evidence.get("config_hint")
-    if not isinstance(hint, str) or not hint.strip():
+    evidence = pattern.evidence
+    hint = evidence.config_hint
+    if not hint or not hint.strip():
         return None
-    match = _match_pointer(hint, evidence.get("tool"), ws)
+    match = _match_pointer(hint, evidence.tool, ws)
     if match is None:
         return None  # the hint names no mutable key: another proposer may still apply
     path, pointer = match
@@ -389,17 +349,17 @@ def config_change(pattern: Mapping[str, Any], ws: Workspace) -> Outcome:
     try:
         current = get_pointer(cfg.data, pointer)
     except Exception:  # absent at the base: nothing grounded to raise
-        return f"{pointer} is not set in {path} at the base commit"
+        return _cannot(f"{pointer} is not set in {path} at the base commit")
     if isinstance(current, bool) or not isinstance(current, (int, float)):
-        return f"{pointer} in {path} is not a number ({current!r}); no bounded change can be made"
+        return _cannot(f"{pointer} in {path} is not a number ({current!r}); no bounded change can be made")
     sub = _subschema(cfg.schema, pointer) if cfg.schema else {}
     factor = ws.settings.policy.max_config_factor
     new = _raised(current, sub, factor)
     if new is None:
-        return (f"{pointer} in {path} cannot be raised from {current} within its schema's maximum and "
-                f"the policy's bound (x{factor:g})")
+        return _cannot(f"{pointer} in {path} cannot be raised from {current} within its schema's maximum "
+                       f"and the policy's bound (x{factor:g})")
     edit = Edit(path, None, pointer, json.dumps(current), json.dumps(new))
-    samples = [quote(s, 80) for s in evidence.get("error_samples") or () if isinstance(s, str)][:2]
+    samples = [quote(s, 80) for s in evidence.error_samples][:2]
     seen = f' (e.g. "{samples[0]}")' if samples else ""
     return Candidate(
         title=f"raise {pointer.rsplit('/', 1)[-1]} of {path} from {current} to {new}",
@@ -415,7 +375,7 @@ def _tokens(text: str) -> set[str]:
     return {t for t in re.split(r"[^a-z0-9]+", text.lower()) if t}
 
 
-def _match_pointer(hint: str, tool: Any, ws: Workspace) -> tuple[str, str] | None:
+def _match_pointer(hint: str, tool: str | None, ws: Workspace) -> tuple[str, str] | None:
     """The mutable pointer the hint names (its last segment), for the pattern's tool when it has one.
 
     With a tool, only a pointer under that tool's name or a top-level key qualifies: a timeout of
@@ -482,7 +442,7 @@ def _raised(current: int | float, sub: Mapping[str, Any], factor: float) -> int 
     return new if new > current else None
 
 
-PROPOSERS: tuple[Callable[[Mapping[str, Any], Workspace], Outcome], ...] = (
+PROPOSERS: tuple[Callable[[Pattern, Workspace], Outcome], ...] = (
     config_change,
     tool_error_rule,
     correction_rule,

@@ -64,7 +64,7 @@ def refusal(edits: Sequence[Edit], ws: Workspace) -> str | None:
 
 def text_refusal(text: str, immutable: str) -> str | None:
     """Why a new rule or example may not be added (a marker, an injection, a contradiction), or None."""
-    from selfimprove.prompts.policy import contradicts
+    from selfimprove.prompts.contradiction import contradicts
 
     marker = REDACTION_MARKER.search(text)
     if marker:

@@ -31,10 +31,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from selfimprove.analysis.records import Evidence, Pattern
 from selfimprove.errors import SelfImproveError
 from selfimprove.proposals import branch as branches
 from selfimprove.proposals.feedback import FailedCase, failed_cases, feedback_rules, relevant
-from selfimprove.proposals.model import Candidate, Edit, Proposal, ProposeResult, Rejection
+from selfimprove.proposals.model import Candidate, Edit, Proposal, ProposeResult, Refusal, Rejection
+from selfimprove.proposals.proposers import PROPOSERS, Proposer, choose
 from selfimprove.proposals.text import append_lines
 
 if TYPE_CHECKING:
@@ -195,38 +197,27 @@ def _proposers(a: Candidate, b: Candidate) -> str:
     return "+".join(names)
 
 
-def _first_round(pattern: Mapping[str, Any] | None, ws: Workspace, feedback: Sequence[FailedCase],
-                 completer: Completer | None, model: str | None, k: int,
-                 patterns: Sequence[Mapping[str, Any]] = ()) -> list[Candidate | str]:
+def _first_round(pattern: Pattern | None, ws: Workspace, feedback: Sequence[FailedCase], proposer: Proposer,
+                 k: int, patterns: Sequence[Pattern] = ()) -> list[Candidate | Refusal]:
     """The candidates to try, in order (the first k make round 1, the rest wait for later rounds): the
-    proposers' own (offline: every grounded one; a model: k asks), one from the failed dev cases, and
+    proposer's own (offline: every grounded one; a model: k asks), one from the failed dev cases, and
     for a search of the suite, each pattern's first offline candidate."""
-    out: list[Candidate | str] = []
+    out: list[Candidate | Refusal] = []
     if pattern is None:
-        from selfimprove.proposals.offline import candidates
-
+        offline = PROPOSERS["offline"](None, None)
         for other in patterns:
-            first = next((c for c in candidates(other, ws) if isinstance(c, Candidate)), None)
+            first = next(iter(offline.propose(other, ws).candidates()), None)
             if first is not None:
                 out.append(first)
-    if completer is not None and model:
-        from selfimprove.proposals.llm import propose_llm
-
-        for _ in range(k):
-            if pattern is None:
-                break
-            outcome = propose_llm(pattern, ws, completer, model, feedback=feedback)
-            out.append(outcome.candidate if outcome.candidate is not None else outcome.reason)
-    elif pattern is not None:
-        from selfimprove.proposals.offline import candidates
-
-        out += candidates(pattern, ws)
+    else:
+        for _ in range(1 if proposer.deterministic else k):
+            out += proposer.propose(pattern, ws, feedback=feedback).outcomes
     out += feedback_rules(pattern, ws, feedback)
-    return [c for c in out if isinstance(c, Candidate)] + [c for c in out if isinstance(c, str)]
+    return [c for c in out if isinstance(c, Candidate)] + [c for c in out if isinstance(c, Refusal)]
 
 
-def _next_round(pattern: Mapping[str, Any] | None, ws: Workspace, run: _Run, completer: Completer | None,
-                model: str | None, k: int) -> list[tuple[Candidate, tuple[str, ...]]]:
+def _next_round(pattern: Pattern | None, ws: Workspace, run: _Run, proposer: Proposer,
+                k: int) -> list[tuple[Candidate, tuple[str, ...]]]:
     """The reflection: from the best candidate's failed dev cases and the earlier scores, the next k."""
     best = run.best()
     reflected: list[tuple[Candidate, tuple[str, ...]]] = []
@@ -234,14 +225,11 @@ def _next_round(pattern: Mapping[str, Any] | None, ws: Workspace, run: _Run, com
     tried = {_key(s.candidate) for s in run.scored}
     if best is not None:
         failures = relevant(pattern, best.failed)
-        if completer is not None and model and pattern is not None:
-            from selfimprove.proposals.llm import propose_llm
-
+        if not proposer.deterministic and pattern is not None:  # a model reflects on what failed
             notes = [f"{s.label} \"{s.candidate.title}\": dev {len(s.passed)}/{len(run.dev)}"
                      + (f" (refused: {s.refused})" if s.refused else "") for s in run.scored]
-            outcome = propose_llm(pattern, ws, completer, model, feedback=failures, notes=notes)
-            if outcome.candidate is not None:
-                reflected.append((merge(best.candidate, outcome.candidate), (best.label,)))
+            for candidate in proposer.propose(pattern, ws, feedback=failures, notes=notes).candidates():
+                reflected.append((merge(best.candidate, candidate), (best.label,)))
         for rule in feedback_rules(pattern, ws, failures):
             merged = merge(best.candidate, rule)
             if _key(merged) not in tried:
@@ -297,8 +285,8 @@ def search(settings: Settings, repo: Repo, analysis_doc: Mapping[str, Any] | Non
         raise SelfImproveError("--search scores candidates on the eval suite, and none is configured",
                                where=settings.path.name,
                                hint="set eval.suite and eval.model in selfimprove.yaml")
-    targets: list[Mapping[str, Any] | None]
-    suite_patterns: list[Mapping[str, Any]] = []
+    targets: list[Pattern | None]
+    suite_patterns: list[Pattern] = []
     if options.from_suite:
         targets = [None]
         if analysis_doc is not None:
@@ -308,7 +296,7 @@ def search(settings: Settings, repo: Repo, analysis_doc: Mapping[str, Any] | Non
         if analysis_doc is None:
             raise SelfImproveError("no analysis to search patterns of", hint="pass --from or --from-suite")
         check_analysis(analysis_doc, "analysis")
-        targets = list[Mapping[str, Any] | None](select_patterns(analysis_doc, pattern)[:max_n])
+        targets = list[Pattern | None](select_patterns(analysis_doc, pattern)[:max_n])
     if repo.head_sha() is None and base is None:
         raise SelfImproveError("the repository has no commits yet", where=str(repo.root),
                                hint="commit your prompts first: proposals are built on a commit")
@@ -316,9 +304,10 @@ def search(settings: Settings, repo: Repo, analysis_doc: Mapping[str, Any] | Non
     ws = load_workspace(settings, repo, base_sha)
     if completer is not None:
         completer = with_budget(completer, budget)
+    proposer = choose(completer, model)
     say = progress or (lambda _: None)
     scorer = _Scorer(settings, repo, base_sha, budget)
-    say(_preflight(settings, len(targets), options, completer is not None and bool(model), budget))
+    say(_preflight(settings, len(targets), options, not proposer.deterministic, budget))
 
     proposals: list[Proposal] = []
     rejected: list[Rejection] = []
@@ -329,9 +318,9 @@ def search(settings: Settings, repo: Repo, analysis_doc: Mapping[str, Any] | Non
         failed = failed_evals(repo, existing)
         memory = _memory(repo, ws, [e for e in existing if e.branch not in failed])
         for target in targets:
-            pid = SUITE_PATTERN if target is None else str(target["id"])
+            pid = SUITE_PATTERN if target is None else target.id
             try:
-                run = _search_one(target, ws, scorer, memory, completer, model, options, say, pid, vet,
+                run = _search_one(target, ws, scorer, memory, proposer, options, say, pid, vet,
                                   suite_patterns)
             except BudgetExceeded as exc:
                 if not proposals and not rejected:
@@ -350,9 +339,8 @@ def search(settings: Settings, repo: Repo, analysis_doc: Mapping[str, Any] | Non
                     stopped = run.stopped
                     break
                 continue
-            pat = target or {"id": SUITE_PATTERN, "kind": "eval_suite",
-                             "title": "failing dev cases of the suite",
-                             "count": len(run.base_failed)}
+            pat = target or Pattern(SUITE_PATTERN, "failing dev cases of the suite", "eval_suite",
+                                    len(run.base_failed), 0.0, (), (), Evidence())
             lineage = run.lineage()
             proposal = _proposal(pat, dataclasses.replace(best.candidate, title=best.candidate.title[:72]),
                                  best.edits, best.files, base_sha)
@@ -389,10 +377,9 @@ def search(settings: Settings, repo: Repo, analysis_doc: Mapping[str, Any] | Non
                          calls=budget.calls if budget is not None else scorer.calls)
 
 
-def _search_one(target: Mapping[str, Any] | None, ws: Workspace, scorer: _Scorer, memory: Any,
-                completer: Completer | None, model: str | None, options: Options,
-                say: Callable[[str], None], pid: str, vet: Callable[..., Any],
-                patterns: Sequence[Mapping[str, Any]]) -> _Run:
+def _search_one(target: Pattern | None, ws: Workspace, scorer: _Scorer, memory: Any, proposer: Proposer,
+                options: Options, say: Callable[[str], None], pid: str, vet: Callable[..., Any],
+                patterns: Sequence[Pattern]) -> _Run:
     from selfimprove.llm import BudgetExceeded
 
     base_passed, _, base_failed, _, dev = scorer.score({})
@@ -402,14 +389,14 @@ def _search_one(target: Mapping[str, Any] | None, ws: Workspace, scorer: _Scorer
                                hint="lower eval.holdout in selfimprove.yaml, or add cases")
     say(f"{pid}: base passes {len(base_passed)}/{len(dev)} dev cases")
     best_score, idle = len(base_passed), 0
-    waiting: list[tuple[Candidate | str, tuple[str, ...]]] = [
-        (c, ()) for c in _first_round(target, ws, relevant(target, base_failed), completer, model, options.k,
+    waiting: list[tuple[Candidate | Refusal, tuple[str, ...]]] = [
+        (c, ()) for c in _first_round(target, ws, relevant(target, base_failed), proposer, options.k,
                                       patterns)]
     pool, waiting = waiting[:options.k], waiting[options.k:]
     try:
         for round_no in range(1, options.rounds + 1):
             if round_no > 1:
-                pool = list(_next_round(target, ws, run, completer, model, options.k))
+                pool = list(_next_round(target, ws, run, proposer, options.k))
                 room = max(0, options.k - len(pool))
                 pool, waiting = pool + waiting[:room], waiting[room:]
                 if not pool:
@@ -418,13 +405,13 @@ def _search_one(target: Mapping[str, Any] | None, ws: Workspace, scorer: _Scorer
             run.rounds = round_no
             for n, (cand, parents) in enumerate(pool, 1):
                 label = f"r{round_no}c{n}"
-                if isinstance(cand, str):
-                    run.scored.append(Scored(label, round_no, Candidate(cand[:72], "refused", cand, ()),
-                                             refused=cand))
+                if isinstance(cand, Refusal):
+                    shown = Candidate(cand.reason[:72], "refused", cand.reason, ())
+                    run.scored.append(Scored(label, round_no, shown, refused=cand.reason))
                     continue
                 checked = vet(cand, ws, memory)
-                if isinstance(checked, str):
-                    run.scored.append(Scored(label, round_no, cand, refused=str(checked), parents=parents))
+                if isinstance(checked, Refusal):
+                    run.scored.append(Scored(label, round_no, cand, refused=checked.reason, parents=parents))
                     continue
                 edits, files, new_lines = checked
                 _, passed, _, failed, _ = scorer.score(files)
@@ -472,7 +459,7 @@ def _with_lineage(message: str, lineage: Mapping[str, Any]) -> str:
         score = f"refused: {c['refused'][:80]}" if "refused" in c else f"dev {c['dev']}/{dev['cases']}"
         parents = f" from {'+'.join(c['parents'])}" if c.get("parents") else ""
         lines.append(f"- {c['id']}{parents} {c['title'][:60]} ({score})")
-    from selfimprove.llm import redact
+    from selfimprove.redact import redact
 
     block = redact("\n".join(lines))
     return f"{body}\n\n{block}{sep}{trailers}\n"

@@ -1,17 +1,19 @@
 """`propose`: failure patterns in, one checked git branch per proposal out.
 
-Owns the order of things, which is the safety argument:
+Owns the order of things, which is the safety argument (the input, a saved or fresh analysis, is first
+checked against schemas/analysis.schema.json and read as `Pattern` records):
   1. the base is a commit (HEAD's by default); every managed file is read from it, never from disk;
   2. per pattern, a branch an earlier run wrote for the same base and pattern is reported, not redone
      (unless its eval note says it failed: then that is reported and the pattern is proposed again);
-  3. a proposer (offline, or the reflection model) suggests edits of mutable sections / pointers,
-     in order of preference;
+  3. the run's proposer (`proposers.choose`: offline, or the reflection model) suggests edits of
+     mutable sections / pointers, in order of preference;
   4. near-duplicate rules are dropped (against the section and earlier proposals); what remains passes
      `proposals.safety` (items added and removed, redaction markers, injections, contradictions of a
      guardrail, config bounds) and, applied to the base's bytes, `prompts.policy.check` (immutable
      text, protected phrases, caps, schemas), whichever proposer made it. The first candidate that
      passes is written; a refused one gives way to the next (unless an open branch already makes the
-     same change: then the pattern is being handled); refusals are reported under `rejected`;
+     same change: a `Refusal` of kind `Why.PENDING`, and the pattern is being handled); refusals are
+     reported under `rejected`;
   5. only then, under the repo lock, one commit on the base and a new branch ref (compare-and-swap).
 
 Must never: write when `dry_run`, touch HEAD / the index / the working tree, or write a candidate the
@@ -28,43 +30,18 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from selfimprove.analysis.records import SCHEMA, Pattern
 from selfimprove.errors import SelfImproveError
 from selfimprove.proposals import branch as branches
 from selfimprove.proposals.dedupe import Memory, near_duplicate, normalise
-from selfimprove.proposals.model import Candidate, Edit, Proposal, ProposeResult, Rejection
+from selfimprove.proposals.model import Candidate, Edit, Proposal, ProposeResult, Refusal, Rejection, Why
+from selfimprove.proposals.proposers import PROPOSERS, choose
 from selfimprove.proposals.workspace import Workspace, load_workspace
 
 if TYPE_CHECKING:
     from selfimprove.config import Settings
     from selfimprove.gitrepo import Repo
     from selfimprove.llm import Budget, Completer
-
-ANALYSIS_SCHEMA = "selfimprove.analysis/v1"
-
-_ANALYSIS_SHAPE: dict[str, Any] = {
-    "type": "object",
-    "required": ["schema", "patterns"],
-    "properties": {
-        "schema": {"const": ANALYSIS_SCHEMA},
-        "patterns": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": ["id", "kind", "count"],
-                "properties": {
-                    "id": {"type": "string", "minLength": 1},
-                    "title": {"type": "string"},
-                    "kind": {"type": "string"},
-                    "count": {"type": "integer", "minimum": 0},
-                    "share": {"type": "number"},
-                    "trace_ids": {"type": "array", "items": {"type": "string"}},
-                    "examples": {"type": "array"},
-                    "evidence": {"type": "object"},
-                },
-            },
-        },
-    },
-}
 
 
 # -- input ----------------------------------------------------------------------------------------
@@ -88,15 +65,19 @@ def load_analysis(path: Path) -> dict[str, Any]:
 
 
 def check_analysis(doc: Any, source: str) -> None:
+    """`doc` against schemas/analysis.schema.json: one line naming the first problem and its JSON path."""
     import jsonschema
 
-    errors = sorted(jsonschema.Draft202012Validator(_ANALYSIS_SHAPE).iter_errors(doc),
+    from selfimprove.config import load_schema
+
+    validator = jsonschema.Draft202012Validator(load_schema("analysis.schema.json"))
+    errors = sorted(validator.iter_errors(doc),
                     key=lambda e: (len(list(e.absolute_path)), list(map(str, e.absolute_path))))
     if not errors:
         return
     error = errors[0]
     if error.validator == "const":
-        message = f"expected schema {ANALYSIS_SCHEMA!r}, got {error.instance!r}"
+        message = f"expected schema {SCHEMA!r}, got {error.instance!r}"
     elif error.validator == "required":
         message = str(error.message).replace("is a required property", "is required")
     else:
@@ -105,15 +86,16 @@ def check_analysis(doc: Any, source: str) -> None:
                            hint="pass the output of 'selfimprove analyze --json'")
 
 
-def select_patterns(doc: Mapping[str, Any], pattern: str | None) -> list[Mapping[str, Any]]:
-    patterns = [p for p in doc.get("patterns") or () if isinstance(p, Mapping)]
+def select_patterns(doc: Mapping[str, Any], pattern: str | None) -> list[Pattern]:
+    """The patterns of a checked analysis document (all, or the one `pattern` names by id or #)."""
+    patterns = [Pattern.from_json(p) for p in doc.get("patterns") or ()]
     if pattern is None:
         return patterns
-    chosen = [p for p in patterns if p.get("id") == pattern]
+    chosen = [p for p in patterns if p.id == pattern]
     if not chosen and pattern.isdigit() and 1 <= int(pattern) <= len(patterns):
         chosen = [patterns[int(pattern) - 1]]  # the rank number of the report's table
     if not chosen:
-        known = ", ".join(f"{n} {p.get('id')}" for n, p in enumerate(patterns[:20], 1)) or "none"
+        known = ", ".join(f"{n} {p.id}" for n, p in enumerate(patterns[:20], 1)) or "none"
         raise SelfImproveError(f"no pattern '{pattern}' in the analysis (patterns: {known})",
                                hint="give the id or the # of a pattern in the 'selfimprove analyze' report")
     return chosen
@@ -173,6 +155,7 @@ def propose(settings: Settings, repo: Repo, analysis_doc: Mapping[str, Any], *,
                  f"{2 * wanted} with a retry each{limit}")
             budget.refuse(wanted, None, f"proposing for {wanted} pattern{'s' if wanted != 1 else ''}")
     stopped = ""
+    proposer = choose(completer, model)
 
     proposals: list[Proposal] = []
     rejected: list[Rejection] = []
@@ -187,43 +170,45 @@ def propose(settings: Settings, repo: Repo, analysis_doc: Mapping[str, Any], *,
         for pat in patterns:
             if len(proposals) >= max_n:
                 break
-            pid = str(pat["id"])
+            pid = pat.id
             done = next((e for e in earlier if e.base == base_sha and e.pattern == pid), None)
             if done is not None:
                 say(f"{pid}: already proposed on {done.branch}")
                 proposals.append(_existing(repo, ws, done))
                 continue
-            say(f"{pid}: proposing ({'llm:' + model if model else 'offline'})")
+            say(f"{pid}: proposing ({proposer.name})")
             try:
-                outcomes, (used_in, used_out, used_cost) = _candidates(pat, ws, completer, model)
+                proposed = proposer.propose(pat, ws)
             except BudgetExceeded as exc:
                 stopped = exc.message
                 break
-            tokens_in, tokens_out, cost = tokens_in + used_in, tokens_out + used_out, cost + used_cost
-            reasons: list[str] = []
+            outcomes = proposed.outcomes
+            tokens_in, tokens_out = tokens_in + proposed.input_tokens, tokens_out + proposed.output_tokens
+            cost += proposed.cost_usd
+            reasons: list[Refusal] = []
             accepted: tuple[Candidate, tuple[tuple[Edit, ...], dict[str, bytes], list[str]]] | None = None
             for outcome in outcomes:
-                if isinstance(outcome, str):
+                if isinstance(outcome, Refusal):
                     reasons.append(outcome)
                     continue
                 checked = _checked(outcome, ws, memory)
-                if isinstance(checked, str):
+                if isinstance(checked, Refusal):
                     reasons.append(checked)
-                    if isinstance(checked, Pending):
+                    if checked.pending:
                         break
                     continue
                 again = _proposal(pat, outcome, checked[0], checked[1], base_sha).branch
                 if again in failed:
                     reason = f"{again} failed its eval ({failed[again]})"
-                    reasons.append(f"the same change is on {reason}")
+                    reasons.append(Refusal(Why.FAILED_EVAL, f"the same change is on {reason}"))
                     rejected.append(Rejection(pid, f"{reason}; proposing again", "eval"))
                     say(f"{pid}: {reason}; proposing again")
                     continue
                 accepted = (outcome, checked)
                 break
             if accepted is None:
-                proposer = next((o.proposer for o in outcomes if isinstance(o, Candidate)), _proposer(model))
-                rejected.append(Rejection(pid, "; ".join(reasons), proposer))
+                made_by = next((o.proposer for o in outcomes if isinstance(o, Candidate)), proposer.name)
+                rejected.append(Rejection(pid, "; ".join(r.reason for r in reasons), made_by))
                 continue
             candidate, checked = accepted
             edits, files, new_lines = checked
@@ -245,39 +230,17 @@ def propose(settings: Settings, repo: Repo, analysis_doc: Mapping[str, Any], *,
                          calls=budget.calls if budget is not None else 0, stopped=stopped)
 
 
-Usage = tuple[int, int, float]  # input tokens, output tokens, cost in USD
-
-
-def rules_first(patterns: Sequence[Mapping[str, Any]], ws: Workspace) -> list[Mapping[str, Any]]:
+def rules_first(patterns: Sequence[Pattern], ws: Workspace) -> list[Pattern]:
     """The patterns whose best offline fix is a rule or a config change before those that would only
     get worked examples, each group in its ranked order: with `--max N`, a rule that names a failing
     tool and its fix is worth more than examples of similar requests handled well."""
-    from selfimprove.proposals.offline import candidates
+    offline = PROPOSERS["offline"](None, None)
 
-    def examples_only(pattern: Mapping[str, Any]) -> bool:
-        first = next((c for c in candidates(pattern, ws) if isinstance(c, Candidate)), None)
+    def examples_only(pattern: Pattern) -> bool:
+        first = next(iter(offline.propose(pattern, ws).candidates()), None)
         return first is not None and first.proposer == "offline/demonstrations"
 
     return sorted(patterns, key=examples_only)
-
-
-def _proposer(model: str | None) -> str:
-    return f"llm:{model}" if model else "offline"
-
-
-def _candidates(pattern: Mapping[str, Any], ws: Workspace, completer: Completer | None,
-                model: str | None) -> tuple[list[Candidate | str], Usage]:
-    """What the proposer suggests for one pattern, in order of preference (a reason where it could
-    not), with what the model calls cost."""
-    if completer is not None and model:
-        from selfimprove.proposals.llm import propose_llm
-
-        outcome = propose_llm(pattern, ws, completer, model)
-        usage = (outcome.input_tokens, outcome.output_tokens, outcome.cost_usd)
-        return [outcome.candidate if outcome.candidate is not None else outcome.reason], usage
-    from selfimprove.proposals.offline import candidates
-
-    return candidates(pattern, ws), (0, 0, 0.0)
 
 
 def added_lines(edit: Edit) -> tuple[list[str], list[str]]:
@@ -312,19 +275,14 @@ def _value_key(edit: Edit) -> str:
 
 
 def vet(candidate: Candidate, ws: Workspace,
-        memory: Memory) -> tuple[tuple[Edit, ...], dict[str, bytes], list[str]] | str:
+        memory: Memory) -> tuple[tuple[Edit, ...], dict[str, bytes], list[str]] | Refusal:
     """Every check a candidate passes before it may become a branch, whichever proposer (or search round)
     made it: its edits without what was proposed before, their files and new lines; or a refusal."""
     return _checked(candidate, ws, memory)
 
 
-class Pending(str):
-    """A refusal because an open proposal (another branch) already makes this change: the pattern is
-    being handled, so no alternative is proposed for it."""
-
-
 def _checked(candidate: Candidate, ws: Workspace,
-             memory: Memory) -> tuple[tuple[Edit, ...], dict[str, bytes], list[str]] | str:
+             memory: Memory) -> tuple[tuple[Edit, ...], dict[str, bytes], list[str]] | Refusal:
     """The candidate's edits without what was proposed before, their files and new lines; or a refusal."""
     from selfimprove.prompts.policy import check
     from selfimprove.prompts.sections import rules
@@ -332,6 +290,7 @@ def _checked(candidate: Candidate, ws: Workspace,
 
     edits: list[Edit] = []
     repeats: list[str] = []
+    elsewhere = False  # a repeat of what another branch proposes: the pattern is being handled there
     new_lines: list[str] = []
     for edit in candidate.edits:
         if edit.section is None:
@@ -339,6 +298,7 @@ def _checked(candidate: Candidate, ws: Workspace,
             if earlier_branch is not None:
                 repeats.append(f"{edit.pointer} of {edit.path} = {edit.after} was proposed on "
                                f"{earlier_branch}")
+                elsewhere = True
             else:
                 edits.append(edit)
             continue
@@ -353,6 +313,7 @@ def _checked(candidate: Candidate, ws: Workspace,
                 where, text = f"a rule already in section '{edit.section}'", same
             elif earlier is not None:
                 where, text = f"a rule proposed on {earlier[1]}", earlier[0]
+                elsewhere = True
             else:
                 fresh.append(rule)
                 continue
@@ -364,27 +325,28 @@ def _checked(candidate: Candidate, ws: Workspace,
         if other and all(seen) and not fresh:
             branch = next(found[1] for found in seen if found)
             repeats.append(f"the new text of section '{edit.section}' was already proposed on {branch}")
+            elsewhere = True
             continue
         if after != edit.before:
             edits.append(Edit(edit.path, edit.section, None, edit.before, after))
             new_lines += fresh + other
     if not edits:
         if not repeats:
-            return "the proposal changes nothing"
+            return Refusal(Why.UNCHANGED, "the proposal changes nothing")
         reason = "; ".join(repeats) + ", not added again"
-        return Pending(reason) if " proposed on " in reason else reason
+        return Refusal(Why.PENDING if elsewhere else Why.UNCHANGED, reason)
 
     files = ws.apply(edits)
     if not files:
-        return "the proposal changes nothing"
+        return Refusal(Why.UNCHANGED, "the proposal changes nothing")
     unsafe = refusal(edits, ws)
     if unsafe:
-        return unsafe
+        return Refusal(Why.UNSAFE, unsafe)
     violations = check(ws.settings.policy, ws.settings, dict(ws.before), {**ws.before, **files})
     if violations:
-        return "refused by policy: " + "; ".join(
+        return Refusal(Why.POLICY, "refused by policy: " + "; ".join(
             f"{v.kind}: {v.message} ({v.path}{f':{v.line}' if v.line else ''})" for v in violations
-        )
+        ))
     return tuple(edits), files, new_lines
 
 
@@ -401,9 +363,9 @@ def _short(text: str, limit: int = 80) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
-def _proposal(pattern: Mapping[str, Any], candidate: Candidate, edits: tuple[Edit, ...],
+def _proposal(pattern: Pattern, candidate: Candidate, edits: tuple[Edit, ...],
               files: Mapping[str, bytes], base: str) -> Proposal:
-    pid = str(pattern["id"])
+    pid = pattern.id
     from selfimprove.proposals.safety import removed_items
 
     removed = tuple(removed_items(edits))
@@ -412,10 +374,9 @@ def _proposal(pattern: Mapping[str, Any], candidate: Candidate, edits: tuple[Edi
         title = f"{title}; removes or rewrites \u201c{_short(removed[0], 40)}\u201d" + (
             f" and {len(removed) - 1} more" if len(removed) > 1 else "")
     slug = branches.slugify(candidate.title)
-    evidence = pattern.get("evidence") if isinstance(pattern.get("evidence"), Mapping) else {}
     return Proposal(
         pattern=pid, title=title, slug=slug, removed=removed, proposer=candidate.proposer,
-        rationale=candidate.rationale, evidence=dict(evidence or {}), files=dict(files), edits=edits,
+        rationale=candidate.rationale, evidence=pattern.evidence, files=dict(files), edits=edits,
         base=base, branch=branches.branch_name(slug, base, pid, files), commit=None, status="created",
         input_tokens=candidate.input_tokens, output_tokens=candidate.output_tokens,
         cost_usd=candidate.cost_usd,
@@ -448,7 +409,7 @@ def _existing(repo: Repo, ws: Workspace, done: branches.Existing) -> Proposal:
             files[path] = data
     title = done.subject.removeprefix("selfimprove:").strip()
     return Proposal(pattern=done.pattern, title=title, slug="", proposer=done.proposer,
-                    rationale=done.rationale, evidence={}, files=files, base=done.base, branch=done.branch,
+                    rationale=done.rationale, evidence=None, files=files, base=done.base, branch=done.branch,
                     commit=done.sha, status="exists")
 
 

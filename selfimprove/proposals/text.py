@@ -36,7 +36,7 @@ def looks_like_injection(text: str) -> bool:
 
 def quote(text: str, limit: int = 140) -> str:
     """Trace text as a one-line, redacted, marker-free quote of at most `limit` characters."""
-    from selfimprove.llm import redact
+    from selfimprove.redact import redact
 
     flat = " ".join(redact(text).split())
     flat = _MARKUP.sub(lambda m: {"<!--": "<!", "-->": "->"}.get(m.group(0), m.group(0)[0]), flat)

@@ -66,14 +66,14 @@ def test_the_failed_call_is_the_pattern_and_what_followed_its_consequences(tmp_p
     top = analysis.patterns[0]
     assert (top.kind, top.count) == ("tool_error", 30)
     assert top.title == f"issue_refund fails: {ERROR}"
-    assert top.evidence["tool"] == "issue_refund"
-    assert top.evidence["consequences"] == {"abandonment": 30, "escalation": 30}  # "I want a human"
-    assert top.evidence["blame"] == {"assistant": 30}
-    arguments = top.evidence["call_arguments"]
+    assert top.evidence.to_json()["tool"] == "issue_refund"
+    assert top.evidence.to_json()["consequences"] == {"abandonment": 30, "escalation": 30}  # "I want a human"
+    assert top.evidence.to_json()["blame"] == {"assistant": 30}
+    arguments = top.evidence.to_json()["call_arguments"]
     assert arguments["failing"][0] == {"amount": "full", "order_id": "40000"}
     assert arguments["succeeding"][0] == {"amount": 49.99, "order_id": "40030"}
     assert [p.kind for p in analysis.patterns] == ["tool_error"]
-    (demo,) = top.evidence["demonstrations"]  # one shape of arguments that worked: shown once
+    (demo,) = top.evidence.to_json()["demonstrations"]  # one shape of arguments that worked: shown once
     assert demo["user"] == "I want a full refund for order 40030, the kettle arrived broken."
     assert demo["assistant"] == ('issue_refund({"amount": 49.99, "order_id": "40030"}) \u2192 '
                                  "Done: 49.99 USD is refunded to your card within 5 days.")
@@ -206,8 +206,9 @@ def _labelled(n: int, *, error: bool, failed: bool, correction: bool = False) ->
 
 
 def test_a_routine_error_is_no_cause_and_a_weak_signal_beats_a_catch_all() -> None:
+    from selfimprove.analysis.collect import collect
     from selfimprove.analysis.patterns import group
-    from selfimprove.analysis.pipeline import collect, score
+    from selfimprove.analysis.pipeline import score
 
     # "user not found" is as common among labelled successes (10 of 20) as among failures (5 of 10):
     # routine. The failures with a correction after it belong to the correction; the rest say nothing

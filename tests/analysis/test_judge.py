@@ -252,13 +252,13 @@ def test_a_step_outside_the_transcript_is_dropped_and_the_report_counts_it_all(t
     assert doc["verdicts"] == {"failure": 5, "success": 0, "unknown": 0}
     # one labelled run judged (5 // 5); the "ok" runs are labelled successes, the others failures
     assert doc["agreement"]["compared"] == 1
-    from selfimprove.analysis.report import judge_lines
+    from selfimprove.cli.reports.analysis import judge_lines
 
     lines = judge_lines(doc)
     assert lines[0] == ("judge m: 5 traces judged (5 failed, 0 succeeded, 0 unknown); 4 of its labels "
                         "used for the weights")
     assert lines[-1] == "judge calls: 5 made, 0 cached · tokens: 0 in, 0 out · cost: $0.0000"
-    from selfimprove.analysis.report import markdown
+    from selfimprove.cli.reports.analysis import markdown
 
     assert f"\n- {lines[0]}\n" in markdown(result)
 
@@ -280,7 +280,7 @@ def test_sharded_reading_samples_the_same_runs(tmp_path: Path, workers: int) -> 
 
 def test_analysis_judge_settings_are_read_and_resolved(tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    from selfimprove.analysis.judge import resolve
+    from selfimprove.cli.inputs import resolve_judge as resolve
     from selfimprove.config import JudgeSpec, parse_settings
 
     text = ("version: 1\nprompts: []\nanalysis:\n  judge: {model: openai/j, sample: 7, rubric: Fail it., "

@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from selfimprove.analysis.pipeline import analyze
-from selfimprove.analysis.report import Analysis
+from selfimprove.analysis.records import Analysis
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "analysis"
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))

@@ -4,6 +4,7 @@ import hashlib
 import json
 from pathlib import Path
 
+from selfimprove.analysis.collect import collect
 from selfimprove.analysis.patterns import (
     config_hint,
     demonstration_turns,
@@ -12,7 +13,8 @@ from selfimprove.analysis.patterns import (
     group,
     pleasantry,
 )
-from selfimprove.analysis.pipeline import Demo, collect, score
+from selfimprove.analysis.pipeline import score
+from selfimprove.analysis.records import Demo
 from selfimprove.traces.model import Feedback, view_of
 
 from .helpers import assistant, call, tool, trace, user
@@ -46,14 +48,14 @@ def test_error_templates_merge_ids_and_numbers_but_not_tools_or_different_errors
     traces.append(failing_lookup(5, "Error: permission denied for user 55", "lookup"))
     traces.append(failing_lookup(6, "Error: order #A669 not found (took 6ms)", "fetch"))
     pats = patterns_of(traces)
-    assert [(p.kind, p.evidence.get("tool"), p.count, p.trace_ids) for p in pats] == [
+    assert [(p.kind, p.evidence.to_json().get("tool"), p.count, p.trace_ids) for p in pats] == [
         ("tool_error", "lookup", 4, ("f1", "f2", "f3", "f4")),
         ("tool_error", "fetch", 1, ("f6",)),
         ("tool_error", "lookup", 1, ("f5",)),
     ]
-    assert pats[0].evidence["error_template"] == "Error: order <id> not found (took <n>ms)"
+    assert pats[0].evidence.to_json()["error_template"] == "Error: order <id> not found (took <n>ms)"
     assert pats[0].share == 4 / 6
-    assert len(pats[0].examples) == 3 and len(pats[0].evidence["error_samples"]) == 3
+    assert len(pats[0].examples) == 3 and len(pats[0].evidence.to_json()["error_samples"]) == 3
 
 
 def test_similar_templates_merge_by_text_similarity() -> None:
@@ -61,7 +63,7 @@ def test_similar_templates_merge_by_text_similarity() -> None:
               failing_lookup(2, "Error: the upstream inventory service returned an invalid response body"),
               failing_lookup(3, "Error: the upstream inventory service returned an invalid response body")]
     pats = patterns_of(traces)
-    assert [(p.count, p.evidence["error_template"]) for p in pats] == [
+    assert [(p.count, p.evidence.to_json()["error_template"]) for p in pats] == [
         (3, "Error: the upstream inventory service returned an invalid response body")]
 
 
@@ -88,7 +90,7 @@ def test_labelled_failures_without_a_clear_signal_group_by_last_action() -> None
     (pat,) = patterns_of(traces)
     assert (pat.kind, pat.count, pat.title) == ("explicit_failure", 2,
                                                 "labelled failures where the agent's last action was refund")
-    assert pat.evidence["demonstrations"] == [
+    assert pat.evidence.to_json()["demonstrations"] == [
         {"trace_id": "ok", "user": "refund please now",
          "assistant": 'refund({"n": 9}) \u2192 Refunded, anything else?'}]
 
@@ -141,7 +143,7 @@ def test_a_corrected_success_is_no_demonstration() -> None:
               trace("s2", user("Can I still return my jacket?"),
                     assistant("Yes, within our 30-day refund window."), feedback=UP)]
     (pat,) = patterns_of(traces)
-    assert pat.evidence["demonstrations"] == [
+    assert pat.evidence.to_json()["demonstrations"] == [
         {"trace_id": "s2", "user": "Can I still return my jacket?",
          "assistant": "Yes, within our 30-day refund window."}]
 
@@ -180,7 +182,7 @@ def test_corrections_group_by_what_they_are_about_not_by_their_cue_word() -> Non
         ("tool_error", 1, "lookup fails: Error: invalid id: expected 5 digits", ("t1",)),
         ("escalation", 1, "users ask for a human", ("h1",)),
     ]
-    assert pats[0].evidence["user_phrases"] == [
+    assert pats[0].evidence.to_json()["user_phrases"] == [
         "No, your refund policy says 30 days from delivery.",
         "That's not right, your website says returns are only accepted within 30 days of delivery."]
     assert pats[0].id == "user-correction-" + hashlib.sha1(b"user_correction|30 day delivery policy refund"
@@ -194,13 +196,13 @@ def test_the_title_quotes_the_concrete_error_when_every_failure_agrees() -> None
     same = [failing_lookup(n, "Error: invalid order_id format: expected 5 digits") for n in range(1, 4)]
     (pat,) = patterns_of(same)
     assert pat.title == "lookup fails: Error: invalid order_id format: expected 5 digits"
-    assert pat.evidence["error_template"] == "Error: invalid order_id format: expected <n> digits"
-    assert pat.evidence["error_samples"] == ["lookup: Error: invalid order_id format: expected 5 digits"]
+    assert pat.evidence.to_json()["error_template"] == "Error: invalid order_id format: expected <n> digits"
+    assert pat.evidence.error_samples == ("lookup: Error: invalid order_id format: expected 5 digits",)
     varied = [failing_lookup(n, f"Error: invalid order_id format: expected {n + 4} digits")
               for n in range(1, 3)]
     (pat,) = patterns_of(varied)
     assert pat.title == "lookup fails: Error: invalid order_id format: expected <n> digits"
-    assert len(pat.evidence["error_samples"]) == 2
+    assert len(pat.evidence.to_json()["error_samples"]) == 2
 
 
 def test_tool_errors_carry_the_arguments_of_failing_and_of_working_calls() -> None:
@@ -215,7 +217,7 @@ def test_tool_errors_carry_the_arguments_of_failing_and_of_working_calls() -> No
     traces = [lookup(1, "#12345", error), lookup(2, "#23456", error), lookup(3, "34567", None),
               lookup(4, "45678", None)]
     (pat,) = patterns_of(traces)
-    assert pat.evidence["call_arguments"] == {
+    assert pat.evidence.to_json()["call_arguments"] == {
         "failing": [{"order_id": "#12345"}, {"order_id": "#23456"}],
         "succeeding": [{"order_id": "34567"}, {"order_id": "45678"}]}
 

@@ -5,8 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from selfimprove.analysis.pipeline import analyze, export_cases, parse_time
-from selfimprove.analysis.report import markdown, write_markdown, write_outcomes
+from selfimprove.analysis.export import export_cases, write_outcomes
+from selfimprove.analysis.pipeline import analyze
+from selfimprove.cli.inputs import parse_time
+from selfimprove.cli.reports.analysis import markdown, write_markdown
 from selfimprove.errors import SelfImproveError
 from selfimprove.evals.suite import parse_suite_file
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from selfimprove.analysis import outcomes as oc
-from selfimprove.analysis.pipeline import collect, score
+from selfimprove.analysis.collect import collect
+from selfimprove.analysis.pipeline import score
 from selfimprove.traces.read import read_traces
 
 
@@ -72,7 +73,7 @@ def test_the_shared_folder_reads_each_run_once(shared_traces: Path) -> None:
     full = f"{folder}/tau_dataset_full.json:1"
     assert len(one.also) == 27 and all(sources == (full,) for sources in one.also.values())
     for p in one.patterns:  # evidence names each task once
-        tasks = [e["trace_id"] for e in p.examples]
+        tasks = [e.trace_id for e in p.examples]
         assert len(tasks) == len(set(tasks)) and len(p.trace_ids) == len(set(p.trace_ids)) == p.count
     assert sum(p.count for p in one.patterns) <= 29
     two = analyze([folder], workers=2)  # each file read by another process

@@ -6,14 +6,15 @@ from pathlib import Path
 
 import pytest
 
+from selfimprove.analysis.records import Evidence, Pattern
 from selfimprove.config import load_settings
 from selfimprove.gitrepo import Repo
-from selfimprove.proposals.model import Candidate
+from selfimprove.proposals.model import Candidate, Refusal, Why
 from selfimprove.proposals.offline import (
+    candidates,
     config_change,
     correction_rule,
     demonstrations,
-    propose_offline,
     tool_error_rule,
 )
 from selfimprove.proposals.workspace import Workspace, load_workspace
@@ -22,9 +23,13 @@ from tests.proposals.conftest import DATA, git
 RULES_BEFORE = "## Learned rules\n- Ask for the order number before looking up an order.\n"
 
 
-def patterns(name: str) -> dict[str, dict]:
+def patterns(name: str) -> dict[str, Pattern]:
     doc = json.loads((DATA / name).read_text())
-    return {p["id"]: p for p in doc["patterns"]}
+    return {p["id"]: Pattern.from_json(p) for p in doc["patterns"]}
+
+
+def cannot(reason: str) -> Refusal:
+    return Refusal(Why.NO_CANDIDATE, reason)
 
 
 @pytest.fixture
@@ -61,10 +66,10 @@ def test_tool_error_rule_names_the_tool_and_the_error(ws: Workspace):
 
 
 def test_tool_error_rule_needs_a_tool_and_an_error(ws: Workspace):
-    bare = {"id": "x", "kind": "tool_error", "count": 1, "evidence": {"signals": {}}}
+    bare = Pattern.from_json({"id": "x", "kind": "tool_error", "count": 1, "evidence": {"signals": {}}})
     assert tool_error_rule(bare, ws) is None
-    samples_only = {"id": "x", "kind": "tool_error", "count": 1,
-                    "evidence": {"tool": "search", "error_samples": ["index offline"]}}
+    samples_only = Pattern.from_json({"id": "x", "kind": "tool_error", "count": 1,
+                                      "evidence": {"tool": "search", "error_samples": ["index offline"]}})
     candidate = tool_error_rule(samples_only, ws)
     assert isinstance(candidate, Candidate)
     assert '`search` fails with "index offline"' in candidate.edits[0].after
@@ -72,17 +77,18 @@ def test_tool_error_rule_needs_a_tool_and_an_error(ws: Workspace):
 
 def test_injected_error_text_is_never_quoted(ws: Workspace):
     reason = tool_error_rule(patterns("injection.json")["tool-error-bad00002"], ws)
-    assert reason == ("the error text of tool 'search' reads like an instruction to the agent "
+    assert reason == cannot("the error text of tool 'search' reads like an instruction to the agent "
                       "(possible prompt injection); it is not quoted into the prompt")
 
 
-def _order_format_pattern(samples: list[str], calls: dict | None = None) -> dict:
+def _order_format_pattern(samples: list[str], calls: dict | None = None) -> Pattern:
     evidence: dict = {"signals": {"tool_error": 9}, "tool": "lookup_order",
                       "error_template": "Error: invalid order_id format: expected <n> digits",
                       "error_samples": samples}
     if calls is not None:
         evidence["call_arguments"] = calls
-    return {"id": "tool-error-1", "kind": "tool_error", "count": 9, "share": 0.5, "evidence": evidence}
+    return Pattern.from_json({"id": "tool-error-1", "kind": "tool_error", "count": 9, "share": 0.5,
+                              "evidence": evidence})
 
 
 def _added_rule(candidate: object) -> str:
@@ -119,12 +125,13 @@ def test_tool_error_rule_shows_the_argument_shape_that_worked(ws: Workspace):
         assert "correct the arguments to what the error asks for" in rule and "e.g." not in rule
 
 
-def _payment_pattern(calls: dict) -> dict:
+def _payment_pattern(calls: dict) -> Pattern:
     evidence = {"signals": {"tool_error": 6}, "tool": "pay_order",
                 "error_template": "Error: payment amount does not add up to the order total",
                 "error_samples": ["pay_order: Error: payment amount does not add up to the order total"],
                 "call_arguments": calls}
-    return {"id": "tool-error-2", "kind": "tool_error", "count": 6, "share": 0.3, "evidence": evidence}
+    return Pattern.from_json({"id": "tool-error-2", "kind": "tool_error", "count": 6, "share": 0.3,
+                              "evidence": evidence})
 
 
 def test_tool_error_rule_states_what_working_calls_did_differently(ws: Workspace):
@@ -164,8 +171,8 @@ def test_correction_rule_quotes_the_most_typical_correction(ws: Workspace):
 
 def test_correction_rule_refuses_injected_corrections(ws: Workspace):
     reason = correction_rule(patterns("injection.json")["user-correction-bad00001"], ws)
-    assert reason == ("every user correction of this pattern reads like an instruction about the prompt "
-                      "(possible prompt injection); none is quoted into the prompt")
+    assert reason == cannot("every user correction of this pattern reads like an instruction about the "
+                            "prompt (possible prompt injection); none is quoted into the prompt")
 
 
 def test_demonstrations_go_into_the_examples_section(ws: Workspace):
@@ -194,7 +201,7 @@ def test_demonstrations_already_present_are_skipped(ws: Workspace):
     doc = prompts["prompts/support_agent.md"]
     prompts["prompts/support_agent.md"] = doc.with_body("examples", edit.after)
     again = dataclasses.replace(ws, prompts=prompts)
-    assert demonstrations(pattern, again) == (
+    assert demonstrations(pattern, again) == cannot(
         "no demonstration of this pattern can be used (already in the examples section, too long, or reads "
         "like an instruction)"
     )
@@ -208,7 +215,7 @@ def test_demonstrations_need_an_examples_section(prompt_repo: Path):
     with Repo.open(prompt_repo) as repo:
         ws = load_workspace(settings, repo, repo.resolve("HEAD"))
     reason = demonstrations(patterns("mixed.json")["abandonment-77c0e2f1"], ws)
-    assert reason == ("the evidence has demonstrations but no prompt declares a mutable examples "
+    assert reason == cannot("the evidence has demonstrations but no prompt declares a mutable examples "
                       "section (an id such as 'examples' or 'few-shot')")
     # a rule goes to the rules section, not to the first mutable one
     assert ws.rules_target() == ("prompts/support_agent.md", "learned-rules")
@@ -249,47 +256,52 @@ def test_config_change_stops_at_the_schema_maximum(prompt_repo: Path):
     git(prompt_repo, "commit", "-qam", "max timeout")
     with Repo.open(prompt_repo) as repo:
         ws = load_workspace(settings, repo, repo.resolve("HEAD"))
-    assert config_change(pattern, ws) == (
+    assert config_change(pattern, ws) == cannot(
         "/tools/lookup_order/timeout_s in config/agent.yaml cannot be raised from 30 within its schema's "
         "maximum and the policy's bound (x1.5)")
     # the proposer chain then falls back to a rule naming the timeout
-    candidate = propose_offline(pattern, ws)
+    candidate = first_candidate(pattern, ws)
     assert isinstance(candidate, Candidate) and candidate.proposer == "offline/tool-error-rule"
 
 
 def test_config_hint_without_a_matching_pointer_does_not_apply(ws: Workspace):
-    pattern = {"id": "x", "kind": "tool_error", "count": 2, "evidence": {"config_hint": "rate_limit"}}
+    pattern = Pattern.from_json({"id": "x", "kind": "tool_error", "count": 2,
+                                 "evidence": {"config_hint": "rate_limit"}})
     assert config_change(pattern, ws) is None
 
 
 def test_no_grounded_edit_is_a_clear_reason(ws: Workspace):
-    assert propose_offline(patterns("mixed.json")["escalation-0b9d3e55"], ws) == (
+    assert candidates(patterns("mixed.json")["escalation-0b9d3e55"], ws) == [cannot(
         "no grounded offline edit for an escalation pattern (its evidence has no tool error, user "
-        "correction, demonstration or config hint); try --model"
-    )
+        "correction, demonstration or config hint); try --model")]
 
 
 def test_config_hint_for_another_tool_does_not_touch_this_tools_setting(ws: Workspace):
-    pattern = {"id": "x", "kind": "tool_error", "count": 2,
-               "evidence": {"config_hint": "timeout", "tool": "search", "error_template": "timed out"}}
+    pattern = Pattern.from_json({"id": "x", "kind": "tool_error", "count": 2, "evidence": {
+        "config_hint": "timeout", "tool": "search", "error_template": "timed out"}})
     assert config_change(pattern, ws) is None
-    pattern["evidence"] = {"config_hint": "max_results", "tool": "search"}
+    pattern = dataclasses.replace(pattern, evidence=Evidence(config_hint="max_results", tool="search"))
     candidate = config_change(pattern, ws)
     assert isinstance(candidate, Candidate)
     assert (candidate.edits[0].pointer, candidate.edits[0].after) == ("/tools/search/max_results", "7")
 
 
 def test_escalation_phrases_are_not_corrections_and_cut_demos_are_skipped(ws: Workspace):
-    pattern = {"id": "escalation-1", "kind": "escalation", "count": 4,
+    pattern = Pattern.from_json({"id": "escalation-1", "kind": "escalation", "count": 4,
                "evidence": {"signals": {"escalation": 4, "user_correction": 1},
                             "user_phrases": ["I really need this sooner, can you escalate?"],
                             "demonstrations": [
                                 {"trace_id": "t-1", "user": "Can I talk to a person?",
                                  "assistant": "Of course: I have handed you over to a colleague, who will…"},
                                 {"trace_id": "t-2", "user": "I want a human.",
-                                 "assistant": "I have handed you over; they reply within an hour."}]}}
+                                 "assistant": "I have handed you over; they reply within an hour."}]}})
     assert correction_rule(pattern, ws) is None
-    candidate = propose_offline(pattern, ws)
+    candidate = first_candidate(pattern, ws)
     assert isinstance(candidate, Candidate) and candidate.proposer == "offline/demonstrations"
     assert candidate.edits[0].after == ("## Examples\n\nUser: I want a human.\n"
                                         "Assistant: I have handed you over; they reply within an hour.\n")
+
+
+def first_candidate(pattern: Pattern, ws: Workspace) -> Candidate | None:
+    """The candidate the offline proposers prefer for `pattern`, if they make one."""
+    return next((c for c in candidates(pattern, ws) if isinstance(c, Candidate)), None)

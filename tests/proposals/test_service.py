@@ -297,6 +297,15 @@ def test_bad_analysis_files(tmp_path: Path):
         load_analysis(bad)
     assert info.value.where == f"{bad}: $.patterns[0]"
     assert info.value.message == "not an analysis document: 'count' is required"
+    # the evidence a proposer reads is checked against the shipped schema too, with its JSON path
+    doc = load_analysis(DATA / "tool_error.json")
+    doc["patterns"][0]["evidence"]["tool"] = 3
+    bad.write_text(json.dumps(doc))
+    with pytest.raises(SelfImproveError) as info:
+        load_analysis(bad)
+    assert info.value.one_line() == (f"{bad}: $.patterns[0].evidence.tool: not an analysis document: 3 is "
+                                     "not of type 'string' (hint: pass the output of 'selfimprove analyze "
+                                     "--json')")
 
 
 def test_empty_repository_is_a_clear_error(tmp_path: Path):

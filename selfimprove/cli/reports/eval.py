@@ -1,4 +1,4 @@
-"""What an eval run looks like to people and tools: a rich table, JUnit XML, Markdown for a pull request.
+"""An eval run for people and tools: a rich table, JUnit XML, Markdown for a pull request.
 
 Owns: rendering an `EvalResult` (slices base vs candidate, flipped cases with both outputs, the
 statistics, calls/tokens/cost, the verdict and its reasons, the prompt diff when the gate passes) and
@@ -9,11 +9,11 @@ Must never: compute anything the gate decides (it only shows `EvalResult`), or w
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 from xml.sax.saxutils import escape, quoteattr
+
+from selfimprove.files import write_atomic
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -140,19 +140,6 @@ def render(result: EvalResult, console: Console, *, verbose: bool = False) -> No
             console.print(f"  - {reason}", markup=False)
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path = Path(path)
-    parent = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def junit(result: EvalResult) -> str:
     """JUnit XML: one test case per eval case (failing when the candidate fails it), plus the gate."""
     rows: list[str] = []
@@ -250,8 +237,8 @@ def _md(text: str) -> str:
 
 
 def write_junit(result: EvalResult, path: Path) -> None:
-    _write_atomic(path, junit(result))
+    write_atomic(path, [junit(result)])
 
 
 def write_markdown(result: EvalResult, path: Path) -> None:
-    _write_atomic(path, markdown(result))
+    write_atomic(path, [markdown(result)])
