@@ -94,6 +94,7 @@ class Settings:
     policy: PolicySpec = field(default_factory=PolicySpec)
     judge: JudgeSpec | None = None  # analysis.judge, when the file has one
     budget: BudgetSpec = field(default_factory=BudgetSpec)
+    cluster: str | None = None  # analysis.cluster: a Dask scheduler's address for analyze
 
     def managed_paths(self) -> tuple[str, ...]:
         """Every file a change may touch or the policy must compare: prompts, configs, their schemas."""
@@ -233,6 +234,7 @@ def _freeze(data: dict[str, Any], *, root: Path, path: Path) -> Settings:
             max_calls=(data.get("budget") or {}).get("max_calls"),
             max_cost=(data.get("budget") or {}).get("max_cost"),
         ),
+        cluster=(data.get("analysis") or {}).get("cluster"),
     )
 
 

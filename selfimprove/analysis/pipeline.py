@@ -437,11 +437,12 @@ def analyze(paths: Sequence[Path], *, format: str = "auto", since: datetime | No
             until: datetime | None = None, strict: bool = False, completer: Any = None,
             model: str | None = None, progress: Callable[[int], None] | None = None,
             workers: int | None = None, judge: JudgeOptions | None = None,
-            notice: Callable[[str], None] | None = None) -> Analysis:
+            notice: Callable[[str], None] | None = None, cluster: str | None = None) -> Analysis:
     """Read, score, group and (with a model) reflect: the whole of `selfimprove analyze`.
 
     Large inputs are read by `workers` processes (default: one per CPU, up to 4, when the input is
-    over PARALLEL_MIN_BYTES), each reading one shard; the result is the same as with one. With `judge`
+    over PARALLEL_MIN_BYTES), each reading one shard; the result is the same as with one. With
+    `cluster` (a Dask scheduler's address) the shards run as tasks there instead. With `judge`
     (and a completer) an LLM judge labels a sample of the traces before the weights are fitted;
     `notice` hears what it is about to spend.
     """
@@ -456,7 +457,12 @@ def analyze(paths: Sequence[Path], *, format: str = "auto", since: datetime | No
     n = workers if workers is not None else default_workers(stream.total_bytes)
     col: Collected | None = None
     pool_size = judge.sample if judge is not None and completer is not None else 0
-    if n > 1:
+    if cluster:
+        from selfimprove.analysis.cluster import collect_on_cluster
+
+        col, reports = collect_on_cluster(list(paths), cluster, format=format, strict=strict, since=since,
+                                          until=until, progress=progress, judge_pool=pool_size)
+    elif n > 1:
         from concurrent.futures.process import BrokenProcessPool
 
         from selfimprove.analysis.parallel import collect_sharded
@@ -587,8 +593,9 @@ def export_cases(analysis: Analysis, path: Path) -> int:
     """Write the failing traces of `analysis` as eval cases; re-reads its inputs one trace at a time."""
     from selfimprove.analysis.report import write_cases
     from selfimprove.traces.read import read_traces
+    from selfimprove.traces.storage import as_path
 
-    stream = read_traces([Path(p) for p in analysis.inputs], format=analysis.format)
+    stream = read_traces([as_path(p) for p in analysis.inputs], format=analysis.format)
     return write_cases(analysis, stream, path)
 
 
@@ -633,7 +640,10 @@ def resolve_inputs(paths: Sequence[Path], format: str | None, repo: Path | None,
             raise SelfImproveError("no trace paths given and selfimprove.yaml has no traces.path",
                                    where=str(settings.path.name),
                                    hint="pass PATH... or set traces: {path: logs/} in selfimprove.yaml")
-        paths = [settings.root / settings.traces_path]
+        from selfimprove.traces.storage import as_path, is_url
+
+        paths = [as_path(settings.traces_path) if is_url(settings.traces_path)
+                 else settings.root / settings.traces_path]
     fmt = format or (settings.traces_format if settings is not None else "auto")
     chosen = None if offline else (model or (settings.reflection_model if settings is not None else None))
     return list(paths), fmt, chosen, settings.reflection_timeout if settings is not None else 60.0

@@ -170,7 +170,7 @@ def set_views(wanted: bool) -> None:
 def count_lines_before(path: Path, offset: int) -> int:
     """Newlines in the first `offset` bytes of a (plain) file."""
     n = 0
-    with open(path, "rb") as fh:
+    with path.open("rb") as fh:
         left = offset
         while left > 0:
             chunk = fh.read(min(left, 1 << 22))
@@ -208,7 +208,7 @@ def inner_suffix(path: Path) -> str:
 
 def open_bytes(path: Path) -> IO[bytes]:
     """Open a file for reading, decompressing `.gz` transparently; reports progress when hooked."""
-    raw: IO[bytes] = open(path, "rb")  # noqa: SIM115 - returned to the caller, who closes it
+    raw: IO[bytes] = path.open("rb")  # a local file, or an object in a store (traces.storage)
     hook = _progress_hook[0]
     if hook is not None:
         raw = io.BufferedReader(ProgressFile(raw, hook), buffer_size=1 << 20)
@@ -222,7 +222,7 @@ def read_head(path: Path, size: int = HEAD_BYTES) -> bytes:
 
     Raises OSError / EOFError / zlib.error for unreadable or corrupt files; the driver reports them.
     """
-    with open(path, "rb") as raw:
+    with path.open("rb") as raw:
         if is_gzip(path):
             with gzip.GzipFile(fileobj=raw, mode="rb") as gz:
                 out = bytearray()
@@ -644,5 +644,5 @@ def _long_first_line_jsonl(path: Path, head: bytes) -> bool:
 
 def open_plain_or_gz(path: Path) -> IO[bytes]:
     """Open (decompressing `.gz`) without progress reporting: for looking, not reading."""
-    raw: IO[bytes] = open(path, "rb")  # noqa: SIM115 - returned to the caller, who closes it
+    raw: IO[bytes] = path.open("rb")  # a local file, or an object in a store (traces.storage)
     return gzip.GzipFile(fileobj=raw, mode="rb") if is_gzip(path) else raw  # type: ignore[return-value]

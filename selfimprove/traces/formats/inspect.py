@@ -18,6 +18,7 @@ from typing import Any
 
 from selfimprove.traces.formats import _feedback, _fields, _io, _messages, _records
 from selfimprove.traces.model import Feedback, Trace
+from selfimprove.traces.storage import is_url
 
 # Inspect's score value constants: CORRECT, INCORRECT, PARTIAL, NOANSWER
 _VALUE_VERDICT = {"C": True, "I": False, "P": None, "N": False}
@@ -117,7 +118,7 @@ class InspectReader:
     def read(self, path: Path, report: _io.SourceReport) -> Iterator[Trace]:
         stem = _fields.file_stem(path)
         try:
-            with open(path, "rb") as fh:
+            with path.open("rb") as fh:
                 magic = fh.read(4)
         except OSError as exc:
             report.skip(None, f"cannot open: {_io.describe_read_error(exc)}")
@@ -151,7 +152,7 @@ class InspectReader:
 
     def _read_zip(self, path: Path, report: _io.SourceReport, stem: str) -> Iterator[Trace]:
         try:
-            archive = zipfile.ZipFile(path)
+            archive = zipfile.ZipFile(path.open("rb") if is_url(path) else path)
         except (zipfile.BadZipFile, OSError, EOFError) as exc:
             report.skip(None, f"not a readable .eval zip ({exc})")
             return
