@@ -62,8 +62,9 @@ def _local_form(url: str) -> str:
 class UrlPath(PosixPath):
     """One object (or a folder of them) in a store, passed around where readers expect a `Path`."""
 
-    _url: str
-    _size: int | None
+    # set by __new__; a path pathlib derives from this one (its parent, …) is a plain local view
+    _url: str = ""
+    _size: int | None = None
 
     def __new__(cls, url: str, size: int | None = None) -> UrlPath:
         self = super().__new__(cls, _local_form(url))
@@ -75,18 +76,21 @@ class UrlPath(PosixPath):
         def __init__(self, url: str, size: int | None = None) -> None:
             super().__init__(_local_form(url))
 
+        def with_segments(self, *segments: str | os.PathLike[str]) -> Path:
+            return PosixPath(*segments)  # a path derived from a URL's (parent, …) is no object
+
     @property
     def url(self) -> str:
         return self._url
 
     def __str__(self) -> str:
-        return self._url
+        return self._url or super().__str__()
 
     def __fspath__(self) -> str:  # not a local file: an accidental open() fails with the URL in it
-        return self._url
+        return str(self)
 
     def __repr__(self) -> str:
-        return f"UrlPath({self._url!r})"
+        return f"UrlPath({str(self)!r})"
 
     def __reduce__(self) -> tuple[Any, ...]:
         return UrlPath, (self._url, self._size)
@@ -98,7 +102,7 @@ class UrlPath(PosixPath):
         return isinstance(other, UrlPath) and other._url == self._url
 
     def as_posix(self) -> str:
-        return self._url
+        return str(self)
 
     def _located(self) -> tuple[Any, str]:
         return filesystem(self._url)
