@@ -95,3 +95,10 @@ def test_traces_path_may_be_a_url_in_the_settings(tmp_path: Path, bucket: tuple[
         from selfimprove.config import load_settings
 
         load_settings(tmp_path)
+
+
+def test_file_urls_read_like_the_paths_they_name(bucket: tuple[Any, Path]) -> None:
+    local = bucket[1] / "runs.jsonl"
+    by_url = read_traces([f"file://{local}"])
+    assert [(t.id, t.messages) for t in by_url] == [(t.id, t.messages) for t in read_traces([local])]
+    assert [s.path for s in by_url.sources] == [f"file://{local}"]

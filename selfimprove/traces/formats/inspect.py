@@ -118,7 +118,7 @@ class InspectReader:
     def read(self, path: Path, report: _io.SourceReport) -> Iterator[Trace]:
         stem = _fields.file_stem(path)
         try:
-            with path.open("rb") as fh:
+            with _io.open_raw(path) as fh:
                 magic = fh.read(4)
         except OSError as exc:
             report.skip(None, f"cannot open: {_io.describe_read_error(exc)}")
@@ -152,7 +152,7 @@ class InspectReader:
 
     def _read_zip(self, path: Path, report: _io.SourceReport, stem: str) -> Iterator[Trace]:
         try:
-            archive = zipfile.ZipFile(path.open("rb") if is_url(path) else path)
+            archive = zipfile.ZipFile(_io.open_raw(path) if is_url(path) else path)
         except (zipfile.BadZipFile, OSError, EOFError) as exc:
             report.skip(None, f"not a readable .eval zip ({exc})")
             return
