@@ -99,3 +99,13 @@ def test_the_cluster_address_can_come_from_the_settings(tmp_path: Path) -> None:
     (tmp_path / "selfimprove.yaml").write_text("version: 1\nprompts: []\nanalysis: {cluster: 'tcp://10.0.0.5:8786'}\n")
     assert cluster_module.resolve_address(None, tmp_path, None) == "tcp://10.0.0.5:8786"
     assert cluster_module.resolve_address("tcp://127.0.0.1:1", tmp_path, None) == "tcp://127.0.0.1:1"
+
+
+def test_strict_stops_at_the_first_bad_record_on_the_cluster_too(scheduler: str, tmp_path: Path,
+                                                                 run: Callable[..., Any]) -> None:
+    (tmp_path / "t.jsonl").write_bytes((EXAMPLE / "chat" / "2026-11-02.jsonl").read_bytes()[:3000]
+                                       .rsplit(b"\n", 1)[0] + b"\n{broken\n")
+    local = run("analyze", str(tmp_path), "--strict", "--offline")
+    remote = run("analyze", str(tmp_path), "--strict", "--offline", "--cluster", scheduler)
+    assert local.exit_code == remote.exit_code == 2
+    assert remote.stderr == local.stderr and "t.jsonl:" in remote.stderr, remote.stderr
