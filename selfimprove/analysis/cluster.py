@@ -106,6 +106,11 @@ def collect_on_cluster(paths: Sequence[Path], address: str, *, format: str = "au
     from selfimprove.traces.read import TraceStream, list_files
 
     client_module, as_completed = _dask()
+    local_only = next((str(p) for p in paths if str(p).startswith("memory://")), None)
+    if local_only is not None:
+        raise SelfImproveError(f"{local_only} lives in this process's memory: no worker can read it",
+                               where=local_only, hint="give a bucket URL (s3://, gs://, az://) or a path "
+                                                      "on a filesystem the workers share")
     order = {display: n for n, (_, display, _) in enumerate(list_files(paths))}
     names = [str(p) for p in paths]
     try:

@@ -88,6 +88,14 @@ def test_without_dask_or_a_scheduler_the_error_is_one_line(run: Callable[..., An
     unreachable = run("analyze", str(EXAMPLE), "--offline", "--cluster", "tcp://127.0.0.1:9")
     assert unreachable.exit_code == 2 and "cannot reach the Dask scheduler" in unreachable.stderr
     assert unreachable.stderr.strip().count("\n") == 0
+    import fsspec
+
+    fsspec.filesystem("memory").pipe("/scratch/t.jsonl", (EXAMPLE / "chat" / "2026-11-02.jsonl").read_bytes())
+    try:
+        in_memory = run("analyze", "memory://scratch", "--offline", "--cluster", "tcp://127.0.0.1:9")
+    finally:
+        fsspec.filesystem("memory").rm("/scratch", recursive=True)
+    assert in_memory.exit_code == 2 and "no worker can read it" in in_memory.stderr
     monkeypatch.setitem(sys.modules, "dask.distributed", None)  # as if the extra were not installed
     missing = run("analyze", str(EXAMPLE), "--offline", "--cluster", "tcp://127.0.0.1:9")
     assert missing.exit_code == 2 and missing.stderr.strip().count("\n") == 0
