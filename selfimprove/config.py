@@ -49,6 +49,8 @@ class EvalSpec:
     holdout: float = 0.0  # share of cases held out of search (by a stable hash of the case id)
     # the agent's tools as OpenAI function schemas (inline), or a `file://` JSON/YAML file of them
     tools: str | tuple[Any, ...] | None = None
+    # a litellm Router configuration every eval call goes through (shared rpm/tpm limits, fallbacks)
+    router: dict[str, Any] | None = field(default=None, compare=False, hash=False)
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,7 @@ class Settings:
     policy: PolicySpec = field(default_factory=PolicySpec)
     judge: JudgeSpec | None = None  # analysis.judge, when the file has one
     budget: BudgetSpec = field(default_factory=BudgetSpec)
+    cluster: str | None = None  # analysis.cluster: a Dask scheduler's address for analyze
 
     def managed_paths(self) -> tuple[str, ...]:
         """Every file a change may touch or the policy must compare: prompts, configs, their schemas."""
@@ -211,6 +214,7 @@ def _freeze(data: dict[str, Any], *, root: Path, path: Path) -> Settings:
             timeout=float(eval_data.get("timeout", 60.0)),
             holdout=float(eval_data.get("holdout", 0.0)),
             tools=_tools(eval_data.get("tools")),
+            router=eval_data.get("router"),
         ),
         reflection_model=(data.get("reflection") or {}).get("model"),
         reflection_timeout=float((data.get("reflection") or {}).get("timeout", 60.0)),
@@ -230,6 +234,7 @@ def _freeze(data: dict[str, Any], *, root: Path, path: Path) -> Settings:
             max_calls=(data.get("budget") or {}).get("max_calls"),
             max_cost=(data.get("budget") or {}).get("max_cost"),
         ),
+        cluster=(data.get("analysis") or {}).get("cluster"),
     )
 
 

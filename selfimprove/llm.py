@@ -334,6 +334,9 @@ class LiteLLMCompleter:
             kwargs["api_key"] = self.api_key
         return kwargs
 
+    def _again(self, exc: BaseException, attempt: int) -> bool:
+        return attempt < self.retries and _retryable(exc)
+
     def _delay(self, exc: BaseException, attempt: int) -> float:
         asked = _retry_after(exc)
         if asked is not None:
@@ -362,9 +365,9 @@ class LiteLLMCompleter:
         while True:
             self._count()
             try:
-                response = litellm.completion(**kwargs)
+                response = self._send(litellm, kwargs)
             except Exception as exc:  # provider errors arrive as many exception types
-                if attempt < self.retries and _retryable(exc):
+                if self._again(exc, attempt):
                     time.sleep(self._delay(exc, attempt))
                     attempt += 1
                     continue
@@ -381,14 +384,95 @@ class LiteLLMCompleter:
             self._count()
             try:
                 # a hard deadline above litellm's own timeout: a stuck connection must not hang a run
-                response = await asyncio.wait_for(litellm.acompletion(**kwargs), self.timeout + 5.0)
+                response = await asyncio.wait_for(self._asend(litellm, kwargs), self.timeout + 5.0)
             except Exception as exc:
-                if attempt < self.retries and _retryable(exc):
+                if self._again(exc, attempt):
                     await asyncio.sleep(self._delay(exc, attempt))
                     attempt += 1
                     continue
                 raise self._fail(exc, model, attempt + 1) from exc
             return self._spent(_to_completion(litellm, response, model))
+
+
+    def _send(self, litellm: Any, kwargs: dict[str, Any]) -> Any:
+        return litellm.completion(**kwargs)
+
+    async def _asend(self, litellm: Any, kwargs: dict[str, Any]) -> Any:
+        return await litellm.acompletion(**kwargs)
+
+
+class RouterCompleter(LiteLLMCompleter):
+    """Every call through one litellm `Router` (`eval.router`): several deployments of a model with
+    their `rpm`/`tpm` limits, fallbacks and the Router's retry policy; with Redis in the config the
+    limits are counted there, so every machine running evals shares them.
+
+    The Router retries and falls back as its config says, so this completer adds no retries of its
+    own, with one exception: when every deployment is at its limit for the current minute (the
+    Router's own 429), the call waits for the next minute and asks again, up to `LIMIT_WAITS` times,
+    rather than failing a case. The budget is taken once per attempt. Secrets are never in the
+    config itself: a value `os.environ/NAME` (litellm's convention) is read from the environment
+    when the Router is built."""
+
+    LIMIT_WAITS = 10
+
+    def __init__(self, config: Mapping[str, Any], *, timeout: float = 60.0,
+                 budget: Budget | None = None) -> None:
+        super().__init__(timeout=timeout, retries=0, budget=budget)
+        self.config = dict(config)
+        self.models = frozenset(str(d["model_name"]) for d in self.config.get("model_list") or ())
+        self._router: Any = None
+
+    def router(self) -> Any:
+        with self._lock:
+            if self._router is None:
+                self._router = _litellm().Router(**_from_environment(self.config))
+            return self._router
+
+    def _kwargs(self, model: str, messages: Sequence[Mapping[str, Any]],
+                params: Mapping[str, Any]) -> dict[str, Any]:
+        if model not in self.models:
+            raise LLMError(f"model {model} is not a model_name of eval.router",
+                           hint=f"add deployments for it to eval.router.model_list (it has: "
+                                f"{', '.join(sorted(self.models))}) or use one of those models")
+        kwargs = super()._kwargs(model, messages, params)
+        for key in ("num_retries", "max_retries"):  # the Router's retry policy decides
+            kwargs.pop(key, None)
+        return kwargs
+
+    def _again(self, exc: BaseException, attempt: int) -> bool:
+        return attempt < self.LIMIT_WAITS and _at_router_limit(exc)
+
+    def _delay(self, exc: BaseException, attempt: int) -> float:
+        # the Router counts requests per calendar minute (UTC): the next one starts afresh
+        return 60.0 - time.time() % 60.0 + 0.05
+
+    def _send(self, litellm: Any, kwargs: dict[str, Any]) -> Any:
+        return self.router().completion(**kwargs)
+
+    async def _asend(self, litellm: Any, kwargs: dict[str, Any]) -> Any:
+        return await self.router().acompletion(**kwargs)
+
+
+def _at_router_limit(exc: BaseException) -> bool:
+    """The Router refused the call itself: every deployment is at its rpm/tpm limit this minute."""
+    text = str(exc)
+    return _status(exc) == 429 and ("No deployments available" in text or "over defined rpm limit" in text
+                                    or "over defined tpm limit" in text)
+
+
+def _from_environment(value: Any) -> Any:
+    """The config with every `os.environ/NAME` string replaced by that variable's value."""
+    if isinstance(value, str) and value.startswith("os.environ/"):
+        name = value.removeprefix("os.environ/")
+        if name not in os.environ:
+            raise SelfImproveError(f"eval.router names the environment variable {name}, which is not set",
+                                   hint=f"export {name}=… before running")
+        return os.environ[name]
+    if isinstance(value, Mapping):
+        return {k: _from_environment(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_from_environment(v) for v in value]
+    return value
 
 
 def _to_completion(litellm: Any, response: Any, model: str) -> Completion:

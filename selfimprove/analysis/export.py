@@ -156,6 +156,7 @@ def write_cases(analysis: Analysis, traces: Iterable[Trace], path: Path) -> int:
 def export_cases(analysis: Analysis, path: Path) -> int:
     """Write the failing traces of `analysis` as eval cases; re-reads its inputs one trace at a time."""
     from selfimprove.traces.read import read_traces
+    from selfimprove.traces.storage import as_path
 
-    stream = read_traces([Path(p) for p in analysis.inputs], format=analysis.format)
+    stream = read_traces([as_path(p) for p in analysis.inputs], format=analysis.format)
     return write_cases(analysis, stream, path)

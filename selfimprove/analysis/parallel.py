@@ -91,15 +91,17 @@ def _watched(stream: Iterable[Trace], col: Collected, outside: dict[int, tuple[s
 
 def _work(paths: list[str], shard: tuple[int, int], format: str, strict: bool, since: datetime | None,
           until: datetime | None, progress: Callable[[int], None] | None = None,
-          judge_pool: int = 0) -> tuple[str, Any, Any, Any]:
+          judge_pool: int = 0,
+          parts: Sequence[tuple[str, int, int]] | None = None) -> tuple[str, Any, Any, Any]:
     from selfimprove.traces.read import read_traces
+    from selfimprove.traces.storage import as_path
 
     pending = [0]
     outside: dict[int, tuple[str, str]] = {}
     undated: set[int] = set()
     try:
-        stream = read_traces([Path(p) for p in paths], format=format, strict=strict, shard=shard,
-                             progress=progress or _report_progress(pending), views=True)
+        stream = read_traces([as_path(p) for p in paths], format=format, strict=strict, shard=shard,
+                             progress=progress or _report_progress(pending), views=True, parts=parts)
         col = new_collected(judge_pool)
         collect(_watched(stream, col, outside, undated), since=since, until=until, col=col)
     except SelfImproveError as exc:

@@ -155,11 +155,12 @@ def analyze(paths: Sequence[Path], *, format: str = "auto", since: datetime | No
             until: datetime | None = None, strict: bool = False, completer: Any = None,
             model: str | None = None, progress: Callable[[int], None] | None = None,
             workers: int | None = None, judge: JudgeOptions | None = None,
-            notice: Callable[[str], None] | None = None) -> Analysis:
+            notice: Callable[[str], None] | None = None, cluster: str | None = None) -> Analysis:
     """Read, score, group and (with a model) reflect: the whole of `selfimprove analyze`.
 
     Large inputs are read by `workers` processes (default: one per CPU, up to 4, when the input is
-    over PARALLEL_MIN_BYTES), each reading one shard; the result is the same as with one. With `judge`
+    over PARALLEL_MIN_BYTES), each reading one shard; the result is the same as with one. With
+    `cluster` (a Dask scheduler's address) the shards run as tasks there instead. With `judge`
     (and a completer) an LLM judge labels a sample of the traces before the weights are fitted;
     `notice` hears what it is about to spend.
     """
@@ -173,7 +174,12 @@ def analyze(paths: Sequence[Path], *, format: str = "auto", since: datetime | No
     n = workers if workers is not None else default_workers(stream.total_bytes)
     col: Collected | None = None
     pool_size = judge.sample if judge is not None and completer is not None else 0
-    if n > 1:
+    if cluster:
+        from selfimprove.analysis.cluster import collect_on_cluster
+
+        col, reports = collect_on_cluster(list(paths), cluster, format=format, strict=strict, since=since,
+                                          until=until, progress=progress, judge_pool=pool_size)
+    elif n > 1:
         from concurrent.futures.process import BrokenProcessPool
 
         from selfimprove.analysis.parallel import collect_sharded

@@ -9,9 +9,9 @@ import typer
 
 from selfimprove.cli import options as opt
 
-Paths = Annotated[list[Path] | None, typer.Argument(
-    help="Trace files or directories (.gz read transparently). Default: traces.path of selfimprove.yaml.",
-    show_default=False)]
+Paths = Annotated[list[str] | None, typer.Argument(
+    help="Trace files or directories (.gz read transparently), or s3:// gs:// az:// https:// URLs. "
+         "Default: traces.path of selfimprove.yaml.", show_default=False)]
 Format = Annotated[str | None, typer.Option("--format", help="Force a trace format instead of detecting it.")]
 Strict = Annotated[bool, typer.Option("--strict", help="Stop (exit 2) at the first bad record.")]
 Since = Annotated[str | None, typer.Option("--since", help="Only traces started at or after this time "
@@ -27,23 +27,29 @@ Judge = Annotated[str | None, typer.Option("--judge", metavar="MODEL",
 JudgeSample = Annotated[int | None, typer.Option("--judge-sample", metavar="N",
                                                  help="Judge at most N traces (default: "
                                                       "analysis.judge.sample, else 50).")]
+Cluster = Annotated[str | None, typer.Option("--cluster", metavar="ADDRESS",
+                                             help="Read the shards on this running Dask scheduler "
+                                                  "(tcp://host:8786); default: analysis.cluster.")]
 
 
 def command(paths: Paths = None, format: Format = None, strict: Strict = False, since: Since = None,
             until: Until = None, outcomes: Outcomes = None, markdown: Markdown = None,
             export_cases: Cases = None, judge: Judge = None, judge_sample: JudgeSample = None,
-            json: opt.Json = False, model: opt.Model = None, offline: opt.Offline = False,
+            cluster: Cluster = None, json: opt.Json = False, model: opt.Model = None,
+            offline: opt.Offline = False,
             max_calls: opt.MaxCalls = None, max_cost: opt.MaxCost = None,
             repo: opt.Repo = None, config: opt.Config = None,
             verbose: opt.Verbose = False, debug: opt.Debug = False) -> None:
     """Read traces, classify outcomes, mine failure patterns and report the top reasons for failure."""
     from selfimprove.analysis import export
     from selfimprove.analysis.pipeline import analyze
-    from selfimprove.cli.inputs import parse_time, resolve_inputs, resolve_judge
+    from selfimprove.cli.inputs import parse_time, resolve_address, resolve_inputs, resolve_judge
     from selfimprove.cli.render import ProgressBar, emit_json, err_console, out_console, progress_enabled
     from selfimprove.cli.reports import analysis as report
+    from selfimprove.traces.storage import as_path
 
-    inputs, fmt, reflection_model, timeout = resolve_inputs(paths or [], format, repo, config, model, offline)
+    inputs, fmt, reflection_model, timeout = resolve_inputs([as_path(p) for p in paths or []], format, repo,
+                                                            config, model, offline)
     judging = resolve_judge(judge, judge_sample, offline=offline, fallback_model=reflection_model, repo=repo,
                             config=config)
     console = err_console()
@@ -59,6 +65,7 @@ def command(paths: Paths = None, format: Format = None, strict: Strict = False, 
         result = analyze(inputs, format=fmt, since=parse_time(since, "--since"),
                          until=parse_time(until, "--until"), strict=strict, completer=completer,
                          model=reflection_model, progress=progress, judge=judging,
+                         cluster=resolve_address(cluster, repo, config),
                          notice=progress.print if progress is not None
                          else lambda text: console.print(text, soft_wrap=True))
     if outcomes is not None:

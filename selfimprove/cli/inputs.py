@@ -58,7 +58,10 @@ def resolve_inputs(paths: Sequence[Path], format: str | None, repo: Path | None,
             raise SelfImproveError("no trace paths given and selfimprove.yaml has no traces.path",
                                    where=str(settings.path.name),
                                    hint="pass PATH... or set traces: {path: logs/} in selfimprove.yaml")
-        paths = [settings.root / settings.traces_path]
+        from selfimprove.traces.storage import as_path, is_url
+
+        paths = [as_path(settings.traces_path) if is_url(settings.traces_path)
+                 else settings.root / settings.traces_path]
     fmt = format or (settings.traces_format if settings is not None else "auto")
     chosen = None if offline else (model or (settings.reflection_model if settings is not None else None))
     return list(paths), fmt, chosen, settings.reflection_timeout if settings is not None else 60.0
@@ -116,3 +119,14 @@ def _root() -> Path:
         return find_root(Path.cwd())
     except SelfImproveError:
         return Path.cwd()
+
+
+def resolve_address(given: str | None, repo: Path | None, config: Path | None) -> str | None:
+    """The cluster to run on: --cluster, else `analysis.cluster` of selfimprove.yaml, else none."""
+    if given:
+        return given
+    from selfimprove.config import load_settings
+
+    explicit = repo is not None or config is not None
+    settings = load_settings(repo, config) if explicit else settings_around_cwd()
+    return getattr(settings, "cluster", None) if settings is not None else None

@@ -489,6 +489,10 @@ def run_eval(
     def model_of(case: Case) -> str:
         return override or case.provider or spec.model or ""
 
+    if completer is None and spec.router is not None:  # every model call through the shared Router
+        from selfimprove.llm import RouterCompleter
+
+        completer = RouterCompleter(spec.router, timeout=spec.timeout)
     judges = {m: spec.judge_model or (None if m.startswith("exec:") else m) for m in models}
     for m in models:
         _require_judge(Suite(tuple(c for c in suite.cases if model_of(c) == m), suite.files), judges[m])

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING
 import orjson
 
 from selfimprove.errors import SelfImproveError
+from selfimprove.traces import storage
 from selfimprove.traces.formats import _fields, _io
 from selfimprove.traces.formats._io import ReadContext, SourceReport
 from selfimprove.traces.messages.conversations import find_message_list, is_message_like
@@ -76,7 +77,10 @@ def list_files(paths: Sequence[Path]) -> list[tuple[Path, str, bool]]:
     """
     out: list[tuple[Path, str, bool]] = []
     for given in paths:
-        given = Path(given)
+        given = storage.as_path(given)
+        if isinstance(given, storage.UrlPath):  # an object, or a folder of them, in a store
+            out.extend(storage.list_url(given))
+            continue
         if not os.path.lexists(given):
             raise SelfImproveError(f"no such file or directory: {given}", where=str(given),
                                    hint="check the path (traces can be files, directories or .gz files)")
@@ -130,7 +134,7 @@ class TraceStream:
 
     def __init__(self, paths: Sequence[Path], *, format: str = "auto", strict: bool = False,
                  progress: Callable[[int], None] | None = None, shard: tuple[int, int] | None = None,
-                 views: bool = False) -> None:
+                 views: bool = False, parts: Sequence[tuple[str, int, int]] | None = None) -> None:
         from selfimprove.traces.formats import REGISTRY
 
         if format != "auto" and format not in REGISTRY:
@@ -149,7 +153,8 @@ class TraceStream:
         self.repeats: dict[int, list[str]] = {}
         self._first: dict[bytes, int] = {}  # identity → position of the trace yielded with it
         self._ids: list[str] = []  # id of each yielded trace, by position
-        self._plan = [self._span(i, p) for i, (p, _, _) in enumerate(self.files)]
+        self._plan = [self._span(i, p) for i, (p, _, _) in enumerate(self.files)] if parts is None \
+            else _given_plan(self.files, parts)
         self.total_bytes = sum(end - start for span in self._plan if span for start, end in [span])
 
     @property
@@ -168,6 +173,11 @@ class TraceStream:
     def identities(self) -> list[bytes]:
         """The identity of each yielded trace, in yield order (for merging shards)."""
         return list(self._first)
+
+    def spans(self) -> list[tuple[str, int, int]]:
+        """(display path, first byte, end byte) of each file, or part of one, this stream reads."""
+        return [(display, span[0], span[1])
+                for (_, display, _), span in zip(self.files, self._plan, strict=True) if span is not None]
 
     def __iter__(self) -> Iterator[Trace]:
         self.sources = []
@@ -351,6 +361,14 @@ class TraceStream:
 SHARD_SPLIT_MIN_BYTES = 1 << 20
 
 
+def _given_plan(files: Sequence[tuple[Path, str, bool]],
+                parts: Sequence[tuple[str, int, int]]) -> list[tuple[int, int] | None]:
+    """The byte range of each file that a plan made elsewhere (a cluster's client, from `spans()`)
+    gives this stream; None for the files it does not read."""
+    chosen = {display: (start, end) for display, start, end in parts}
+    return [chosen.get(display) for _, display, _ in files]
+
+
 def _copy_into(target: SourceReport, source: SourceReport) -> None:
     for f in fields(SourceReport):
         if f.name != "traces":  # counted by the stream as traces are yielded
@@ -418,7 +436,8 @@ def identity(trace: Trace) -> bytes:
 
 def read_traces(paths: Sequence[Path], *, format: str = "auto", strict: bool = False,
                 progress: Callable[[int], None] | None = None,
-                shard: tuple[int, int] | None = None, views: bool = False) -> TraceStream:
+                shard: tuple[int, int] | None = None, views: bool = False,
+                parts: Sequence[tuple[str, int, int]] | None = None) -> TraceStream:
     """Stream the traces of files and directories (`.gz` transparently). Raises SelfImproveError for
     a path that does not exist or an unknown format; everything else is reported per source.
 
@@ -430,6 +449,7 @@ def read_traces(paths: Sequence[Path], *, format: str = "auto", strict: bool = F
     drops those repeats and makes the ids unique, as the unsharded stream does.
 
     `views=True` (for analysis) lets readers hand out traces that carry their `TraceView` and build
-    their messages only when asked: equal to the others in every field, cheaper to read."""
-    return TraceStream([Path(p) for p in paths], format=format, strict=strict, progress=progress, shard=shard,
-                       views=views)
+    their messages only when asked: equal to the others in every field, cheaper to read. `parts`
+    (with `shard`) reads exactly these byte ranges, as planned by `TraceStream(...).spans()`."""
+    return TraceStream([storage.as_path(p) for p in paths], format=format, strict=strict, progress=progress,
+                       shard=shard, views=views, parts=parts)

@@ -26,6 +26,7 @@ from typing import IO, Any
 import orjson
 
 from selfimprove.errors import SelfImproveError
+from selfimprove.traces.storage import UrlPath
 
 HEAD_BYTES = 64 * 1024  # what sniffers see
 MAX_LINE_BYTES = 64 * 1024 * 1024  # a longer JSONL line is skipped (memory stays bounded)
@@ -164,7 +165,7 @@ PLAIN = ReadContext()  # the whole file, no progress, full traces
 def count_lines_before(path: Path, offset: int) -> int:
     """Newlines in the first `offset` bytes of a (plain) file."""
     n = 0
-    with open(path, "rb") as fh:
+    with open_raw(path) as fh:
         left = offset
         while left > 0:
             chunk = fh.read(min(left, 1 << 22))
@@ -200,10 +201,18 @@ def inner_suffix(path: Path) -> str:
     return Path(inner_name(path)).suffix
 
 
+def open_raw(path: Path) -> IO[bytes]:
+    """The file's bytes as stored: a local file, or an object in a store (`traces.storage.UrlPath`
+    opens itself through fsspec)."""
+    if isinstance(path, UrlPath):
+        return path.open("rb")
+    return open(path, "rb")  # noqa: SIM115 - returned to the caller, who closes it
+
+
 def open_bytes(path: Path, context: ReadContext = PLAIN) -> IO[bytes]:
     """Open a file for reading, decompressing `.gz` transparently; reports progress to the context's
     hook."""
-    raw: IO[bytes] = open(path, "rb")  # noqa: SIM115 - returned to the caller, who closes it
+    raw: IO[bytes] = open_raw(path)
     hook = context.progress
     if hook is not None:
         raw = io.BufferedReader(ProgressFile(raw, hook), buffer_size=1 << 20)
@@ -217,7 +226,7 @@ def read_head(path: Path, size: int = HEAD_BYTES) -> bytes:
 
     Raises OSError / EOFError / zlib.error for unreadable or corrupt files; the driver reports them.
     """
-    with open(path, "rb") as raw:
+    with open_raw(path) as raw:
         if is_gzip(path):
             with gzip.GzipFile(fileobj=raw, mode="rb") as gz:
                 out = bytearray()
@@ -641,5 +650,5 @@ def _long_first_line_jsonl(path: Path, head: bytes) -> bool:
 
 def open_plain_or_gz(path: Path) -> IO[bytes]:
     """Open (decompressing `.gz`) without progress reporting: for looking, not reading."""
-    raw: IO[bytes] = open(path, "rb")  # noqa: SIM115 - returned to the caller, who closes it
+    raw: IO[bytes] = open_raw(path)
     return gzip.GzipFile(fileobj=raw, mode="rb") if is_gzip(path) else raw  # type: ignore[return-value]

@@ -19,6 +19,7 @@ from typing import Any
 from selfimprove.traces.formats import _feedback, _fields, _io, _records
 from selfimprove.traces.messages.convert import convert_messages
 from selfimprove.traces.model import Feedback, Trace
+from selfimprove.traces.storage import is_url
 
 # Inspect's score value constants: CORRECT, INCORRECT, PARTIAL, NOANSWER
 _VALUE_VERDICT = {"C": True, "I": False, "P": None, "N": False}
@@ -119,7 +120,7 @@ class InspectReader:
              context: _io.ReadContext = _io.PLAIN) -> Iterator[Trace]:
         stem = _fields.file_stem(path)
         try:
-            with open(path, "rb") as fh:
+            with _io.open_raw(path) as fh:
                 magic = fh.read(4)
         except OSError as exc:
             report.skip(None, f"cannot open: {_io.describe_read_error(exc)}")
@@ -153,7 +154,7 @@ class InspectReader:
 
     def _read_zip(self, path: Path, report: _io.SourceReport, stem: str) -> Iterator[Trace]:
         try:
-            archive = zipfile.ZipFile(path)
+            archive = zipfile.ZipFile(_io.open_raw(path) if is_url(path) else path)
         except (zipfile.BadZipFile, OSError, EOFError) as exc:
             report.skip(None, f"not a readable .eval zip ({exc})")
             return
