@@ -48,6 +48,7 @@ def report(out: Path, *, traces: Sequence[Path] = (), format: str | None = None,
 
     settings = load_settings(repo, config)
     inputs, fmt, _, _ = resolve_inputs(list(traces), format, repo, config, None, offline=True)
+    inputs = [_relative(p) for p in inputs]  # the pages name files as the user sees them
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -73,6 +74,13 @@ def report(out: Path, *, traces: Sequence[Path] = (), format: str | None = None,
     write_page(out / pages.PAGES["eval"], page)
     return Written(out / pages.PAGES["analyze"], out / pages.PAGES["eval"], out / pages.PAGES["history"],
                    (chosen.branch or chosen.commit) if chosen is not None else None)
+
+
+def _relative(path: Path) -> Path:
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        return path
 
 
 def _diff(git_repo: Any, doc: Mapping[str, Any], managed: Sequence[str]) -> str:

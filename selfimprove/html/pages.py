@@ -13,6 +13,7 @@ conversations per pattern, the first trace ids), whatever the number of traces.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from functools import lru_cache
@@ -40,6 +41,7 @@ def _env() -> Any:
     env.filters["pct"] = _pct
     env.filters["num"] = _num
     env.filters["short"] = lambda sha: (sha or "")[:7]
+    env.filters["ref"] = lambda ref: ref[:7] if re.fullmatch(r"[0-9a-f]{40}", ref or "") else ref
     return env
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import invoke
+from tests.test_end_to_end import git as _git
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "support-agent"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -27,12 +27,6 @@ def chromium_path() -> str:
         pytest.fail("no Chromium found: the browser tests need one (apt-get install chromium, or set "
                     "SELFIMPROVE_CHROMIUM to its path)", pytrace=False)
     return found
-
-
-def _git(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", "-c", "user.name=Test", "-c", "user.email=test@example.invalid",
-                           "-c", "commit.gpgsign=false", *args], cwd=cwd, check=True, capture_output=True,
-                          text=True).stdout
 
 
 def _ok(*args: str, cwd: Path) -> str:

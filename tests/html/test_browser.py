@@ -26,7 +26,7 @@ MARKS = """() => Object.fromEntries([...document.querySelectorAll('figure.chart'
 
 
 def _open(browser: Any, path: Path, shot: str | None = None) -> tuple[Any, list[str]]:
-    page = browser.new_page(viewport={"width": 1100, "height": 1400})
+    page = browser.new_page(viewport={"width": 1000, "height": 1150})
     problems: list[str] = []
     page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
     page.on("console", lambda msg: problems.append(f"console {msg.type}: {msg.text}")
@@ -35,10 +35,16 @@ def _open(browser: Any, path: Path, shot: str | None = None) -> tuple[Any, list[
             if not req.url.startswith(("file:", "data:")) else None)
     page.on("dialog", lambda dialog: problems.append(f"dialog: {dialog.message}"))
     page.goto(path.as_uri(), wait_until="load")
-    target = os.environ.get("SELFIMPROVE_SCREENSHOTS")
-    if shot and target:
-        page.screenshot(path=str(Path(target) / f"{shot}.png"))
+    if shot:
+        _shoot(page, shot)
     return page, problems
+
+
+def _shoot(target: Any, name: str) -> None:
+    """A screenshot of a page or an element into $SELFIMPROVE_SCREENSHOTS (for the README), if set."""
+    folder = os.environ.get("SELFIMPROVE_SCREENSHOTS")
+    if folder:
+        target.screenshot(path=str(Path(folder) / f"{name}.png"))
 
 
 def _charts(page: Any) -> dict[str, dict[str, Any]]:
@@ -64,6 +70,7 @@ def test_analyze_page(browser: Any, example_pages: dict[str, Path]) -> None:
     first.locator("summary").click()
     assert first.locator(".msg.blamed").is_visible()
     assert "tool call failed" in first.locator(".msg.blamed .why").inner_text()
+    _shoot(first, "analyze-trace")
     assert page.locator("nav a[href='eval.html']").count() == 1
     assert problems == []
 
