@@ -42,11 +42,14 @@ def report(out: Path, *, traces: Sequence[Path] = (), format: str | None = None,
     """Write analyze.html, eval.html and history.html into `out` (created if missing)."""
     from selfimprove import history
     from selfimprove.analysis.pipeline import analyze, resolve_inputs
-    from selfimprove.config import load_settings
+    from selfimprove.config import CONFIG_NAME, find_root, load_settings
     from selfimprove.errors import SelfImproveError
     from selfimprove.gitrepo import Repo
 
-    settings = load_settings(repo, config)
+    root = find_root(repo or Path.cwd())
+    # with --traces, a repo without selfimprove.yaml is fine (as for history): no managed files to diff
+    settings = (load_settings(repo, config) if config is not None or not traces
+                or (root / CONFIG_NAME).is_file() else None)
     inputs, fmt, _, _ = resolve_inputs(list(traces), format, repo, config, None, offline=True)
     inputs = [_relative(p) for p in inputs]  # the pages name files as the user sees them
     try:
@@ -59,7 +62,7 @@ def report(out: Path, *, traces: Sequence[Path] = (), format: str | None = None,
     page = analyze_html(result.to_json(), (o.to_json() for o in result.outcomes), inputs, format=fmt,
                         links=links)
     write_page(out / pages.PAGES["analyze"], page)
-    with Repo.open(settings.root) as git_repo:
+    with Repo.open(settings.root if settings is not None else root) as git_repo:
         ledger = history.build_ledger(git_repo)
         production = history.production_check(git_repo, ledger, inputs, format=fmt)
         write_page(out / pages.PAGES["history"],
@@ -70,7 +73,8 @@ def report(out: Path, *, traces: Sequence[Path] = (), format: str | None = None,
                                                            "selfimprove eval BRANCH, then report again.")
         else:
             doc = dict(chosen.eval or {})
-            page = pages.eval_page(doc, _diff(git_repo, doc, settings.managed_paths()), links=links)
+            managed = settings.managed_paths() if settings is not None else ()
+            page = pages.eval_page(doc, _diff(git_repo, doc, managed), links=links)
     write_page(out / pages.PAGES["eval"], page)
     return Written(out / pages.PAGES["analyze"], out / pages.PAGES["eval"], out / pages.PAGES["history"],
                    (chosen.branch or chosen.commit) if chosen is not None else None)

@@ -92,3 +92,37 @@ def test_html_needs_the_extra(run: Any, tmp_path: Path, monkeypatch: Any) -> Non
     result = run("analyze", str(logs), "--html", str(tmp_path / "a.html"), cwd=tmp_path)
     assert result.exit_code == 2
     assert "pip install 'selfimprove[html]'" in result.stderr
+
+
+def test_report_before_any_eval_says_so(run: Any, tmp_path: Path) -> None:
+    import shutil
+
+    from tests.html.conftest import EXAMPLE
+    from tests.test_end_to_end import git
+
+    repo = tmp_path / "repo"
+    shutil.copytree(EXAMPLE, repo)
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "example")
+    result = run("report", "out", cwd=repo)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.split() == ["out/analyze.html", "out/eval.html", "out/history.html"]
+    assert "no proposal has been evaluated yet" in result.stderr
+    assert "No proposal has been evaluated yet" in (repo / "out" / "eval.html").read_text()
+    history = (repo / "out" / "history.html").read_text()
+    assert 'href="analyze.html"' in history and 'href="eval.html"' in history
+    analyze = (repo / "out" / "analyze.html").read_text()
+    assert "logs/chat/2026-11-02.jsonl" in analyze and str(tmp_path) not in analyze
+
+
+def test_report_refuses_a_folder_it_cannot_create(run: Any, tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    logs = write_traces(tmp_path / "t.jsonl")
+    git_dir = tmp_path
+    from tests.test_end_to_end import git
+
+    git(git_dir, "init", "-q", "-b", "main")
+    result = run("report", "file/pages", "--traces", str(logs), cwd=tmp_path)
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: cannot create file/pages") and "Traceback" not in result.stderr
