@@ -4,6 +4,7 @@ script error, hostile trace text shown as text. Screenshots land in $SELFIMPROVE
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -127,3 +128,21 @@ def test_a_missing_chromium_fails(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(shutil, "which", lambda name: None)
     with pytest.raises(pytest.fail.Exception, match="no Chromium found"):
         chromium_path()
+
+
+def test_history_versions_mark_merges_and_rollbacks(browser: Any, tmp_path: Path) -> None:
+    from selfimprove.html import pages
+
+    """A history document (in the shape `history --json` prints) with traces on three prompt versions."""
+    doc = json.loads((Path(__file__).parents[1] / "data" / "html" / "history.json").read_text())
+    out = tmp_path / "history.html"
+    out.write_text(pages.history_page(doc))
+    page, problems = _open(browser, out)
+    charts = _charts(page)
+    assert charts["versions"]["points"] == charts["versions"]["expected"] == 3 * 3  # overall + 2 patterns
+    assert charts["versions"]["rules"] == 2
+    assert charts["events"]["points"] == 2
+    text = page.locator("figure[data-chart=versions]").text_content()
+    assert "v1 merge aaaaaaa" in text and "v2 rollback bbbbbbb" in text
+    assert "yes, the fix held" in page.locator("body").inner_text()
+    assert problems == []

@@ -126,3 +126,12 @@ def test_report_refuses_a_folder_it_cannot_create(run: Any, tmp_path: Path) -> N
     result = run("report", "file/pages", "--traces", str(logs), cwd=tmp_path)
     assert result.exit_code == 2
     assert result.stderr.startswith("error: cannot create file/pages") and "Traceback" not in result.stderr
+
+
+def test_analyze_page_with_nothing_decided() -> None:
+    from selfimprove.html import pages
+
+    doc = {"traces": {"total": 3, "failure": 0, "success": 0, "unknown": 3, "skipped": 0},
+           "sources": [], "patterns": [], "fit": {"method": "prior", "note": "no labels"}}
+    html = pages.analyze_page(doc, [{"source": "a:1", "outcome": "unknown", "pattern": None}])
+    assert "No failure patterns." in html and "data-chart" not in html
