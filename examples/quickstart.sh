@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole selfimprove loop on the bundled example, offline, with no API key:
 #   analyze the logs -> propose fixes as branches -> eval each one -> merge one that passes
-#   -> history -> rollback
+#   -> history -> rollback -> search -> report (three HTML pages that open offline)
 # It works on a copy in a temporary directory and leaves your files alone.
 #
 #   bash examples/quickstart.sh          # then removes the copy
@@ -118,5 +118,10 @@ rm -f "$analysis"
 echo "created $searched"
 si eval "$searched" || echo "(refused by the gate)"
 
+step "selfimprove report DIR   (analyze, the newest eval and history as three linked HTML pages)"
+pages="$(mktemp -d "${TMPDIR:-/tmp}/selfimprove-report.XXXXXX")"   # kept: open them in a browser
+si report "$pages"
+
 echo
-echo "Done: analyze -> propose -> eval -> merge -> history -> rollback -> search, offline."
+echo "Done: analyze -> propose -> eval -> merge -> history -> rollback -> search -> report, offline."
+echo "Open $pages/analyze.html in a browser (no server needed)."

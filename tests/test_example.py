@@ -493,5 +493,5 @@ def test_quickstart_is_valid_bash_and_uses_the_example() -> None:
     assert check.returncode == 0, check.stderr
     text = script.read_text(encoding="utf-8")
     for command in ("si analyze logs/", "si propose --offline", 'si eval "$branch"', "git_ merge -q --no-ff",
-                    "si history", "si rollback"):
+                    "si history", "si rollback", 'si report "$pages"'):
         assert command in text, command

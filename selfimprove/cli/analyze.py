@@ -19,6 +19,8 @@ Since = Annotated[str | None, typer.Option("--since", help="Only traces started 
 Until = Annotated[str | None, typer.Option("--until", help="Only traces started before this time.")]
 Outcomes = Annotated[Path | None, typer.Option("--outcomes", help="Write one JSON line per trace here.")]
 Markdown = Annotated[Path | None, typer.Option("--markdown", help="Write the report as Markdown here.")]
+Html = Annotated[Path | None, typer.Option("--html", help="Write the report as one self-contained HTML page "
+                                                          "here (charts, example conversations).")]
 Cases = Annotated[Path | None, typer.Option("--export-cases",
                                             help="Write failing traces as eval cases (suite YAML) here.")]
 Judge = Annotated[str | None, typer.Option("--judge", metavar="MODEL",
@@ -33,7 +35,7 @@ Cluster = Annotated[str | None, typer.Option("--cluster", metavar="ADDRESS",
 
 
 def command(paths: Paths = None, format: Format = None, strict: Strict = False, since: Since = None,
-            until: Until = None, outcomes: Outcomes = None, markdown: Markdown = None,
+            until: Until = None, outcomes: Outcomes = None, markdown: Markdown = None, html: Html = None,
             export_cases: Cases = None, judge: Judge = None, judge_sample: JudgeSample = None,
             cluster: Cluster = None, json: opt.Json = False, model: opt.Model = None,
             offline: opt.Offline = False,
@@ -72,6 +74,12 @@ def command(paths: Paths = None, format: Format = None, strict: Strict = False, 
         export.write_outcomes(result, outcomes)
     if markdown is not None:
         report.write_markdown(result, markdown)
+    if html is not None:
+        from selfimprove.html import write_page
+        from selfimprove.html.build import analyze_html
+
+        write_page(html, analyze_html(result.to_json(), (o.to_json() for o in result.outcomes), inputs,
+                                      format=fmt))
     written = export.export_cases(result, export_cases) if export_cases is not None else None
     if json:
         emit_json(result.to_json())
@@ -81,7 +89,7 @@ def command(paths: Paths = None, format: Format = None, strict: Strict = False, 
     if stopped:
         console.print(f"warning: reflection stopped, {stopped}; the offline analysis of every pattern is "
                       "kept (and the reflections made before)", markup=False, soft_wrap=True)
-    for what, path in (("outcomes", outcomes), ("report", markdown)):
+    for what, path in (("outcomes", outcomes), ("report", markdown), ("HTML report", html)):
         if path is not None:
             console.print(f"wrote {what} to {path}")
     if written is not None:

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from selfimprove import __version__
-from selfimprove.cli import analyze, eval, history, init, propose, rollback
+from selfimprove.cli import analyze, eval, history, init, propose, report, rollback
 
 app = typer.Typer(
     name="selfimprove",
@@ -39,3 +39,4 @@ app.command("propose")(propose.command)
 app.command("eval")(eval.command)
 app.command("rollback")(rollback.command)
 app.command("history")(history.command)
+app.command("report")(report.command)

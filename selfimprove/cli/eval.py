@@ -21,6 +21,8 @@ Junit = Annotated[Path | None, typer.Option("--junit", help="Write a JUnit XML r
 AllowNoEffect = Annotated[bool, typer.Option("--allow-no-effect",
                                              help="Pass a change with no measured effect (a refactor).")]
 Markdown = Annotated[Path | None, typer.Option("--markdown", help="Write a Markdown report here (for a PR).")]
+Html = Annotated[Path | None, typer.Option("--html", help="Write a self-contained HTML report here (slices, "
+                                                          "changed cases side by side, the diff).")]
 Suite = Annotated[Path | None, typer.Option("--suite", help="Run this suite file (selfimprove's, or a "
                                                            "promptfoo config) instead of eval.suite.")]
 SkipUnsupported = Annotated[bool, typer.Option("--skip-unsupported",
@@ -33,7 +35,8 @@ def command(ref: Ref = None, base: Base = None, repeat: Repeat = None, concurren
             allow_no_effect: AllowNoEffect = False,
             model: opt.Model = None,
             offline: opt.Offline = False, json: opt.Json = False, junit: Junit = None,
-            markdown: Markdown = None, suite: Suite = None, skip_unsupported: SkipUnsupported = False,
+            markdown: Markdown = None, html: Html = None, suite: Suite = None,
+            skip_unsupported: SkipUnsupported = False,
             repo: opt.Repo = None, config: opt.Config = None,
             verbose: opt.Verbose = False, debug: opt.Debug = False) -> None:
     """Evaluate a candidate against its base offline and refuse regressions (exit 1)."""
@@ -62,6 +65,10 @@ def command(ref: Ref = None, base: Base = None, repeat: Repeat = None, concurren
         report.write_junit(result, junit)
     if markdown is not None:
         report.write_markdown(result, markdown)
+    if html is not None:
+        from selfimprove.html import pages, write_page
+
+        write_page(html, pages.eval_page(result.to_json(), result.diff))
     if json:
         emit_json(result.to_json())
     else:

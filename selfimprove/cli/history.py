@@ -17,6 +17,8 @@ def command(
                       help="Production check: failure rate per pattern and prompt version.")] = None,
     format: Annotated[str | None, typer.Option("--format", help="Trace format for --traces (default: "
                                                 "selfimprove.yaml's traces.format, else detect).")] = None,
+    html: Annotated[Path | None, typer.Option("--html", help="Write a self-contained HTML report here "
+                                                             "(timeline, rates per version).")] = None,
     repo: opt.Repo = None, config: opt.Config = None, json: opt.Json = False, verbose: opt.Verbose = False,
     debug: opt.Debug = False,
 ) -> None:
@@ -36,6 +38,11 @@ def command(
         if traces:
             production = history.production_check(git_repo, ledger, traces, format=format or "auto")
     doc = history.to_json(ledger, since=window, production=production)
+    if html is not None:
+        from selfimprove.html import pages, write_page
+
+        write_page(html, pages.history_page(doc))
+        err_console().print(f"wrote HTML report to {html}")
     if json:
         emit_json(doc)
     else:

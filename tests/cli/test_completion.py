@@ -20,7 +20,8 @@ def _complete(words: str) -> list[str]:
 
 def test_commands_and_options_complete() -> None:
     assert _complete("selfimprove ana") == ["analyze"]
-    assert _complete("selfimprove ") == ["init", "analyze", "propose", "eval", "rollback", "history"]
+    assert _complete("selfimprove ") == ["init", "analyze", "propose", "eval", "rollback", "history",
+                                          "report"]
     assert "--export-cases" in _complete("selfimprove analyze --ex")
 
 
